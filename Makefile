@@ -1,0 +1,30 @@
+# Every target sets up what it needs: a fresh clone runs `make demo` or `make test` directly.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+DEPS   := $(VENV)/.deps-stamp
+SRC    := cubegw twisted tests
+
+.PHONY: test lint install demo clean
+
+$(DEPS): setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip setuptools wheel
+	$(PY) -m pip install -q '.[test]'
+	touch $@
+
+# Reinstall our own code on every run so twistd finds the current plugins and package.
+install: $(DEPS)
+	$(PY) -m pip install -q --no-deps --no-build-isolation --force-reinstall .
+
+lint: $(DEPS)
+	$(PY) -m pyflakes $(SRC)
+
+test: install lint
+	$(PY) -m twisted.trial tests
+
+demo: install
+	$(PY) -m cubegw.demo
+
+clean:
+	rm -rf $(VENV) build *.egg-info _trial_temp* twisted/plugins/dropin.cache

@@ -1,0 +1,1 @@
+"""Wiring point of ``twistd cubegw`` (filled in by the gateway core)."""
