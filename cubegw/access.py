@@ -1,0 +1,135 @@
+"""The UDP transport that drives the registration machine (protocol.md sections 4-6).
+
+One socket serves the whole session, so the reverse triggers the operation platform
+sends to the heartbeat's source address arrive here.  This module only translates:
+datagrams into machine events, machine commands into datagrams, timers and effects.
+Malformed, oversized and stray datagrams are logged and dropped; the port lives on.
+"""
+
+from twisted.internet import defer
+from twisted.internet.abstract import isIPAddress, isIPv6Address
+from twisted.internet.protocol import DatagramProtocol
+from twisted.logger import Logger
+
+from cubegw import wire
+
+
+def resolver_for(reactor):
+    """A ``resolve(host) -> Deferred[ip]`` that never blocks: literals pass, names use the reactor."""
+    def resolve(host):
+        if isIPAddress(host) or isIPv6Address(host):
+            return defer.succeed(host)
+        return reactor.resolve(host)
+    return resolve
+
+
+class AccessProtocol(DatagramProtocol):
+    """Feeds datagrams and timer ticks to ``machine`` and carries out its commands.
+
+    ``effects`` provides ``store_operation_platform(host, port)``, ``reset_app_data()``,
+    ``connect_plugin(host, port)`` and ``changed()`` (called after every event).
+    """
+
+    log = Logger()
+
+    def __init__(self, machine, clock, resolve, effects):
+        self.machine = machine
+        self.clock = clock
+        self.resolve = resolve
+        self.effects = effects
+        self.dropped = 0
+        self._timer = None
+        self._reply_from = None      # resolved (ip, port) the pending request went to
+
+    # ----------------------------------------------------------- events in
+
+    def start(self, wan_ip, stored_operation):
+        self._run(self.machine.start(wan_ip, stored_operation))
+
+    def stop(self):
+        self._cancel_timer()
+        self.machine.stop()
+
+    def wan_ip_changed(self, wan_ip):
+        self._run(self.machine.wan_ip_changed(wan_ip))
+
+    def datagramReceived(self, data, addr):
+        try:
+            msg = wire.decode_datagram(data)
+        except wire.WireError as e:
+            return self._drop(addr, e.reason)
+        try:
+            if "RPCMethod" in msg:
+                if msg["RPCMethod"] not in wire.TO_GATEWAY_UDP:
+                    return self._drop(addr, f"unexpected RPCMethod {msg['RPCMethod']!r:.40}")
+                commands = self.machine.trigger_received(msg, addr, self.clock.seconds())
+            elif self.machine.pending is None or addr != self._reply_from:
+                return self._drop(addr, "stray reply: no request is waiting for it")
+            else:
+                commands = self.machine.reply_received(msg)
+        except wire.WireError as e:
+            return self._drop(addr, e.reason)
+        self._run(commands)
+
+    def _fire(self):
+        self._timer = None
+        self._run(self.machine.timer_fired())
+
+    # -------------------------------------------------------- commands out
+
+    def _run(self, commands):
+        for command in commands:
+            getattr(self, "_do_" + type(command).__name__)(command)
+        self.effects.changed()
+
+    def _do_Send(self, cmd):
+        self._reply_from = None
+        message = cmd.message
+
+        def write(ip):
+            if self.machine.pending is not message or self.transport is None:
+                return  # superseded while the name was resolving
+            self._reply_from = (ip, cmd.port)
+            self.transport.write(wire.encode_datagram(message), self._reply_from)
+            self.log.info("sent {method} to the {target} platform {host}:{port}",
+                          method=message.METHOD, target=cmd.target, host=cmd.host,
+                          port=cmd.port, message=message.to_wire())
+
+        def failed(reason):
+            self.log.warn("cannot resolve {host}: {error}; the reply timer will retry",
+                          host=cmd.host, error=reason.getErrorMessage())
+
+        self.resolve(cmd.host).addCallbacks(write, failed)
+
+    def _do_SetTimer(self, cmd):
+        self._cancel_timer()
+        self._timer = self.clock.callLater(cmd.delay, self._fire)
+
+    def _do_StoreOperationPlatform(self, cmd):
+        self.effects.store_operation_platform(cmd.host, cmd.port)
+
+    def _do_ResetAppData(self, cmd):
+        self.effects.reset_app_data()
+
+    def _do_ConnectPlugin(self, cmd):
+        self.effects.connect_plugin(cmd.host, cmd.port)
+
+    def _do_AnswerTrigger(self, cmd):
+        if self.transport is not None:
+            self.transport.write(wire.encode_datagram({"Result": cmd.result}), cmd.address)
+
+    def _do_Note(self, cmd):
+        emit = {"info": self.log.info, "warn": self.log.warn, "error": self.log.error}
+        emit[cmd.level](cmd.event + " {fields}", fields=cmd.fields)
+
+    # -------------------------------------------------------------- helpers
+
+    def _cancel_timer(self):
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+
+    def _drop(self, addr, reason):
+        self.dropped += 1
+        self.log.warn("dropped a datagram from {addr}: {reason}", addr=addr, reason=reason)
+

@@ -1,0 +1,143 @@
+"""The daemon's YAML configuration: every key, its default, and its validation.
+
+``etc/cubegw.yaml`` documents the same keys for operators.  A bad file raises
+``ConfigError`` with the key at fault, so ``twistd`` stops with a one-line message.
+"""
+
+from dataclasses import dataclass, field, fields
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """The configuration file is unusable; the message names the key."""
+
+
+@dataclass(frozen=True)
+class Device:
+    mac: str = "auto"                 # "auto": read from wan_interface
+    sn: str = "auto"                  # "auto": derived from the MAC
+    loid: str = ""
+    vendor: str = "cubegw"
+    model: str = "generic"
+    firmware_version: str = "0.1.0"
+    hardware_version: str = "1.0"
+    wan_interface: str = "eth0"
+
+
+@dataclass(frozen=True)
+class Accounts:
+    useradmin: str = ""
+    telecomadmin: str = ""
+
+
+@dataclass(frozen=True)
+class Wifi:
+    ssid: str = ""
+    password: str = ""
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Every protocol duration in seconds (floats allowed so tests and demos run fast)."""
+    boot_jitter: float = 30.0         # random wait before the first message
+    retry_initial: float = 5.0        # m of the TR-069 retry rule
+    retry_factor: float = 2.0         # k of the TR-069 retry rule
+    retry_max: float = 3600.0         # cap of a retry wait
+    silence: float = 9000.0           # after Result -2: 150 minutes
+    reply_timeout: float = 5.0        # wait for a UDP reply
+    hb_timeout: float = 30.0          # wait for a heartbeat reply
+    boot_tries: int = 3               # unanswered/failed operation-platform tries before BootFirst
+    hb_misses: int = 3                # heartbeats missed in a row before Boot
+    resync_limit: int = 3             # operation -5 in a row before BootFirst
+    wan_check: float = 10.0           # how often the WAN address is checked for a change
+    store_check: float = 2.0          # how often the UCI file is checked for outside changes
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    device: Device = field(default_factory=Device)
+    accounts: Accounts = field(default_factory=Accounts)
+    wifi: Wifi = field(default_factory=Wifi)
+    confdir: str = "/etc/config"
+    state_dir: str = "/var/run/cubegw"
+    lan_addresses: tuple = ()
+    udp_bind: str = ""                # address of the platform-side UDP socket ("" = all)
+    timing: Timing = field(default_factory=Timing)
+
+
+def _section(cls, raw, where):
+    if raw is None:
+        return cls()
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: must be a mapping")
+    known = {f.name: f for f in fields(cls)}
+    values = {}
+    for key, value in raw.items():
+        if key not in known:
+            raise ConfigError(f"{where}.{key}: unknown key")
+        values[key] = _convert(known[key].type, value, f"{where}.{key}")
+    return cls(**values)
+
+
+def _convert(kind, value, where):
+    kind = kind if isinstance(kind, str) else kind.__name__
+    if kind == "str":
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise ConfigError(f"{where}: must be a string")
+        return str(value)
+    if kind in ("float", "int"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ConfigError(f"{where}: must be a non-negative number")
+        if kind == "int" and value != int(value):
+            raise ConfigError(f"{where}: must be a whole number")
+        return float(value) if kind == "float" else int(value)
+    raise ConfigError(f"{where}: unsupported type {kind}")  # pragma: no cover
+
+
+def parse_config(text, source="config"):
+    """YAML text -> ``GatewayConfig``."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{source}: not valid YAML: {e}")
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping")
+    allowed = {"device", "accounts", "wifi", "store", "state_dir", "lan", "udp_bind", "timing"}
+    for key in raw:
+        if key not in allowed:
+            raise ConfigError(f"{key}: unknown key (known: {', '.join(sorted(allowed))})")
+    store = raw.get("store") or {}
+    lan = raw.get("lan") or {}
+    if not isinstance(store, dict) or set(store) - {"confdir"}:
+        raise ConfigError("store: only the key confdir is known")
+    if not isinstance(lan, dict) or set(lan) - {"addresses"}:
+        raise ConfigError("lan: only the key addresses is known")
+    addresses = lan.get("addresses") or []
+    if not isinstance(addresses, list) or not all(isinstance(a, str) for a in addresses):
+        raise ConfigError("lan.addresses: must be a list of addresses")
+    defaults = GatewayConfig()
+    return GatewayConfig(
+        device=_section(Device, raw.get("device"), "device"),
+        accounts=_section(Accounts, raw.get("accounts"), "accounts"),
+        wifi=_section(Wifi, raw.get("wifi"), "wifi"),
+        confdir=_convert("str", store.get("confdir", defaults.confdir), "store.confdir"),
+        state_dir=_convert("str", raw.get("state_dir", defaults.state_dir), "state_dir"),
+        lan_addresses=tuple(addresses),
+        udp_bind=_convert("str", raw.get("udp_bind", defaults.udp_bind), "udp_bind"),
+        timing=_section(Timing, raw.get("timing"), "timing"),
+    )
+
+
+def load_config(path):
+    """Read and parse the YAML file at ``path``."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text")
+    return parse_config(text, path)

@@ -1,0 +1,416 @@
+"""The registration and heartbeat state machine (protocol.md sections 4-6); pure.
+
+Events go in as method calls (``start``, ``timer_fired``, ``reply_received``,
+``trigger_received``, ``wan_ip_changed``); each returns the list of commands the
+transport must carry out (send a datagram, arm the one timer, store the operation
+platform, reset APP data, connect to the plugin center, answer a trigger).  Nothing here
+does I/O or reads a clock, so every row of section 6 is a few microseconds of test.
+
+The machine has at most one outstanding request and exactly one timer at any time while
+running: the reply timeout, a retry wait, the heartbeat interval or the -2 silence.
+"""
+
+import random
+from dataclasses import dataclass, field
+
+from cubegw import identity, wire
+
+# States, in the order of a first registration.
+JITTER = "jitter"
+BOOT_FIRST = "BootFirst"
+REGISTER_FIRST = "RegisterFirst"
+BOOT = "Boot"
+REGISTER = "Register"
+ONLINE = "online"
+SILENT = "silent"
+STOPPED = "stopped"
+
+DISTRIBUTION = "distribution"
+OPERATION = "operation"
+
+TRIGGER_REPLAY_WINDOW = 1.0
+
+
+# ------------------------------------------------------------------ commands
+
+@dataclass(frozen=True)
+class Send:
+    """Send ``message`` to ``host:port`` (``target`` names the platform, for logs)."""
+    target: str
+    host: str
+    port: int
+    message: wire.Message
+
+
+@dataclass(frozen=True)
+class SetTimer:
+    """Arm the machine's one timer (replacing any armed one); ``why`` is for logs."""
+    delay: float
+    why: str
+
+
+@dataclass(frozen=True)
+class StoreOperationPlatform:
+    """Persist the operation platform so a reboot skips distribution."""
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class ResetAppData:
+    """Perform the APP-side factory reset (it also clears the stored UserID)."""
+
+
+@dataclass(frozen=True)
+class ConnectPlugin:
+    """Connect to the plugin center at ``host:port`` (a valid RequestPlug-in)."""
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class AnswerTrigger:
+    """Reply ``{"Result": result}`` to a reverse trigger's source."""
+    result: int
+    address: tuple
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Note:
+    """Something worth an operator's log line (``level`` is info, warn or error)."""
+    level: str
+    event: str
+    fields: dict = field(default_factory=dict)
+
+
+# -------------------------------------------------------------------- inputs
+
+@dataclass
+class Settings:
+    """What the machine reads from the store and the config at each step."""
+    mgt_url: str = "189cube"
+    mgt_port: int = 12112
+    heartbeat: int = 60
+    user_id: str = ""
+    wifi_ssid: str = ""
+    wifi_password: str = ""
+    useradmin_password: str = ""
+
+
+def tr069_backoff(n, initial, factor, cap, uniform):
+    """The n-th retry wait (n >= 1): uniform in [m*k^(n-1), m*k^n], the upper end capped."""
+    low = min(initial * factor ** (n - 1), cap)
+    high = min(initial * factor ** n, cap)
+    return uniform(low, high)
+
+
+class RegistrationMachine:
+    """BootFirst -> RegisterFirst -> Boot -> Register -> Hb, with every failure row.
+
+    ``settings`` is a callable returning the current ``Settings``; ``uniform(a, b)`` draws
+    the random waits (the OS CSPRNG by default); ``new_dev_rnd()`` makes a DevRND.
+    """
+
+    def __init__(self, ident, timing, settings, uniform=None, new_dev_rnd=identity.new_dev_rnd):
+        self.identity = ident
+        self.timing = timing
+        self._settings = settings
+        self._uniform = uniform or random.SystemRandom().uniform
+        self._new_dev_rnd = new_dev_rnd
+        self.state = STOPPED
+        self.wan_ip = ""
+        self.distribution = None          # (host, port) the last BootFirst went to
+        self.distribution_override = None # set by RequestDistri, over X_CT-COM_Mgt
+        self.operation = None             # (host, port) of the operation platform
+        self.message_server = None
+        self.update_server = None
+        self.dev_rnd = None
+        self.interval = None              # heartbeat interval given by the platform
+        self.pending = None               # the outstanding request, or None
+        self.pending_target = None        # (host, port) it was sent to
+        self.retries = 0                  # TR-069 retry counter, reset on being online
+        self.op_failures = 0              # failed tries at the operation platform
+        self.resyncs = 0                  # operation -5 in a row
+        self.hb_misses = 0
+        self.hb_flag = "1"
+        self.register_resets = 0          # Register 3 in a row
+        self.counters = {"sent": 0, "replies": 0, "timeouts": 0, "hb_ok": 0,
+                         "triggers_ok": 0, "triggers_refused": 0}
+        self._next = None                 # what the armed wait leads to
+        self._last_trigger = None
+        self._challenge = None
+
+    # ------------------------------------------------------------- events
+
+    def start(self, wan_ip, stored_operation=None):
+        """Daemon start: a random jitter, then Boot at the stored platform or BootFirst."""
+        self.wan_ip = wan_ip
+        if stored_operation:
+            self.operation = tuple(stored_operation)
+        self.state = JITTER
+        self.pending = None
+        delay = self._uniform(0, self.timing.boot_jitter) if self.timing.boot_jitter else 0.0
+        self._next = self._boot if self.operation else self._boot_first
+        return [SetTimer(delay, "boot jitter")]
+
+    def stop(self):
+        self.state = STOPPED
+        self.pending = None
+        self._next = None
+        return []
+
+    def timer_fired(self):
+        """The one timer ran out: a reply timeout when a request is pending, else a wait."""
+        if self.state == STOPPED:
+            return []
+        if self.pending is not None:
+            request, self.pending = self.pending, None
+            self.counters["timeouts"] += 1
+            return self._no_reply(request)
+        step, self._next = self._next, None
+        return step() if step else []
+
+    def reply_received(self, msg):
+        """A reply from the platform the pending request went to (a decoded dict).
+
+        Raises ``wire.WireError`` for a malformed reply; the caller drops it, and the
+        timer still runs, so a bad reply counts as none.
+        """
+        if self.pending is None:
+            raise wire.WireError("no request is waiting for a reply")
+        reply = wire.decode_reply(type(self.pending), msg)
+        request, self.pending = self.pending, None
+        self.counters["replies"] += 1
+        handler = getattr(self, "_on_" + type(request).__name__)
+        return handler(request, reply)
+
+    def wan_ip_changed(self, wan_ip):
+        """The WAN address changed: Boot at the stored operation platform (deck 6.1)."""
+        self.wan_ip = wan_ip
+        if self.state in (STOPPED, SILENT, JITTER):
+            return []
+        notes = [Note("info", "WAN address changed", {"ip": wan_ip})]
+        self.op_failures = self.resyncs = 0
+        return notes + (self._boot() if self.operation else self._boot_first())
+
+    def trigger_received(self, msg, source, now):
+        """A reverse trigger (decoded dict) from ``source``; ``now`` is for replay suppression."""
+        try:
+            trigger = wire.decode_request(msg, wire.TO_GATEWAY_UDP)
+        except wire.WireError as e:
+            return self._refuse(source, e.reason)
+        if self.dev_rnd is None:
+            return self._refuse(source, "not registered: no DevRND for the Key")
+        settings = self._settings()
+        expected = identity.trigger_key(
+            self.dev_rnd, self.identity.sn, settings.wifi_ssid, settings.wifi_password,
+            settings.useradmin_password)
+        if trigger.Key != expected:
+            return self._refuse(source, "wrong Key")
+        answer = AnswerTrigger(0, source)
+        if self._last_trigger is not None:
+            last, when = self._last_trigger
+            if last == trigger and now - when < TRIGGER_REPLAY_WINDOW:
+                return [answer, Note("info", "trigger replay answered, not acted on")]
+        self._last_trigger = (trigger, now)
+        self.counters["triggers_ok"] += 1
+        if isinstance(trigger, wire.RequestPlugin):
+            return [answer, ConnectPlugin(trigger.ServerAddr, trigger.ServerPort)]
+        self.distribution_override = (trigger.ServerAddr, trigger.ServerPort)
+        self.retries = 0
+        return [answer, Note("info", "RequestDistri: registering again",
+                             {"distribution": f"{trigger.ServerAddr}:{trigger.ServerPort}"})
+                ] + self._boot_first()
+
+    # ------------------------------------------------------- sending steps
+
+    def _send(self, state, target, address, message, timeout=None):
+        self.state = state
+        self.pending = message
+        self.pending_target = address
+        self.counters["sent"] += 1
+        wait = self.timing.reply_timeout if timeout is None else timeout
+        return [Send(target, address[0], address[1], message), SetTimer(wait, "reply timeout")]
+
+    def _device_fields(self):
+        i = self.identity
+        return dict(Vendor=i.vendor, Model=i.model, MAC=i.mac, SN=i.sn,
+                    FirmwareVer=i.firmware_version, HardwareVer=i.hardware_version,
+                    IPAddr=self.wan_ip, LOID=i.loid)
+
+    def _boot_first(self):
+        s = self._settings()
+        self.distribution = self.distribution_override or (s.mgt_url, s.mgt_port)
+        self.op_failures = self.resyncs = 0
+        return self._send(BOOT_FIRST, DISTRIBUTION, self.distribution,
+                          wire.BootFirst(**self._device_fields()))
+
+    def _register_first(self, challenge):
+        return self._send(REGISTER_FIRST, DISTRIBUTION, self.distribution, wire.RegisterFirst(
+            MAC=self.identity.mac, SN=self.identity.sn,
+            CheckSN=identity.check_sn(challenge, self.identity.sn)))
+
+    def _boot(self):
+        return self._send(BOOT, OPERATION, self.operation, wire.Boot(**self._device_fields()))
+
+    def _register(self, challenge, user_id=None):
+        self.dev_rnd = self._new_dev_rnd()
+        if user_id is None:
+            user_id = self._settings().user_id
+        return self._send(REGISTER, OPERATION, self.operation, wire.Register(
+            MAC=self.identity.mac, SN=self.identity.sn,
+            CheckSN=identity.check_sn(challenge, self.identity.sn),
+            DevRND=self.dev_rnd, UserID=user_id))
+
+    def _hb(self):
+        return self._send(ONLINE, OPERATION, self.operation, wire.Hb(
+            MAC=self.identity.mac, IPAddr=self.wan_ip, FLAG=self.hb_flag),
+            timeout=self.timing.hb_timeout)
+
+    # ------------------------------------------------------- waiting steps
+
+    def _wait(self, delay, then, why):
+        self._next = then
+        return [SetTimer(delay, why)]
+
+    def _retry(self, then, why):
+        """Wait the next TR-069 backoff, then ``then``."""
+        self.retries += 1
+        t = self.timing
+        delay = tr069_backoff(self.retries, t.retry_initial, t.retry_factor, t.retry_max,
+                              self._uniform)
+        return self._wait(delay, then, f"retry {self.retries} after {why}")
+
+    def _silence(self, request):
+        self.state = SILENT
+        self.distribution_override = None
+        return [Note("warn", "information rejected (-2): staying silent",
+                     {"request": request.METHOD, "seconds": self.timing.silence})
+                ] + self._wait(self.timing.silence, self._boot_first, "silence after -2")
+
+    def _operation_failed(self, why):
+        """A failed or unanswered Boot/Register: retry Boot, or BootFirst once the budget is spent."""
+        self.op_failures += 1
+        if self.op_failures >= self.timing.boot_tries:
+            self.op_failures = 0
+            return [Note("warn", "operation platform failed: back to distribution",
+                         {"why": why})] + self._retry(self._boot_first, why)
+        return self._retry(self._boot, why)
+
+    def _resync(self, request):
+        """-5 from the operation platform: Boot again; the third in a row goes to BootFirst."""
+        self.resyncs += 1
+        if self.resyncs >= self.timing.resync_limit:
+            self.resyncs = 0
+            return [Note("info", "-5 three times: back to distribution")] + self._boot_first()
+        return self._boot()
+
+    def _refuse(self, source, reason):
+        self.counters["triggers_refused"] += 1
+        return [AnswerTrigger(-1, source, reason),
+                Note("warn", "trigger refused", {"reason": reason, "source": source})]
+
+    def _unexpected(self, request, reply):
+        return Note("warn", "unexpected Result", {"request": request.METHOD,
+                                                   "result": reply.Result})
+
+    # --------------------------------------------------------- no reply
+
+    def _no_reply(self, request):
+        why = f"no reply to {request.METHOD}"
+        if isinstance(request, wire.Hb):
+            self.hb_misses += 1
+            if self.hb_misses >= self.timing.hb_misses:
+                self.hb_misses = 0
+                return [Note("warn", "heartbeat lost: registering again")] + self._boot()
+            return self._hb()
+        if isinstance(request, (wire.Boot, wire.Register)):
+            return self._operation_failed(why)
+        if isinstance(request, wire.RegisterFirst):
+            return self._retry(lambda: self._send(
+                REGISTER_FIRST, DISTRIBUTION, self.distribution, request), why)
+        return self._retry(self._boot_first, why)
+
+    # ---------------------------------------------------- reply handlers
+
+    def _on_BootFirst(self, request, reply):
+        if reply.Result == 0:
+            return self._register_first(reply.ChallengeCode)
+        if reply.Result == -2:
+            return self._silence(request)
+        notes = []
+        if reply.Result == -6:
+            notes.append(Note("error", "MAC not accepted by the distribution platform",
+                              {"mac": self.identity.mac}))
+        elif reply.Result not in (-1, -5):
+            notes.append(self._unexpected(request, reply))
+        return notes + self._retry(self._boot_first, f"BootFirst Result {reply.Result}")
+
+    def _on_RegisterFirst(self, request, reply):
+        if reply.Result in (0, 2):
+            self.operation = (reply.ServerAddr, reply.ServerPort)
+            if reply.Interval:
+                self.interval = reply.Interval
+            return [StoreOperationPlatform(*self.operation)] + self._boot()
+        if reply.Result == -2:
+            return self._silence(request)
+        notes = [] if reply.Result in (-1, -5) else [self._unexpected(request, reply)]
+        return notes + self._retry(self._boot_first, f"RegisterFirst Result {reply.Result}")
+
+    def _on_Boot(self, request, reply):
+        if reply.Result == 0:
+            if reply.Interval:
+                self.interval = reply.Interval
+            self.register_resets = 0
+            self._challenge = reply.ChallengeCode
+            return self._register(reply.ChallengeCode)
+        return self._operation_error(request, reply)
+
+    def _on_Register(self, request, reply):
+        if reply.Result in (0, 2):
+            self.message_server = reply.MessageServer
+            self.update_server = reply.UPDATEServer
+            self.retries = self.op_failures = self.resyncs = self.hb_misses = 0
+            self.register_resets = 0
+            self.hb_flag = "1"
+            return [Note("info", "registered", {"operation": "%s:%s" % self.operation})
+                    ] + self._hb()
+        if reply.Result == 3:
+            self.register_resets += 1
+            if self.register_resets > 1:
+                return self._operation_failed("Register 3 again after the APP reset")
+            return [Note("warn", "Register 3: bound user differs, resetting APP data"),
+                    ResetAppData()] + self._register(self._challenge, user_id="")
+        return self._operation_error(request, reply)
+
+    def _operation_error(self, request, reply):
+        if reply.Result == -2:
+            return self._silence(request)
+        if reply.Result == -5:
+            return self._resync(request)
+        notes = [] if reply.Result == -1 else [self._unexpected(request, reply)]
+        return notes + self._operation_failed(f"{request.METHOD} Result {reply.Result}")
+
+    def _on_Hb(self, request, reply):
+        if reply.Result == 0:
+            self.counters["hb_ok"] += 1
+            self.hb_misses = 0
+            self.retries = 0
+            self.hb_flag = "0"
+            if reply.Interval:
+                self.interval = reply.Interval
+            delay = self.interval or self._settings().heartbeat
+            return self._wait(delay, self._hb, "heartbeat interval")
+        if reply.Result == -3:
+            return [Note("info", "Hb -3: registering again")] + self._boot()
+        if reply.Result == -5:
+            return [Note("info", "Hb -5: back to distribution")] + self._boot_first()
+        if reply.Result == -2:
+            return self._silence(request)
+        self.hb_misses += 1
+        if self.hb_misses >= self.timing.hb_misses:
+            self.hb_misses = 0
+            return [self._unexpected(request, reply)] + self._boot()
+        return [self._unexpected(request, reply)] + self._wait(
+            self.interval or self._settings().heartbeat, self._hb, "heartbeat interval")

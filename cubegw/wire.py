@@ -1,0 +1,441 @@
+"""Codecs for everything on the wire (protocol.md sections 3-8); pure, no I/O.
+
+UDP messages are one JSON object per datagram; TCP messages are the JSON payloads of
+Int32-prefixed frames (the length prefix itself is Twisted's ``Int32StringReceiver``);
+``Parameter``/``return_Parameter`` carry a base64 JSON object.  Every message has a typed
+class built from one field table, so decoding validates and converts in one place.  Bad
+input of any kind raises ``WireError`` with a reason, and nothing else escapes.
+"""
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import MISSING, dataclass, field, fields
+
+MAX_DATAGRAM = 4096
+MAX_FRAME = 64 * 1024
+INTERFACE_VERSION = "1.0"
+
+
+class WireError(ValueError):
+    """A message that cannot be accepted; ``reason`` says why in one line."""
+
+    def __init__(self, reason):
+        super().__init__(reason)
+        self.reason = reason
+
+
+# ---------------------------------------------------------------- JSON objects
+
+def _decode_object(data, limit, what):
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    if len(data) > limit:
+        raise WireError(f"{what} of {len(data)} bytes exceeds the {limit}-byte limit")
+    try:
+        obj = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise WireError(f"{what} is not valid UTF-8")
+    except (ValueError, RecursionError) as e:
+        raise WireError(f"{what} is not valid JSON: {e}")
+    if not isinstance(obj, dict):
+        raise WireError(f"{what} is not a JSON object")
+    return obj
+
+
+def _encode_object(obj, limit, what):
+    data = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    if len(data) > limit:
+        raise WireError(f"{what} of {len(data)} bytes exceeds the {limit}-byte limit")
+    return data
+
+
+def decode_datagram(data):
+    """One UDP datagram -> dict."""
+    return _decode_object(data, MAX_DATAGRAM, "datagram")
+
+
+def encode_datagram(message):
+    """A message (typed or dict) -> datagram bytes."""
+    return _encode_object(_as_dict(message), MAX_DATAGRAM, "datagram")
+
+
+def decode_frame(data):
+    """The payload of one Int32 frame -> dict."""
+    return _decode_object(data, MAX_FRAME, "frame")
+
+
+def encode_frame(message):
+    """A message (typed or dict) -> frame payload bytes (without the length prefix)."""
+    return _encode_object(_as_dict(message), MAX_FRAME, "frame")
+
+
+def _as_dict(message):
+    return message.to_wire() if isinstance(message, Message) else message
+
+
+# ---------------------------------------------------------- Parameter envelope
+
+def encode_parameter(payload):
+    """A payload dict -> base64 of its JSON (a sender always encodes)."""
+    raw = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return base64.b64encode(raw).decode("ascii")
+
+
+def decode_parameter(value):
+    """A ``Parameter`` value -> dict; accepts base64 JSON or a raw JSON object string."""
+    if isinstance(value, dict):
+        return value
+    if not isinstance(value, str):
+        raise WireError("Parameter is not a string")
+    text = value.strip()
+    if text.startswith("{"):
+        return _decode_object(text, MAX_FRAME, "Parameter")
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise WireError("Parameter is neither base64 nor a JSON object")
+    return _decode_object(raw, MAX_FRAME, "Parameter")
+
+
+# ------------------------------------------------------------ field converters
+
+_INT = re.compile(r"^[+-]?\d{1,12}$")
+_HEX32 = re.compile(r"^[0-9A-Fa-f]{32}$")
+_MAC = re.compile(r"^[0-9A-Fa-f]{12}$")
+
+
+def as_int(value, name="value"):
+    """A JSON number or a numeric string -> int (``"12112"`` and ``12112`` alike)."""
+    if isinstance(value, bool):
+        raise WireError(f"{name} must be an integer, got a boolean")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and _INT.match(value.strip()):
+        return int(value.strip())
+    raise WireError(f"{name} must be an integer, got {value!r:.40}")
+
+
+def as_str(value, name="value", limit=256):
+    """A string (numbers are accepted and turned into strings) of at most ``limit`` chars."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise WireError(f"{name} must be a string, got {type(value).__name__}")
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > limit:
+        raise WireError(f"{name} is longer than {limit} characters")
+    return text
+
+
+def _port(value, name):
+    port = as_int(value, name)
+    if not 1 <= port <= 65535:
+        raise WireError(f"{name} must be a port number 1-65535, got {port}")
+    return port
+
+
+def _host(value, name):
+    host = as_str(value, name).strip()
+    if not host or any(c.isspace() for c in host):
+        raise WireError(f"{name} must be a host name or address, got {value!r:.40}")
+    return host
+
+
+def _hex32(value, name):
+    text = as_str(value, name)
+    if not _HEX32.match(text):
+        raise WireError(f"{name} must be 32 hex characters")
+    return text.upper()
+
+
+def _mac(value, name):
+    text = as_str(value, name)
+    if not _MAC.match(text):
+        raise WireError(f"{name} must be 12 hex characters")
+    return text.upper()
+
+
+def _flag(value, name):
+    text = as_str(value, name)
+    if text not in ("0", "1"):
+        raise WireError(f"{name} must be \"0\" or \"1\"")
+    return text
+
+
+_KINDS = {
+    "int": (as_int, lambda v: v),
+    "str": (as_str, lambda v: v),
+    "port": (_port, lambda v: v),
+    "host": (_host, lambda v: v),
+    "hex32": (_hex32, lambda v: v),
+    "mac": (_mac, lambda v: v),
+    "flag": (_flag, lambda v: v),
+    "param": (lambda v, name: decode_parameter(v), encode_parameter),
+}
+
+
+def wf(wire, kind="str", default=MISSING, success_only=False):
+    """Declare a message field: its JSON name, kind, and default (absent = required).
+
+    ``success_only`` fields are required only when the reply's Result is a success code.
+    """
+    return field(default=default, metadata={
+        "wire": wire, "kind": kind, "success_only": success_only})
+
+
+# ------------------------------------------------------------- typed messages
+
+class Message:
+    """Base of the typed messages: ``to_wire()`` and ``from_wire(dict)`` from the field table."""
+
+    METHOD = None           # RPCMethod for requests; None for replies
+    SUCCESS = ()            # Result codes meaning success, for replies
+
+    def to_wire(self):
+        out = {"RPCMethod": self.METHOD} if self.METHOD else {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            out[f.metadata["wire"]] = _KINDS[f.metadata["kind"]][1](value)
+        return out
+
+    @classmethod
+    def from_wire(cls, msg):
+        if not isinstance(msg, dict):
+            raise WireError("message is not a JSON object")
+        if cls.METHOD and msg.get("RPCMethod") != cls.METHOD:
+            raise WireError(f"expected RPCMethod {cls.METHOD}, got {msg.get('RPCMethod')!r:.40}")
+        success = True
+        if "Result" in msg and cls.SUCCESS:
+            success = as_int(msg["Result"], "Result") in cls.SUCCESS
+        values = {}
+        for f in fields(cls):
+            wire, kind = f.metadata["wire"], f.metadata["kind"]
+            if wire in msg and msg[wire] is not None:
+                values[f.name] = _KINDS[kind][0](msg[wire], wire)
+            elif f.default is MISSING or (f.metadata["success_only"] and success):
+                raise WireError(f"{cls.__name__} lacks the field {wire}")
+        return cls(**values)
+
+
+def _reply(success):
+    """Class decorator for replies: dataclass plus its success codes."""
+    def wrap(cls):
+        cls = dataclass(frozen=True)(cls)
+        cls.SUCCESS = success
+        return cls
+    return wrap
+
+
+def _request(method):
+    def wrap(cls):
+        cls = dataclass(frozen=True)(cls)
+        cls.METHOD = method
+        return cls
+    return wrap
+
+
+# -- distribution (section 4)
+
+@_request("BootFirst")
+class BootFirst(Message):
+    Vendor: str = wf("Vendor")
+    Model: str = wf("Model")
+    MAC: str = wf("MAC", "mac")
+    SN: str = wf("SN")
+    FirmwareVer: str = wf("FirmwareVer")
+    HardwareVer: str = wf("HardwareVer")
+    IPAddr: str = wf("IPAddr")
+    LOID: str = wf("LOID")
+    Version: str = wf("Version", default=INTERFACE_VERSION)
+
+
+@_reply((0,))
+class BootFirstReply(Message):
+    Result: int = wf("Result", "int")
+    ChallengeCode: str = wf("ChallengeCode", "hex32", default=None, success_only=True)
+
+
+@_request("RegisterFirst")
+class RegisterFirst(Message):
+    MAC: str = wf("MAC", "mac")
+    SN: str = wf("SN")
+    CheckSN: str = wf("CheckSN", "hex32")
+
+
+@_reply((0, 2))
+class RegisterFirstReply(Message):
+    Result: int = wf("Result", "int")
+    ServerAddr: str = wf("ServerAddr", "host", default=None, success_only=True)
+    ServerPort: int = wf("ServerPort", "port", default=None, success_only=True)
+    Interval: int = wf("Interval", "int", default=None)
+
+
+# -- operation (section 5)
+
+@_request("Boot")
+class Boot(BootFirst):
+    pass
+
+
+@_reply((0,))
+class BootReply(Message):
+    Result: int = wf("Result", "int")
+    ChallengeCode: str = wf("ChallengeCode", "hex32", default=None, success_only=True)
+    Interval: int = wf("Interval", "int", default=None)
+    flag: str = wf("flag", default=None)
+
+
+@_request("Register")
+class Register(Message):
+    MAC: str = wf("MAC", "mac")
+    SN: str = wf("SN")
+    CheckSN: str = wf("CheckSN", "hex32")
+    DevRND: str = wf("DevRND", "hex32")
+    UserID: str = wf("UserID", default="")
+
+
+@_reply((0, 2))
+class RegisterReply(Message):
+    Result: int = wf("Result", "int")
+    UPDATEServer: str = wf("UPDATEServer", default=None)
+    MessageServer: str = wf("MessageServer", default=None)
+    UserID: str = wf("UserID", default=None)
+
+
+@_request("Hb")
+class Hb(Message):
+    MAC: str = wf("MAC", "mac")
+    IPAddr: str = wf("IPAddr")
+    FLAG: str = wf("FLAG", "flag")
+
+
+@_reply((0,))
+class HbReply(Message):
+    Result: int = wf("Result", "int")
+    Interval: int = wf("Interval", "int", default=None)
+
+
+@_request("RequestPlug-in")
+class RequestPlugin(Message):
+    Key: str = wf("Key", "hex32")
+    ServerAddr: str = wf("ServerAddr", "host")
+    ServerPort: int = wf("ServerPort", "port")
+
+
+@_request("RequestDistri")
+class RequestDistri(Message):
+    Key: str = wf("Key", "hex32")
+    ServerAddr: str = wf("ServerAddr", "host")
+    ServerPort: int = wf("ServerPort", "port")
+    mode: str = wf("mode", default=None)
+
+
+@_reply((0,))
+class Result(Message):
+    """The bare ``{"Result": n}`` reply (triggers, plugin-center Register and Heartbeat)."""
+    Result: int = wf("Result", "int")
+
+
+# -- plugin center (section 7) and LAN (section 8)
+
+@_request("Boot")
+class PluginBoot(Message):
+    Vendor: str = wf("Vendor")
+    Model: str = wf("Model")
+    MAC: str = wf("MAC", "mac")
+    SN: str = wf("SN")
+    FirmwareVer: str = wf("FirmwareVer")
+    HardwareVer: str = wf("HardwareVer")
+    IPAddr: str = wf("IPAddr")
+    LOID: str = wf("LOID")
+
+
+@_reply((0,))
+class PluginBootReply(Message):
+    Result: int = wf("Result", "int")
+    ChallengeCode: str = wf("ChallengeCode", "hex32", default=None, success_only=True)
+
+
+@_request("Register")
+class PluginRegister(Message):
+    MAC: str = wf("MAC", "mac")
+    SN: str = wf("SN")
+    CheckSN: str = wf("CheckSN", "hex32")
+
+
+@_request("Heartbeat")
+class Heartbeat(Message):
+    MAC: str = wf("MAC", "mac")
+
+
+@_request("Post")
+class Post(Message):
+    ID: int = wf("ID", "int")
+    Parameter: dict = wf("Parameter", "param")
+    Plugin_Name: str = wf("Plugin_Name", default="")
+    Version: str = wf("Version", default=INTERFACE_VERSION)
+
+
+@_request("Post1")
+class Post1(Post):
+    pass
+
+
+@_reply((0,))
+class PostReply(Message):
+    Result: int = wf("Result", "int")
+    ID: int = wf("ID", "int")
+    return_Parameter: dict = wf("return_Parameter", "param", default=None)
+
+
+@_request("Disconnect")
+class Disconnect(Message):
+    pass
+
+
+@_request("Report")
+class Report(Message):
+    MAC: str = wf("MAC", "mac")
+    Parameter: dict = wf("Parameter", "param")
+
+
+# ------------------------------------------------------------ dispatch tables
+
+def _table(*classes):
+    return {cls.METHOD: cls for cls in classes}
+
+
+#: What each side receives, by channel: a receiver decodes with the table of its channel.
+TO_GATEWAY_UDP = _table(RequestPlugin, RequestDistri)
+TO_PLATFORM_UDP = _table(BootFirst, RegisterFirst, Boot, Register, Hb, Report)
+TO_GATEWAY_PLUGIN = _table(Post, Disconnect)
+TO_PLUGIN_CENTER = _table(PluginBoot, PluginRegister, Heartbeat, Report)
+TO_GATEWAY_LAN = _table(Post1)
+
+#: The reply class of each request class.
+REPLIES = {
+    BootFirst: BootFirstReply, RegisterFirst: RegisterFirstReply, Boot: BootReply,
+    Register: RegisterReply, Hb: HbReply, RequestPlugin: Result, RequestDistri: Result,
+    PluginBoot: PluginBootReply, PluginRegister: Result, Heartbeat: Result,
+    Post: PostReply, Post1: PostReply,
+}
+
+
+def decode_request(msg, table):
+    """A received dict -> the typed request of ``table`` named by its RPCMethod."""
+    method = msg.get("RPCMethod")
+    cls = table.get(method) if isinstance(method, str) else None
+    if cls is None:
+        raise WireError(f"unexpected RPCMethod {method!r:.40}")
+    return cls.from_wire(msg)
+
+
+def decode_reply(request_cls, msg):
+    """A received dict -> the typed reply to a request of ``request_cls``."""
+    if "Result" not in msg:
+        raise WireError("reply lacks the field Result")
+    return REPLIES[request_cls].from_wire(msg)
