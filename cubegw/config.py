@@ -4,6 +4,7 @@
 ``ConfigError`` with the key at fault, so ``twistd`` stops with a one-line message.
 """
 
+import math
 from dataclasses import dataclass, field, fields
 
 import yaml
@@ -87,7 +88,8 @@ def _convert(kind, value, where):
             raise ConfigError(f"{where}: must be a string")
         return str(value)
     if kind in ("float", "int"):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        if (isinstance(value, bool) or not isinstance(value, (int, float))
+                or not math.isfinite(value) or value < 0):
             raise ConfigError(f"{where}: must be a non-negative number")
         if kind == "int" and value != int(value):
             raise ConfigError(f"{where}: must be a whole number")
@@ -109,13 +111,15 @@ def parse_config(text, source="config"):
     for key in raw:
         if key not in allowed:
             raise ConfigError(f"{key}: unknown key (known: {', '.join(sorted(allowed))})")
-    store = raw.get("store") or {}
-    lan = raw.get("lan") or {}
-    if not isinstance(store, dict) or set(store) - {"confdir"}:
-        raise ConfigError("store: only the key confdir is known")
-    if not isinstance(lan, dict) or set(lan) - {"addresses"}:
-        raise ConfigError("lan: only the key addresses is known")
-    addresses = lan.get("addresses") or []
+    store = {} if raw.get("store") is None else raw["store"]
+    lan = {} if raw.get("lan") is None else raw["lan"]
+    for name, section, known in (("store", store, "confdir"), ("lan", lan, "addresses")):
+        if not isinstance(section, dict):
+            raise ConfigError(f"{name}: must be a mapping")
+        for key in section:
+            if key != known:
+                raise ConfigError(f"{name}.{key}: unknown key (known: {known})")
+    addresses = [] if lan.get("addresses") is None else lan["addresses"]
     if not isinstance(addresses, list) or not all(isinstance(a, str) for a in addresses):
         raise ConfigError("lan.addresses: must be a list of addresses")
     defaults = GatewayConfig()

@@ -40,14 +40,14 @@ def md5_upper(*parts):
 def normalize_mac(value):
     """``64:d9:54:20:21:4b`` or ``64D95420214B`` -> ``64D95420214B``."""
     mac = re.sub(r"[:\-.]", "", str(value)).upper()
-    if not _MAC.match(mac):
+    if not _MAC.fullmatch(mac):
         raise IdentityError(f"MAC must be 12 hex digits, got {value!r}")
     return mac
 
 
 def check_sn_format(sn):
     """Refuse an SN that is not ``<6 hex OUI>-<17-char serial>``."""
-    if not _SN.match(sn):
+    if not _SN.fullmatch(sn):
         raise IdentityError(f"SN must be <6 hex OUI>-<17 characters>, got {sn!r}")
     return sn
 

@@ -350,7 +350,7 @@ class RegistrationMachine:
     def _on_RegisterFirst(self, request, reply):
         if reply.Result in (0, 2):
             self.operation = (reply.ServerAddr, reply.ServerPort)
-            if reply.Interval:
+            if reply.Interval and reply.Interval > 0:
                 self.interval = reply.Interval
             return [StoreOperationPlatform(*self.operation)] + self._boot()
         if reply.Result == -2:
@@ -360,7 +360,7 @@ class RegistrationMachine:
 
     def _on_Boot(self, request, reply):
         if reply.Result == 0:
-            if reply.Interval:
+            if reply.Interval and reply.Interval > 0:
                 self.interval = reply.Interval
             self.register_resets = 0
             self._challenge = reply.ChallengeCode
@@ -398,7 +398,7 @@ class RegistrationMachine:
             self.hb_misses = 0
             self.retries = 0
             self.hb_flag = "0"
-            if reply.Interval:
+            if reply.Interval and reply.Interval > 0:
                 self.interval = reply.Interval
             delay = self.interval or self._settings().heartbeat
             return self._wait(delay, self._hb, "heartbeat interval")

@@ -30,7 +30,7 @@ class WireError(ValueError):
 
 def _decode_object(data, limit, what):
     if isinstance(data, str):
-        data = data.encode("utf-8")
+        data = _utf8(data, what)
     if len(data) > limit:
         raise WireError(f"{what} of {len(data)} bytes exceeds the {limit}-byte limit")
     try:
@@ -44,8 +44,15 @@ def _decode_object(data, limit, what):
     return obj
 
 
+def _utf8(text, what):
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, e.g. from a JSON "\ud800" escape
+        raise WireError(f"{what} contains a character that is not valid in UTF-8")
+
+
 def _encode_object(obj, limit, what):
-    data = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    data = _utf8(json.dumps(obj, separators=(",", ":"), ensure_ascii=False), what)
     if len(data) > limit:
         raise WireError(f"{what} of {len(data)} bytes exceeds the {limit}-byte limit")
     return data
@@ -79,7 +86,7 @@ def _as_dict(message):
 
 def encode_parameter(payload):
     """A payload dict -> base64 of its JSON (a sender always encodes)."""
-    raw = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    raw = _utf8(json.dumps(payload, separators=(",", ":"), ensure_ascii=False), "Parameter")
     return base64.b64encode(raw).decode("ascii")
 
 
@@ -145,14 +152,14 @@ def _host(value, name):
 
 def _hex32(value, name):
     text = as_str(value, name)
-    if not _HEX32.match(text):
+    if not _HEX32.fullmatch(text):
         raise WireError(f"{name} must be 32 hex characters")
     return text.upper()
 
 
 def _mac(value, name):
     text = as_str(value, name)
-    if not _MAC.match(text):
+    if not _MAC.fullmatch(text):
         raise WireError(f"{name} must be 12 hex characters")
     return text.upper()
 
@@ -427,6 +434,8 @@ REPLIES = {
 
 def decode_request(msg, table):
     """A received dict -> the typed request of ``table`` named by its RPCMethod."""
+    if not isinstance(msg, dict):
+        raise WireError("message is not a JSON object")
     method = msg.get("RPCMethod")
     cls = table.get(method) if isinstance(method, str) else None
     if cls is None:
@@ -436,6 +445,8 @@ def decode_request(msg, table):
 
 def decode_reply(request_cls, msg):
     """A received dict -> the typed reply to a request of ``request_cls``."""
+    if not isinstance(msg, dict):
+        raise WireError("message is not a JSON object")
     if "Result" not in msg:
         raise WireError("reply lacks the field Result")
     return REPLIES[request_cls].from_wire(msg)

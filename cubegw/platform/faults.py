@@ -1,0 +1,237 @@
+"""Scripted fault injection for the reference platform; pure, no I/O.
+
+A rule matches a device (``mac``, or ``*`` for every device), a message (its RPCMethod:
+``BootFirst``, ``RegisterFirst``, ``Boot``, ``Register``, ``Hb``, ``Report``,
+``RequestPlug-in``, ``RequestDistri``, ... or ``*``) and optionally the ``server`` that
+handles it (``distribution``, ``operation``, ``message_server``, ``plugin_center``;
+default ``*``), and says what the platform does instead of its normal behaviour:
+
+``drop: N``
+    the next N matching requests are lost before the platform sees them (no state change,
+    no reply); afterwards the rule is spent and the platform behaves normally.
+``no_reply: true``
+    the platform handles the request (its state changes) but the reply is lost.
+``result: N``
+    the platform answers ``{"Result": N}`` only and does nothing else.
+``delay: seconds``
+    the platform handles the request and answers normally, that many seconds later; with
+    ``result`` it answers ``{"Result": N}`` late.
+``disconnect: true`` / ``distri_elsewhere: "host:port"``
+    reserved for the plugin-center and trigger side; the UDP request handlers skip them.
+
+``count: N`` makes any rule (but ``drop``, which counts itself) apply N times only; the
+count is per rule, shared by every device the rule matches.  The first live rule in list
+order that matches wins.  For the triggers the platform sends (``RequestPlug-in``,
+``RequestDistri``) ``drop`` and ``no_reply`` both mean "not sent", ``delay`` sends late,
+and ``result`` is refused.
+"""
+
+from cubegw import identity
+
+ACTIONS = ("drop", "no_reply", "result", "delay", "disconnect", "distri_elsewhere")
+EXCLUSIVE = ("drop", "no_reply", "result", "disconnect", "distri_elsewhere")
+REQUESTS = ("BootFirst", "RegisterFirst", "Boot", "Register", "Hb", "Report",
+            "Heartbeat", "Post")
+TRIGGERS = ("RequestPlug-in", "RequestDistri", "Disconnect")
+MESSAGES = REQUESTS + TRIGGERS
+ALIASES = {"RequestPlugin": "RequestPlug-in"}
+SERVERS = ("distribution", "operation", "message_server", "plugin_center")
+
+#: What the UDP request handlers can carry out.
+UDP_ACTIONS = frozenset(("drop", "no_reply", "result", "delay"))
+#: What the platform can do to a trigger it sends.
+TRIGGER_ACTIONS = frozenset(("drop", "no_reply", "delay"))
+
+_KEYS = {"mac", "message", "server", "count"} | set(ACTIONS)
+
+
+class FaultError(ValueError):
+    """A fault rule that cannot be used; the message names the rule."""
+
+
+class Fault:
+    """What a matched rule asks for: ``action`` plus its ``result``/``delay``/``target``.
+
+    ``action`` is one of ``EXCLUSIVE`` or ``"delay"`` (answer normally, late).
+    """
+
+    __slots__ = ("action", "result", "delay", "target", "rule")
+
+    def __init__(self, action, result=None, delay=0.0, target=None, rule=""):
+        self.action = action
+        self.result = result
+        self.delay = delay
+        self.target = target
+        self.rule = rule
+
+    def __repr__(self):
+        return f"<Fault {self.action} from {self.rule}>"
+
+
+class Rule:
+    """One validated rule and its remaining uses (``None`` = unlimited)."""
+
+    __slots__ = ("index", "mac", "message", "server", "fault", "remaining", "spec")
+
+    def __init__(self, index, mac, message, server, fault, remaining, spec):
+        self.index = index
+        self.mac = mac
+        self.message = message
+        self.server = server
+        self.fault = fault
+        self.remaining = remaining
+        self.spec = spec
+
+    def matches(self, mac, message, server):
+        return ((self.remaining is None or self.remaining > 0)
+                and self.mac in ("*", mac)
+                and self.message in ("*", message)
+                and self.server in ("*", server))
+
+    def describe(self):
+        return describe(self.index, self.spec)
+
+    def as_dict(self):
+        """The rule as given, plus how many uses are left (for a status API)."""
+        out = dict(self.spec)
+        out["remaining"] = self.remaining
+        return out
+
+
+def describe(index, spec):
+    """``faults[2] (mac=*, message=Hb)``: how errors and logs name a rule."""
+    if isinstance(spec, dict):
+        return "faults[%d] (mac=%s, message=%s)" % (
+            index, spec.get("mac", "?"), spec.get("message", "?"))
+    return "faults[%d]" % index
+
+
+def parse_rule(spec, index=0):
+    """A rule mapping (from YAML or the API) -> ``Rule``; ``FaultError`` names it if bad."""
+    name = describe(index, spec)
+
+    def bad(why):
+        return FaultError(f"{name}: {why}")
+
+    if not isinstance(spec, dict):
+        raise bad("a rule must be a mapping")
+    unknown = sorted(str(k) for k in spec if k not in _KEYS)
+    if unknown:
+        raise bad(f"unknown key {unknown[0]!r} (known: {', '.join(sorted(_KEYS))})")
+
+    mac = spec.get("mac")
+    if mac is None:
+        raise bad("the key mac is required (a MAC or \"*\")")
+    if mac != "*":
+        try:
+            mac = identity.normalize_mac(mac)
+        except identity.IdentityError as e:
+            raise bad(f"mac: {e}")
+
+    message = spec.get("message")
+    if not isinstance(message, str):
+        raise bad("the key message is required (an RPCMethod or \"*\")")
+    message = ALIASES.get(message, message)
+    if message != "*" and message not in MESSAGES:
+        raise bad(f"message: unknown message {message!r} (known: {', '.join(MESSAGES)})")
+
+    server = spec.get("server", "*")
+    if server != "*" and server not in SERVERS:
+        raise bad(f"server: must be one of {', '.join(SERVERS)} or \"*\", got {server!r}")
+
+    chosen = [a for a in EXCLUSIVE if a in spec]
+    if len(chosen) > 1:
+        raise bad(f"only one of {', '.join(EXCLUSIVE)} per rule, got {', '.join(chosen)}")
+    if not chosen and "delay" not in spec:
+        raise bad(f"no action: give one of {', '.join(ACTIONS)}")
+    action = chosen[0] if chosen else "delay"
+
+    delay = 0.0
+    if "delay" in spec:
+        delay = _number(spec["delay"], bad, "delay")
+        if action not in ("delay", "result"):
+            raise bad(f"delay combines only with result, not with {action}")
+    result = None
+    if action == "result":
+        result = spec["result"]
+        if isinstance(result, bool) or not isinstance(result, int):
+            raise bad(f"result: must be an integer Result code, got {result!r}")
+    if action in ("no_reply", "disconnect") and spec[action] is not True:
+        raise bad(f"{action}: must be true")
+    target = None
+    if action == "distri_elsewhere":
+        target = _address(spec[action], bad)
+
+    remaining = None
+    if action == "drop":
+        remaining = _count(spec["drop"], bad, "drop")
+        if "count" in spec:
+            raise bad("drop counts itself: leave out count")
+    elif "count" in spec:
+        remaining = _count(spec["count"], bad, "count")
+
+    if message in TRIGGERS and action == "result":
+        raise bad(f"result does not apply to {message}, which the platform sends")
+
+    fault = Fault(action, result, delay, target, name)
+    return Rule(index, mac, message, server, fault, remaining, dict(spec))
+
+
+def parse_rules(specs):
+    """A list of rule mappings -> list of ``Rule``; all are checked before any is used."""
+    if specs is None:
+        return []
+    if not isinstance(specs, (list, tuple)):
+        raise FaultError("faults: must be a list of rules")
+    return [spec if isinstance(spec, Rule) else parse_rule(spec, i)
+            for i, spec in enumerate(specs)]
+
+
+def _number(value, bad, key):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise bad(f"{key}: must be a non-negative number of seconds, got {value!r}")
+    return float(value)
+
+
+def _count(value, bad, key):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise bad(f"{key}: must be a whole number >= 1, got {value!r}")
+    return value
+
+
+def _address(value, bad):
+    host, sep, port = str(value).rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise bad(f"distri_elsewhere: must be \"host:port\", got {value!r}")
+    return (host, int(port))
+
+
+class FaultRules:
+    """The live rule list: ``decide`` consults and consumes it; ``set_rules`` replaces it."""
+
+    def __init__(self, specs=()):
+        self._rules = parse_rules(specs)
+
+    def set_rules(self, specs):
+        """Replace every rule (counts start afresh); on a bad rule nothing changes."""
+        self._rules = parse_rules(specs)
+
+    @property
+    def rules(self):
+        """The current rules as mappings, each with its ``remaining`` uses."""
+        return [rule.as_dict() for rule in self._rules]
+
+    def decide(self, mac, message, server="*", supported=None):
+        """The fault for this message, or ``None`` to behave normally.
+
+        ``supported`` (a set of actions) restricts which rules can match, so a caller
+        never consumes a rule it cannot carry out.  A match uses up one count.
+        """
+        for rule in self._rules:
+            if supported is not None and rule.fault.action not in supported:
+                continue
+            if rule.matches(mac, message, server):
+                if rule.remaining is not None:
+                    rule.remaining -= 1
+                return rule.fault
+        return None

@@ -1,0 +1,413 @@
+"""The distribution and operation platforms over UDP (protocol.md sections 4-5).
+
+Each DatagramProtocol decodes a datagram with the shared codecs, consults the fault rules,
+and hands the typed request to its ``handle_<RPCMethod>`` method, which reads and changes
+the registry (in memory; written behind) and returns the reply and a note for the log.
+Malformed, oversized and misdirected datagrams are logged and dropped; the port lives on.
+
+The operation platform also sends the reverse triggers (``RequestPlug-in``,
+``RequestDistri``) from its own socket to the address the gateway's heartbeats come from,
+and matches the gateway's ``{"Result": n}`` answers to them by that address, first come
+first served.
+"""
+
+import collections
+import os
+
+from twisted.internet import defer
+from twisted.internet.protocol import DatagramProtocol
+from twisted.logger import Logger
+
+from cubegw import identity, wire
+from cubegw.platform.faults import TRIGGER_ACTIONS, UDP_ACTIONS
+
+
+class TriggerError(Exception):
+    """A trigger that cannot be sent (unknown device, not registered, no heartbeat yet)."""
+
+
+class TriggerTimeout(TriggerError):
+    """The gateway did not answer a trigger within ``trigger_timeout`` seconds."""
+
+
+def new_challenge(urandom=os.urandom):
+    """A fresh ChallengeCode: 16 bytes from the OS CSPRNG as 32 upper-case hex."""
+    return urandom(16).hex().upper()
+
+
+def _fail(result, why):
+    return {"Result": result}, why
+
+
+class PlatformProtocol(DatagramProtocol):
+    """Decoding, fault rules, dispatch and logging shared by the platform's UDP sockets.
+
+    ``server`` names the socket for fault rules and logs; ``methods`` are the RPCMethods
+    it serves; ``endpoint`` is its key in the configuration.
+    """
+
+    server = None
+    methods = ()
+    endpoint = None
+    log = Logger()
+
+    def __init__(self, registry, faults, config, clock, urandom=os.urandom):
+        self.registry = registry
+        self.faults = faults
+        self.config = config
+        self.clock = clock
+        self.urandom = urandom
+        self.counters = collections.Counter()
+        self._later = set()
+
+    # ------------------------------------------------------------ receiving
+
+    def datagramReceived(self, data, addr):
+        if not self.registry.loaded:
+            # twistd binds ports (privilegedStartService) before the registry is read
+            return self._drop(addr, "the device registry is still loading")
+        try:
+            msg = wire.decode_datagram(data)
+            if "RPCMethod" not in msg:
+                return self.replyReceived(msg, addr)
+            request = wire.decode_request(msg, wire.TO_PLATFORM_UDP)
+        except wire.WireError as e:
+            return self._drop(addr, e.reason)
+        if request.METHOD not in self.methods:
+            return self._drop(addr, f"{request.METHOD} is not served by the {self.server} "
+                                    "platform")
+        self.counters[request.METHOD] += 1
+        fault = self.faults.decide(request.MAC, request.METHOD, self.server, UDP_ACTIONS)
+        if fault is None:
+            self._handle(request, addr)
+        elif fault.action == "drop":
+            self.log.info("{mac} {method} dropped ({rule}: drop)", mac=request.MAC,
+                          method=request.METHOD, rule=fault.rule)
+        elif fault.action == "no_reply":
+            self._handle(request, addr, fault=fault)
+        elif fault.action == "result":
+            self._soon(fault.delay, self._send_forced, request, addr, fault)
+        else:
+            self.log.info("{mac} {method}: answering in {delay} s ({rule}: delay)",
+                          mac=request.MAC, method=request.METHOD, delay=fault.delay,
+                          rule=fault.rule)
+            self._soon(fault.delay, self._handle, request, addr)
+
+    def replyReceived(self, msg, addr):
+        """A datagram with no RPCMethod: nothing here waits for one."""
+        self._drop(addr, "a reply, but no request of this platform is waiting for one")
+
+    def _handle(self, request, addr, fault=None):
+        mac, method = request.MAC, request.METHOD
+        try:
+            reply, note = getattr(self, "handle_" + method)(request, addr, self.clock.seconds())
+        except Exception:
+            self.log.failure("{mac} {method}: the handler failed", mac=mac, method=method)
+            return
+        if reply is None:
+            self.log.info("{mac} {method}: {note}", mac=mac, method=method, note=note)
+            return
+        note = f" ({note})" if note else ""
+        if fault is None:
+            self._send(reply, addr)
+            self.log.info("{mac} {method} -> Result {result}{note}", mac=mac, method=method,
+                          result=reply["Result"], note=note, reply=reply, addr=addr)
+        else:
+            self.log.info("{mac} {method} -> Result {result}{note}, not sent ({rule}: "
+                          "no_reply)", mac=mac, method=method, result=reply["Result"],
+                          note=note, rule=fault.rule, reply=reply, addr=addr)
+
+    def _send_forced(self, request, addr, fault):
+        self._send({"Result": fault.result}, addr)
+        self.log.info("{mac} {method} -> Result {result} ({rule}: result)", mac=request.MAC,
+                      method=request.METHOD, result=fault.result, rule=fault.rule)
+
+    # -------------------------------------------------------------- helpers
+
+    def _send(self, message, addr):
+        if self.transport is not None:
+            self.transport.write(wire.encode_datagram(message), addr)
+
+    def _soon(self, delay, f, *args):
+        """Call ``f(*args)`` now, or after ``delay`` seconds (cancelled if the port stops)."""
+        if delay <= 0:
+            return f(*args)
+
+        def run():
+            self._later.discard(call)
+            f(*args)
+        call = self.clock.callLater(delay, run)
+        self._later.add(call)
+
+    def _drop(self, addr, reason):
+        self.counters["dropped"] += 1
+        self.log.warn("{server}: dropped a datagram from {addr}: {reason}",
+                      server=self.server, addr=addr, reason=reason)
+
+    def bound_port(self):
+        """The port this socket listens on (the configured one when not listening)."""
+        get_host = getattr(self.transport, "getHost", None)
+        if get_host is not None:
+            return get_host().port
+        return getattr(self.config, self.endpoint).port
+
+    def stopProtocol(self):
+        for call in list(self._later):
+            if call.active():
+                call.cancel()
+        self._later.clear()
+
+    def _known(self, request, learn):
+        """The device's record and "", or None and why it is refused.
+
+        With ``learn`` (BootFirst, Boot) an unknown MAC is added when ``accept_unknown``,
+        and a device with no SN yet takes the one it reports.
+        """
+        record = self.registry.get(request.MAC)
+        if record is None:
+            if not (learn and self.config.accept_unknown):
+                return None, "unknown MAC"
+            record = self.registry.add(request.MAC, sn=request.SN)
+            self.log.info("{mac} added to the registry (accept_unknown)", mac=request.MAC)
+        if not record.sn and learn:
+            self.registry.update(record.mac, sn=request.SN)
+        elif request.SN != record.sn:
+            return None, f"SN {request.SN} is not the registered {record.sn or 'none'}"
+        return record, ""
+
+    def _booted(self, record, request, **values):
+        """Record what a BootFirst/Boot says about the device."""
+        values.update(vendor=request.Vendor, model=request.Model,
+                      firmware_version=request.FirmwareVer,
+                      hardware_version=request.HardwareVer, wan_ip=request.IPAddr)
+        if request.LOID:
+            values["loid"] = request.LOID
+        self.registry.update(record.mac, **values)
+
+    def handle_Report(self, request, addr, now):
+        """A pushed report (deck interface 4): kept per MAC, never answered."""
+        if request.MAC not in self.registry:
+            return None, "report from an unknown MAC dropped"
+        self.registry.add_report(request.MAC, request.Parameter, now)
+        return None, "report stored"
+
+
+class DistributionProtocol(PlatformProtocol):
+    """The distribution platform: BootFirst, RegisterFirst (protocol.md section 4).
+
+    ``operation_address()`` gives the (host, port) handed out in RegisterFirst replies.
+    """
+
+    server = "distribution"
+    methods = ("BootFirst", "RegisterFirst")
+    endpoint = "distribution"
+
+    def __init__(self, registry, faults, config, clock, urandom=os.urandom,
+                 operation_address=None):
+        super().__init__(registry, faults, config, clock, urandom)
+        self.operation_address = operation_address or (
+            lambda: (config.operation.advertised, config.operation.port))
+
+    def handle_BootFirst(self, request, addr, now):
+        record, why = self._known(request, learn=True)
+        if record is None:
+            return _fail(-6, why)
+        challenge = new_challenge(self.urandom)
+        self._booted(record, request, dist_challenge=challenge)
+        return {"Result": 0, "ChallengeCode": challenge}, f"challenge {challenge}"
+
+    def handle_RegisterFirst(self, request, addr, now):
+        record, why = self._known(request, learn=False)
+        if record is None:
+            return _fail(-6, why)
+        if not record.dist_challenge:
+            return _fail(-1, "no BootFirst challenge to check CheckSN against")
+        if request.CheckSN != identity.check_sn(record.dist_challenge, record.sn):
+            return _fail(-1, "bad CheckSN")
+        host, port = self.operation_address()
+        return {"Result": 0, "ServerAddr": host, "ServerPort": port,
+                "Interval": self.config.heartbeat_interval}, f"operation platform {host}:{port}"
+
+
+class _Pending:
+    """A trigger waiting for the gateway's answer."""
+
+    __slots__ = ("mac", "method", "addr", "deferred", "timer", "done")
+
+    def __init__(self, mac, method, addr):
+        self.mac = mac
+        self.method = method
+        self.addr = addr
+        self.deferred = self.timer = None
+        self.done = False
+
+
+class OperationProtocol(PlatformProtocol):
+    """The operation platform: Boot, Register, Hb, Report, and the reverse triggers
+    (protocol.md section 5)."""
+
+    server = "operation"
+    methods = ("Boot", "Register", "Hb", "Report")
+    endpoint = "operation"
+
+    def __init__(self, registry, faults, config, clock, urandom=os.urandom):
+        super().__init__(registry, faults, config, clock, urandom)
+        self._triggers = {}     # (host, port) -> deque of _Pending, oldest first
+
+    # ------------------------------------------------------------- handlers
+
+    def handle_Boot(self, request, addr, now):
+        record, why = self._known(request, learn=True)
+        if record is None:
+            return _fail(-1, why)
+        challenge = new_challenge(self.urandom)
+        self._booted(record, request, challenge=challenge, registered=False, online=False)
+        return {"Result": 0, "ChallengeCode": challenge,
+                "Interval": self.config.heartbeat_interval, "flag": "1"}, \
+            f"challenge {challenge}"
+
+    def handle_Register(self, request, addr, now):
+        record, why = self._known(request, learn=False)
+        if record is None:
+            return _fail(-1, why)
+        if not record.challenge:
+            return _fail(-1, "no Boot challenge to check CheckSN against")
+        if request.CheckSN != identity.check_sn(record.challenge, record.sn):
+            return _fail(-1, "bad CheckSN")
+        if request.UserID and request.UserID != record.user_id:
+            return _fail(3, f"UserID {request.UserID!r} is not the bound user "
+                            f"{record.user_id!r}")
+        self.registry.update(record.mac, dev_rnd=request.DevRND, registered=True)
+        message_server = self.message_server_address()
+        return {"Result": 2, "UPDATEServer": self.update_server(),
+                "MessageServer": "%s:%d" % message_server}, f"DevRND {request.DevRND}"
+
+    def handle_Hb(self, request, addr, now):
+        record = self.registry.get(request.MAC)
+        if record is None or not record.registered:
+            if record is not None and record.online:
+                self.registry.update(record.mac, online=False)
+            return _fail(-3, "not registered since the last challenge")
+        self.registry.update(record.mac, online=True, last_hb=now, hb_addr=addr,
+                             wan_ip=request.IPAddr or record.wan_ip)
+        return {"Result": 0, "Interval": self.config.heartbeat_interval}, (
+            "first after Register" if request.FLAG == "1" else "")
+
+    # ------------------------------------------------------------ addresses
+
+    def message_server_address(self):
+        """(host, port) of MessageServer in Register replies."""
+        return (self.config.message_server_host(),
+                self.config.message_server.port or self.bound_port())
+
+    def update_server(self):
+        return self.config.update_server or self.config.operation.advertised
+
+    # ------------------------------------------------------------- triggers
+
+    def send_request_plugin(self, mac, host, port):
+        """Ask gateway ``mac`` to connect to the plugin center at ``host:port``.
+
+        Fires with the gateway's Result; errbacks with ``TriggerTimeout`` or ``TriggerError``.
+        """
+        return self._trigger(mac, lambda key: wire.RequestPlugin(
+            Key=key, ServerAddr=host, ServerPort=int(port)))
+
+    def send_request_distri(self, mac, host, port, mode=None):
+        """Ask gateway ``mac`` to register again with the distribution platform at
+        ``host:port`` (``mode`` is sent as given, omitted when None)."""
+        return self._trigger(mac, lambda key: wire.RequestDistri(
+            Key=key, ServerAddr=host, ServerPort=int(port),
+            mode=None if mode is None else str(mode)))
+
+    def pending_triggers(self):
+        """How many triggers wait for an answer."""
+        return sum(len(q) for q in self._triggers.values())
+
+    def _trigger(self, mac, build):
+        record = self.registry.get(mac)
+        if record is None:
+            return defer.fail(TriggerError(f"{mac}: unknown device"))
+        key = record.trigger_key()
+        if key is None:
+            return defer.fail(TriggerError(f"{mac}: not registered (no DevRND for the Key)"))
+        if record.hb_addr is None:
+            return defer.fail(TriggerError(f"{mac}: no heartbeat yet, so no address to "
+                                           "send to"))
+        if self.transport is None:
+            return defer.fail(TriggerError("the operation platform is not listening"))
+        message = build(key)
+        pending = _Pending(mac, message.METHOD, record.hb_addr)
+        pending.deferred = defer.Deferred(lambda d: self._finish(pending))
+        self._triggers.setdefault(pending.addr, collections.deque()).append(pending)
+        fault = self.faults.decide(mac, message.METHOD, self.server, TRIGGER_ACTIONS)
+        delay = 0.0
+        if fault is not None and fault.action != "delay":
+            self.log.info("{mac} {method} not sent ({rule}: {action})", mac=mac,
+                          method=message.METHOD, rule=fault.rule, action=fault.action)
+        else:
+            delay = fault.delay if fault is not None else 0.0
+            self._soon(delay, self._send_trigger, pending, message)
+        pending.timer = self.clock.callLater(
+            delay + self.config.trigger_timeout, self._trigger_expired, pending)
+        return pending.deferred
+
+    def _send_trigger(self, pending, message):
+        if pending.done:
+            return
+        self._send(message, pending.addr)
+        self.log.info("{mac} {method} -> {addr[0]}:{addr[1]} (to {host}:{port})",
+                      mac=pending.mac, method=pending.method, addr=pending.addr,
+                      host=message.ServerAddr, port=message.ServerPort,
+                      message=message.to_wire())
+
+    def replyReceived(self, msg, addr):
+        queue = self._triggers.get(addr)
+        if not queue:
+            return self._drop(addr, "a reply, but no trigger to that address waits for one")
+        try:
+            result = wire.decode_reply(wire.RequestPlugin, msg).Result
+        except wire.WireError as e:
+            return self._drop(addr, e.reason)
+        pending = queue[0]
+        self._finish(pending)
+        self.log.info("{mac} {method} answered: Result {result}", mac=pending.mac,
+                      method=pending.method, result=result)
+        pending.deferred.callback(result)
+
+    def _trigger_expired(self, pending):
+        pending.timer = None
+        self._finish(pending)
+        self.log.warn("{mac} {method}: no answer within {timeout} s", mac=pending.mac,
+                      method=pending.method, timeout=self.config.trigger_timeout)
+        pending.deferred.errback(TriggerTimeout(
+            f"{pending.mac}: no answer to {pending.method} from "
+            f"{pending.addr[0]}:{pending.addr[1]} within {self.config.trigger_timeout} s"))
+
+    def _finish(self, pending):
+        """Take ``pending`` out of the waiting list and stop its timer."""
+        pending.done = True
+        if pending.timer is not None and pending.timer.active():
+            pending.timer.cancel()
+        pending.timer = None
+        queue = self._triggers.get(pending.addr)
+        if queue is not None:
+            if pending in queue:
+                queue.remove(pending)
+            if not queue:
+                del self._triggers[pending.addr]
+
+    def stopProtocol(self):
+        super().stopProtocol()
+        for queue in list(self._triggers.values()):
+            for pending in list(queue):
+                self._finish(pending)
+                pending.deferred.errback(TriggerError("the operation platform stopped"))
+
+
+class MessageServerProtocol(PlatformProtocol):
+    """A socket of its own for pushed reports, when ``message_server`` has its own port."""
+
+    server = "message_server"
+    methods = ("Report",)
+    endpoint = "message_server"

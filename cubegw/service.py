@@ -1,0 +1,184 @@
+"""The gateway's registration service: the store, the identity, the machine and its socket.
+
+It is the ``effects`` of ``AccessProtocol``: it persists the operation platform, performs
+the APP-side reset, and keeps the operator's status file.  It also watches the WAN
+address and the UCI file, so ``cubegw-ctl mgt set`` reaches a running daemon.
+"""
+
+import os
+
+from twisted.application import service
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from cubegw import identity
+from cubegw.access import AccessProtocol, resolver_for
+from cubegw.registration import RegistrationMachine, Settings
+from cubegw.status import StatusFile
+from cubegw.store import StoreError
+
+STORE_FILE = "cubegw"
+
+
+def build_identity(device, net_if_addrs):
+    """The device identity from the config; ``auto`` MAC from the WAN interface, ``auto`` SN from the MAC."""
+    if device.mac == "auto":
+        mac = identity.interface_mac(device.wan_interface, net_if_addrs)
+    else:
+        mac = identity.normalize_mac(device.mac)
+    sn = identity.sn_from_mac(mac) if device.sn == "auto" else identity.check_sn_format(device.sn)
+    if len(device.loid) > 24:
+        raise identity.IdentityError("LOID must be at most 24 characters")
+    return identity.Identity(
+        mac=mac, sn=sn, loid=device.loid, vendor=device.vendor, model=device.model,
+        firmware_version=device.firmware_version, hardware_version=device.hardware_version)
+
+
+class RegistrationService(service.Service):
+    """Registers with the platforms over one UDP socket and keeps the heartbeat."""
+
+    log = Logger()
+
+    def __init__(self, config, store, ident, reactor, net_if_addrs, uniform=None):
+        self.config = config
+        self.store = store
+        self.identity = ident
+        self.reactor = reactor
+        self._net_if_addrs = net_if_addrs
+        self.machine = RegistrationMachine(ident, config.timing, self.settings, uniform=uniform)
+        self.protocol = AccessProtocol(self.machine, reactor, resolver_for(reactor), self)
+        self.status_file = StatusFile(config.state_dir)
+        self.plugin_requests = []          # plugin-center addresses asked for by triggers
+        self.last_hb = None                # wall time of the last answered heartbeat
+        self._hb_seen = 0
+        self._port = None
+        self._loops = []
+        self._store_stamp = None
+        self._wan_ip = ""
+
+    # -------------------------------------------------------------- lifecycle
+
+    def startService(self):
+        super().startService()
+        self._wan_ip = self.wan_ip()
+        self._store_stamp = self._stamp()
+        self._port = self.reactor.listenUDP(0, self.protocol, interface=self.config.udp_bind)
+        reg = (self.store.get("registration", "ServerAddr"),
+               self.store.get("registration", "ServerPort"))
+        stored = reg if reg[0] and reg[1] else None
+        self.log.info("cubegw {mac} starting: {how}", mac=self.identity.mac,
+                      how=f"Boot at the stored platform {reg[0]}:{reg[1]}" if stored
+                      else "first registration through the distribution platform")
+        self.protocol.start(self._wan_ip, stored)
+        timing = self.config.timing
+        for interval, check in [(timing.wan_check, self.check_wan),
+                                (timing.store_check, self.check_store)]:
+            if interval > 0:
+                loop = LoopingCall(check)
+                loop.clock = self.reactor
+                loop.start(interval, now=False)
+                self._loops.append(loop)
+
+    def stopService(self):
+        super().stopService()
+        for loop in self._loops:
+            loop.stop()
+        self._loops = []
+        self.protocol.stop()
+        self.changed()
+        if self._port is not None:
+            port, self._port = self._port, None
+            return port.stopListening()
+
+    # --------------------------------------------------------------- inputs
+
+    def settings(self):
+        mgt = self.store.mgt()
+        return Settings(
+            mgt_url=mgt["MgtURL"], mgt_port=mgt["Port"], heartbeat=mgt["Heartbeat"],
+            user_id=self.store.get("app", "UserID"),
+            wifi_ssid=self.config.wifi.ssid, wifi_password=self.config.wifi.password,
+            useradmin_password=self.config.accounts.useradmin)
+
+    def wan_ip(self):
+        return identity.interface_ipv4(self.config.device.wan_interface, self._net_if_addrs())
+
+    def check_wan(self):
+        """Poll the WAN address; a change means Boot at the stored platform."""
+        ip = self.wan_ip()
+        if ip != self._wan_ip:
+            self._wan_ip = ip
+            self.protocol.wan_ip_changed(ip)
+
+    def _stamp(self):
+        try:
+            st = os.stat(self.store.path)
+        except OSError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def check_store(self, force=False):
+        """Re-read the UCI file when another process (cubegw-ctl, uci) changed it."""
+        stamp = self._stamp()
+        if stamp == self._store_stamp and not force:
+            return
+        self._store_stamp = stamp
+        try:
+            changed = self.store.reload()
+        except StoreError as e:
+            self.log.error("store file unreadable, keeping the values in memory: {error}",
+                           error=e)
+            return
+        if changed:
+            self.log.info("store changed outside the daemon: {keys}",
+                          keys=sorted(f"{s}.{n}" for s, n in changed))
+
+    # -------------------------------------------------------------- effects
+
+    def store_operation_platform(self, host, port):
+        self._write({("registration", "ServerAddr"): host, ("registration", "ServerPort"): port})
+
+    def reset_app_data(self):
+        keys = self.store.factory_reset_app()
+        self._store_stamp = self._stamp()
+        self.log.info("APP-side factory reset: {keys}", keys=sorted(f"{s}.{n}" for s, n in keys))
+
+    def connect_plugin(self, host, port):
+        # The plugin-center channel is built on this request (see pluginchannel, issue 3).
+        self.plugin_requests.append((host, port))
+        self.log.info("RequestPlug-in accepted: plugin center {host}:{port}", host=host, port=port)
+
+    def changed(self):
+        hb_ok = self.machine.counters["hb_ok"]
+        if hb_ok != self._hb_seen:
+            self._hb_seen = hb_ok
+            self.last_hb = self.reactor.seconds()
+        try:
+            self.status_file.write(self.snapshot())
+        except OSError as e:
+            self.log.warn("cannot write the status file: {error}", error=e)
+
+    def _write(self, values):
+        try:
+            self.store.update(values)
+        except StoreError as e:
+            self.log.error("cannot store {values}: {error}", values=values, error=e)
+        self._store_stamp = self._stamp()
+
+    def snapshot(self):
+        m = self.machine
+        return {
+            "pid": os.getpid(),
+            "running": self.running,
+            "state": m.state,
+            "mac": self.identity.mac,
+            "sn": self.identity.sn,
+            "wan_ip": m.wan_ip,
+            "distribution": "%s:%s" % m.distribution if m.distribution else None,
+            "operation": "%s:%s" % m.operation if m.operation else None,
+            "message_server": m.message_server,
+            "heartbeat_interval": m.interval,
+            "last_heartbeat": self.last_hb,
+            "counters": dict(m.counters, dropped=self.protocol.dropped),
+            "plugin_requests": ["%s:%s" % hp for hp in self.plugin_requests[-5:]],
+        }

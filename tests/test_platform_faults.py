@@ -1,0 +1,182 @@
+"""The fault-injection rules: parsing, validation with the rule named, matching, counting."""
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from cubegw.platform.faults import (
+    TRIGGER_ACTIONS, UDP_ACTIONS, FaultError, FaultRules, parse_rule, parse_rules)
+
+MAC = "64D95420214B"
+OTHER = "001122334455"
+
+
+class ParseTests(SynchronousTestCase):
+    def test_every_action(self):
+        """Each action parses into a Fault with its value."""
+        cases = [
+            ({"drop": 2}, "drop", None, 0.0, None, 2),
+            ({"no_reply": True}, "no_reply", None, 0.0, None, None),
+            ({"result": -5}, "result", -5, 0.0, None, None),
+            ({"delay": 2.5}, "delay", None, 2.5, None, None),
+            ({"result": -1, "delay": 3}, "result", -1, 3.0, None, None),
+            ({"disconnect": True}, "disconnect", None, 0.0, None, None),
+            ({"distri_elsewhere": "127.0.0.1:12113"}, "distri_elsewhere", None, 0.0,
+             ("127.0.0.1", 12113), None),
+            ({"no_reply": True, "count": 3}, "no_reply", None, 0.0, None, 3),
+        ]
+        for extra, action, result, delay, target, remaining in cases:
+            rule = parse_rule(dict({"mac": "*", "message": "Hb"}, **extra))
+            self.assertEqual(
+                (rule.fault.action, rule.fault.result, rule.fault.delay, rule.fault.target,
+                 rule.remaining), (action, result, delay, target, remaining), extra)
+
+    def test_mac_normalized(self):
+        """A MAC with separators or lower case matches the protocol's upper-case form."""
+        rule = parse_rule({"mac": "64:d9:54:20:21:4b", "message": "Boot", "result": -1})
+        self.assertEqual(rule.mac, MAC)
+
+    def test_plugin_alias(self):
+        """RequestPlugin is accepted for the wire name RequestPlug-in."""
+        rule = parse_rule({"mac": "*", "message": "RequestPlugin", "drop": 1})
+        self.assertEqual(rule.message, "RequestPlug-in")
+
+    def test_none_is_empty(self):
+        """A missing faults list is no rules."""
+        self.assertEqual(parse_rules(None), [])
+
+    def test_bad_rules_name_the_rule(self):
+        """Every bad rule is refused with its index, MAC and message in the error."""
+        bad = [
+            ({"mac": "*", "message": "Hb", "no_reply": True, "colour": 1}, "unknown key"),
+            ({"message": "Hb", "no_reply": True}, "mac is required"),
+            ({"mac": "XYZ", "message": "Hb", "no_reply": True}, "mac:"),
+            ({"mac": "*", "no_reply": True}, "message is required"),
+            ({"mac": "*", "message": "Hello", "no_reply": True}, "unknown message"),
+            ({"mac": "*", "message": "Hb", "server": "moon", "no_reply": True}, "server"),
+            ({"mac": "*", "message": "Hb"}, "no action"),
+            ({"mac": "*", "message": "Hb", "no_reply": True, "result": 0}, "only one of"),
+            ({"mac": "*", "message": "Hb", "drop": 1, "delay": 1}, "delay combines"),
+            ({"mac": "*", "message": "Hb", "result": "x"}, "result: must be an integer"),
+            ({"mac": "*", "message": "Hb", "result": True}, "result: must be an integer"),
+            ({"mac": "*", "message": "Hb", "delay": -1}, "delay: must be"),
+            ({"mac": "*", "message": "Hb", "no_reply": "yes"}, "no_reply: must be true"),
+            ({"mac": "*", "message": "Hb", "drop": 0}, "drop: must be"),
+            ({"mac": "*", "message": "Hb", "drop": 2, "count": 1}, "drop counts itself"),
+            ({"mac": "*", "message": "Hb", "no_reply": True, "count": 0}, "count: must be"),
+            ({"mac": "*", "message": "RequestPlug-in", "result": 0}, "does not apply"),
+            ({"mac": "*", "message": "RequestDistri", "distri_elsewhere": "nohost"},
+             "host:port"),
+        ]
+        for spec, why in bad:
+            specs = [{"mac": "*", "message": "Boot", "result": -1}, spec]
+            e = self.assertRaises(FaultError, parse_rules, specs)
+            self.assertIn("faults[1]", str(e), spec)
+            self.assertIn(why, str(e), spec)
+            self.assertIn("message=%s" % spec.get("message", "?"), str(e))
+
+    def test_not_a_mapping(self):
+        """A rule that is not a mapping, or a faults value that is not a list, is refused."""
+        self.assertIn("faults[0]", str(self.assertRaises(FaultError, parse_rules, ["Hb"])))
+        self.assertRaises(FaultError, parse_rules, {"mac": "*"})
+
+
+class DecideTests(SynchronousTestCase):
+    def test_no_rules(self):
+        """With no rules every message is handled normally."""
+        self.assertIsNone(FaultRules().decide(MAC, "Hb", "operation"))
+
+    def test_mac_and_message_match(self):
+        """A rule for one MAC and message leaves other MACs and messages alone."""
+        rules = FaultRules([{"mac": MAC, "message": "Hb", "result": -5}])
+        self.assertIsNone(rules.decide(OTHER, "Hb", "operation"))
+        self.assertIsNone(rules.decide(MAC, "Boot", "operation"))
+        self.assertEqual(rules.decide(MAC, "Hb", "operation").result, -5)
+
+    def test_wildcards(self):
+        """mac "*" and message "*" match everything."""
+        rules = FaultRules([{"mac": "*", "message": "*", "no_reply": True}])
+        self.assertEqual(rules.decide(OTHER, "BootFirst", "distribution").action, "no_reply")
+
+    def test_server(self):
+        """A rule for one server does not match the same message on another."""
+        rules = FaultRules([{"mac": "*", "message": "Boot", "server": "plugin_center",
+                             "result": -1}])
+        self.assertIsNone(rules.decide(MAC, "Boot", "operation"))
+        self.assertEqual(rules.decide(MAC, "Boot", "plugin_center").result, -1)
+
+    def test_first_match_wins(self):
+        """Rules are tried in order; the first live match is used."""
+        rules = FaultRules([{"mac": MAC, "message": "Hb", "result": -3, "count": 1},
+                            {"mac": "*", "message": "Hb", "result": -5}])
+        self.assertEqual(rules.decide(MAC, "Hb", "operation").result, -3)
+        self.assertEqual(rules.decide(MAC, "Hb", "operation").result, -5)
+
+    def test_count(self):
+        """count: N applies N times, then the message is handled normally."""
+        rules = FaultRules([{"mac": "*", "message": "Hb", "no_reply": True, "count": 2}])
+        got = [rules.decide(MAC, "Hb", "operation") for _ in range(3)]
+        self.assertEqual([f and f.action for f in got], ["no_reply", "no_reply", None])
+
+    def test_count_shared_by_devices(self):
+        """The count of a "*" rule is shared by every device it matches."""
+        rules = FaultRules([{"mac": "*", "message": "Hb", "result": -1, "count": 1}])
+        self.assertIsNotNone(rules.decide(MAC, "Hb", "operation"))
+        self.assertIsNone(rules.decide(OTHER, "Hb", "operation"))
+
+    def test_drop(self):
+        """drop: N drops the next N, then behaves normally."""
+        rules = FaultRules([{"mac": "*", "message": "Boot", "drop": 2}])
+        got = [rules.decide(MAC, "Boot", "operation") for _ in range(3)]
+        self.assertEqual([f and f.action for f in got], ["drop", "drop", None])
+        self.assertEqual(rules.rules[0]["remaining"], 0)
+
+    def test_unlimited(self):
+        """A rule with no count applies every time."""
+        rules = FaultRules([{"mac": "*", "message": "Hb", "delay": 1}])
+        for _ in range(5):
+            self.assertEqual(rules.decide(MAC, "Hb", "operation").delay, 1.0)
+
+    def test_supported_filter(self):
+        """A caller that cannot carry out an action skips the rule without using it up."""
+        rules = FaultRules([{"mac": "*", "message": "*", "disconnect": True, "count": 1},
+                            {"mac": "*", "message": "RequestDistri",
+                             "distri_elsewhere": "127.0.0.1:1", "count": 1}])
+        self.assertIsNone(rules.decide(MAC, "Hb", "operation", UDP_ACTIONS))
+        self.assertIsNone(rules.decide(MAC, "RequestDistri", "operation", TRIGGER_ACTIONS))
+        self.assertEqual(rules.decide(MAC, "Heartbeat", "plugin_center").action,
+                         "disconnect")
+        self.assertEqual(rules.decide(MAC, "RequestDistri", "operation").target,
+                         ("127.0.0.1", 1))
+
+    def test_fault_names_rule(self):
+        """The fault says which rule produced it, for the log."""
+        rules = FaultRules([{"mac": "*", "message": "Hb", "no_reply": True}])
+        self.assertEqual(rules.decide(MAC, "Hb", "operation").rule,
+                         "faults[0] (mac=*, message=Hb)")
+
+
+class SetRulesTests(SynchronousTestCase):
+    def test_replace(self):
+        """set_rules replaces every rule and starts counts afresh."""
+        rules = FaultRules([{"mac": "*", "message": "Hb", "result": -1, "count": 1}])
+        rules.decide(MAC, "Hb", "operation")
+        rules.set_rules([{"mac": "*", "message": "Boot", "result": -2, "count": 1}])
+        self.assertIsNone(rules.decide(MAC, "Hb", "operation"))
+        self.assertEqual(rules.decide(MAC, "Boot", "operation").result, -2)
+        rules.set_rules([])
+        self.assertEqual(rules.rules, [])
+
+    def test_bad_set_keeps_old(self):
+        """A bad rule list changes nothing: the old rules stay in force."""
+        rules = FaultRules([{"mac": "*", "message": "Hb", "result": -1}])
+        self.assertRaises(FaultError, rules.set_rules,
+                          [{"mac": "*", "message": "Boot", "result": -2},
+                           {"mac": "*", "message": "Hb"}])
+        self.assertEqual(rules.decide(MAC, "Hb", "operation").result, -1)
+        self.assertIsNone(rules.decide(MAC, "Boot", "operation"))
+
+    def test_rules_listing(self):
+        """rules lists each rule as given plus its remaining uses."""
+        rules = FaultRules([{"mac": "*", "message": "Hb", "no_reply": True, "count": 2}])
+        rules.decide(MAC, "Hb", "operation")
+        self.assertEqual(rules.rules, [{"mac": "*", "message": "Hb", "no_reply": True,
+                                        "count": 2, "remaining": 1}])

@@ -1,0 +1,285 @@
+"""The device registry: records, write-behind, presets, reports, and SQLite persistence."""
+
+import os
+import sqlite3
+import tracemalloc
+
+from twisted.internet import defer, reactor
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from zope.interface.verify import verifyObject
+
+from cubegw import identity
+from cubegw.platform.config import DeviceConfig
+from cubegw.platform.registry import (
+    FIELDS, DeviceRecord, IDeviceStore, MemoryStore, Registry, SQLiteStore)
+
+MAC = "64D95420214B"
+SN = "64D954-D6AEE64D95420214B"
+DEVICE = DeviceConfig(MAC, sn=SN, loid="0755123456", wifi_ssid="ChinaNet-ABCD",
+                      wifi_password="wifipass", useradmin_password="admin1",
+                      telecomadmin_password="tele1", user_id="U1")
+
+
+def full_record(mac=MAC):
+    return DeviceRecord(
+        mac, sn=SN, loid="0755123456", vendor="V", model="M", firmware_version="1.0",
+        hardware_version="HW1", wifi_ssid="ChinaNet-ABCD", wifi_password="wifipass",
+        useradmin_password="admin1", telecomadmin_password="tele1",
+        dist_challenge="A" * 32, challenge="B" * 32, dev_rnd="C" * 32, registered=True,
+        online=True, wan_ip="192.0.2.10", last_hb=1234.5, hb_addr=("127.0.0.9", 40000),
+        user_id="U1")
+
+
+class FailingStore(MemoryStore):
+    """A store whose next ``fail`` saves fail."""
+
+    def __init__(self, fail):
+        super().__init__()
+        self.fail = fail
+
+    def save(self, rows, deleted):
+        if self.fail:
+            self.fail -= 1
+            return defer.fail(OSError("disk full"))
+        return super().save(rows, deleted)
+
+
+class RecordTests(SynchronousTestCase):
+    def test_defaults(self):
+        """A new record has empty strings, not registered, offline, no heartbeat address."""
+        r = DeviceRecord(MAC)
+        self.assertEqual((r.sn, r.dev_rnd, r.registered, r.online, r.hb_addr, r.last_hb),
+                         ("", "", False, False, None, 0.0))
+
+    def test_unknown_field(self):
+        """An unknown field is refused."""
+        self.assertRaises(TypeError, DeviceRecord, MAC, colour="red")
+
+    def test_row_round_trip(self):
+        """A record survives the trip to a database row and back."""
+        r = full_record()
+        self.assertEqual(DeviceRecord.from_row(r.row()).as_dict(), r.as_dict())
+        empty = DeviceRecord(MAC)
+        self.assertEqual(DeviceRecord.from_row(empty.row()).as_dict(), empty.as_dict())
+
+    def test_trigger_key(self):
+        """The Key is identity.trigger_key over the record's DevRND, SN and accounts."""
+        r = full_record()
+        self.assertEqual(r.trigger_key(), identity.trigger_key(
+            "C" * 32, SN, "ChinaNet-ABCD", "wifipass", "admin1"))
+        self.assertEqual(r.trigger_key(), identity.md5_upper(
+            "C" * 32, SN, "ABCD", "wifipass", "admin1"))
+        self.assertIsNone(DeviceRecord(MAC).trigger_key())
+
+    def test_is_online(self):
+        """Online means marked online and heard from within the timeout."""
+        r = full_record()
+        self.assertTrue(r.is_online(1300, 180))
+        self.assertFalse(r.is_online(1500, 180))
+        r.online = False
+        self.assertFalse(r.is_online(1300, 180))
+
+    def test_compact(self):
+        """A registered device costs well under the 4 KiB budget (slots, shared strings)."""
+        self.assertFalse(hasattr(DeviceRecord(MAC), "__dict__"))
+        registry = Registry(MemoryStore(), Clock())
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            for i in range(2000):
+                mac = "%012X" % i
+                registry.add(mac, sn="64D954-%017X" % i, loid="%010d" % i, vendor="V",
+                             model="M", firmware_version="1.0", hardware_version="HW1",
+                             wifi_ssid="ChinaNet-%04X" % i, wifi_password="pw%08d" % i,
+                             useradmin_password="ua%06d" % i,
+                             telecomadmin_password="ta%06d" % i)
+                registry.update(mac, challenge=os.urandom(16).hex().upper(),
+                                dev_rnd=os.urandom(16).hex().upper(), registered=True,
+                                online=True, wan_ip="10.%d.%d.1" % (i // 256, i % 256),
+                                last_hb=1e9 + i, hb_addr=("10.0.%d.%d" % (i // 256, i % 256),
+                                                          40000 + i), user_id="user%d" % i)
+            per_device = (tracemalloc.get_traced_memory()[0] - before) / 2000
+        finally:
+            tracemalloc.stop()
+        self.assertLess(per_device, 4096)
+
+
+class RegistryTests(SynchronousTestCase):
+    def setUp(self):
+        self.clock = Clock()
+        self.store = MemoryStore()
+        self.registry = Registry(self.store, self.clock, flush_delay=1.0, report_limit=3)
+        self.successResultOf(self.registry.load())
+
+    def test_store_interface(self):
+        """Both stores provide IDeviceStore."""
+        verifyObject(IDeviceStore, self.store)
+        verifyObject(IDeviceStore, SQLiteStore(":memory:"))
+
+    def test_add_get(self):
+        """An added device can be read back at once, from memory."""
+        self.registry.add(MAC, sn=SN)
+        self.assertEqual(self.registry.get(MAC).sn, SN)
+        self.assertIn(MAC, self.registry)
+        self.assertEqual(len(self.registry), 1)
+        self.assertEqual([r.mac for r in self.registry], [MAC])
+        self.assertIsNone(self.registry.get("001122334455"))
+
+    def test_add_twice(self):
+        """Adding a known MAC is refused."""
+        self.registry.add(MAC)
+        self.assertRaises(ValueError, self.registry.add, MAC)
+
+    def test_update_checks(self):
+        """update refuses unknown devices, unknown fields and the MAC itself."""
+        self.assertRaises(KeyError, self.registry.update, MAC, sn=SN)
+        self.registry.add(MAC)
+        self.assertRaises(TypeError, self.registry.update, MAC, colour="red")
+        self.assertRaises(TypeError, self.registry.update, MAC, mac="001122334455")
+
+    def test_write_behind(self):
+        """Changes reach the store once, batched, flush_delay after the first change."""
+        self.registry.add(MAC, sn=SN)
+        self.registry.update(MAC, online=True, last_hb=5.0)
+        self.registry.add("001122334455")
+        self.assertEqual(self.store.rows, {})
+        self.clock.advance(0.9)
+        self.assertEqual(self.store.rows, {})
+        self.clock.advance(0.1)
+        self.assertEqual(self.store.saves, 1)
+        self.assertEqual(set(self.store.rows), {MAC, "001122334455"})
+        self.assertEqual(self.store.rows[MAC], self.registry.get(MAC).row())
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_flush_now(self):
+        """flush writes pending changes at once and cancels the timer."""
+        self.registry.add(MAC)
+        self.successResultOf(self.registry.flush())
+        self.assertIn(MAC, self.store.rows)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.successResultOf(self.registry.flush())
+        self.assertEqual(self.store.saves, 1)
+
+    def test_remove(self):
+        """A removed device is gone from memory and, after the flush, from the store."""
+        self.registry.add(MAC)
+        self.successResultOf(self.registry.flush())
+        self.registry.add_report(MAC, {"a": "1"}, 1.0)
+        self.registry.remove(MAC)
+        self.assertIsNone(self.registry.get(MAC))
+        self.assertEqual(self.registry.reports(MAC), [])
+        self.clock.advance(1)
+        self.assertEqual(self.store.rows, {})
+
+    def test_bind(self):
+        """bind sets the bound UserID; "" unbinds."""
+        self.registry.add(MAC)
+        self.registry.bind(MAC, "U7")
+        self.assertEqual(self.registry.get(MAC).user_id, "U7")
+        self.registry.bind(MAC, "")
+        self.assertEqual(self.registry.get(MAC).user_id, "")
+
+    def test_reports_bounded(self):
+        """Reports are kept per MAC, oldest dropped past report_limit."""
+        for i in range(5):
+            self.registry.add_report(MAC, {"n": str(i)}, float(i))
+        self.assertEqual(self.registry.reports(MAC),
+                         [(2.0, {"n": "2"}), (3.0, {"n": "3"}), (4.0, {"n": "4"})])
+        self.assertEqual(self.registry.reports("001122334455"), [])
+
+    def test_preset(self):
+        """Configured devices are added; later presets refresh accounts, not the binding."""
+        self.registry.preset([DEVICE])
+        r = self.registry.get(MAC)
+        self.assertEqual((r.sn, r.loid, r.wifi_ssid, r.useradmin_password, r.user_id),
+                         (SN, "0755123456", "ChinaNet-ABCD", "admin1", "U1"))
+        self.registry.bind(MAC, "U2")
+        self.registry.preset([DeviceConfig(MAC, wifi_ssid="Home", wifi_password="p2",
+                                           user_id="U1")])
+        r = self.registry.get(MAC)
+        self.assertEqual((r.sn, r.loid, r.wifi_ssid, r.wifi_password, r.user_id),
+                         (SN, "0755123456", "Home", "p2", "U2"))
+
+    def test_failed_write_retried(self):
+        """A failed write is logged and retried later; nothing is lost."""
+        store = FailingStore(fail=1)
+        registry = Registry(store, self.clock, flush_delay=1.0)
+        registry.add(MAC, sn=SN)
+        self.clock.advance(1)
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+        self.assertEqual(store.rows, {})
+        self.clock.advance(1)
+        self.assertEqual(store.rows[MAC][1], SN)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_close(self):
+        """close writes what is pending, and later changes schedule no writes."""
+        self.registry.add(MAC)
+        self.successResultOf(self.registry.close())
+        self.assertIn(MAC, self.store.rows)
+        self.registry.update(MAC, online=True)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class SQLitePersistenceTests(TestCase):
+    """Real adbapi threads on the real reactor, on a temporary database file."""
+
+    def setUp(self):
+        self.path = os.path.join(self.mktemp(), "sub", "cubeplat.db")
+
+    @defer.inlineCallbacks
+    def open(self):
+        registry = Registry(SQLiteStore(self.path, reactor), reactor, flush_delay=0.01)
+        yield registry.load()
+        return registry
+
+    @defer.inlineCallbacks
+    def test_reopen(self):
+        """Every field of every device, bindings included, survives a close and re-open."""
+        registry = yield self.open()
+        self.assertEqual(len(registry), 0)
+        registry.preset([DEVICE])
+        registry.update(MAC, **{k: v for k, v in full_record().as_dict().items()
+                                if k != "mac"})
+        registry.bind(MAC, "U9")
+        registry.add("001122334455", sn="001122-ABCDEFGHIJKLMNOPQ")
+        registry.add("AABBCCDDEEFF")
+        yield registry.flush()
+        registry.remove("AABBCCDDEEFF")
+        expected = {r.mac: r.as_dict() for r in registry}
+        yield registry.close()
+
+        again = yield self.open()
+        self.addCleanup(again.close)
+        self.assertEqual({r.mac: r.as_dict() for r in again}, expected)
+        self.assertEqual(again.get(MAC).user_id, "U9")
+        self.assertEqual(again.get(MAC).hb_addr, ("127.0.0.9", 40000))
+
+    @defer.inlineCallbacks
+    def test_write_behind_reaches_disk(self):
+        """A change is on disk shortly after it is made, without a flush call."""
+        registry = yield self.open()
+        self.addCleanup(registry.close)
+        registry.add(MAC, sn=SN)
+        d = defer.Deferred()
+        reactor.callLater(0.2, d.callback, None)
+        yield d
+        rows = yield registry.store.pool.runQuery("SELECT mac, sn FROM devices")
+        self.assertEqual([tuple(r) for r in rows], [(MAC, SN)])
+
+    @defer.inlineCallbacks
+    def test_newer_schema_refused(self):
+        """A database written by a newer schema is refused, not silently misread."""
+        os.makedirs(os.path.dirname(self.path))
+        conn = sqlite3.connect(self.path)
+        conn.execute("PRAGMA user_version = 99")
+        conn.close()
+        registry = Registry(SQLiteStore(self.path, reactor), reactor)
+        self.addCleanup(registry.close)
+        with self.assertRaises(RuntimeError):
+            yield registry.load()
+
+    def test_fields_are_columns(self):
+        """Every record field has a column (hb_addr as host and port)."""
+        self.assertEqual(len(full_record().row()), len(FIELDS) + 1)
