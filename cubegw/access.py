@@ -66,6 +66,9 @@ class AccessProtocol(DatagramProtocol):
             elif self.machine.pending is None or addr != self._reply_from:
                 return self._drop(addr, "stray reply: no request is waiting for it")
             else:
+                self.log.info("received {method} reply: Result {result}",
+                              method=self.machine.pending.METHOD, result=msg.get("Result"),
+                              message=msg)
                 commands = self.machine.reply_received(msg)
         except wire.WireError as e:
             return self._drop(addr, e.reason)
@@ -120,7 +123,8 @@ class AccessProtocol(DatagramProtocol):
 
     def _do_Note(self, cmd):
         emit = {"info": self.log.info, "warn": self.log.warn, "error": self.log.error}
-        emit[cmd.level](cmd.event + " {fields}", fields=cmd.fields)
+        text = cmd.event + (" {fields}" if cmd.fields else "")
+        emit[cmd.level](text, fields=cmd.fields)
 
     # -------------------------------------------------------------- helpers
 

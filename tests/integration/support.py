@@ -6,12 +6,12 @@
 
 import json
 import os
-import signal
-import sys
 
 import yaml
 from twisted.internet import defer, protocol, reactor
 from twisted.internet.task import deferLater
+
+from cubegw.children import ChildDaemon, with_timeout
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MAC = "02AB54000001"
@@ -42,55 +42,9 @@ def gateway_config(tmpdir, **extra):
     return path
 
 
-class Daemon(protocol.ProcessProtocol):
-    """``twistd -n`` of this tree as a child; ``output`` collects its log, ``ended`` fires on exit."""
-
-    def __init__(self, plugin, args, cwd):
-        self.output = []
-        self.ended = defer.Deferred()
-        self.plugin, self.args, self.cwd = plugin, args, cwd
-        self._waiters = []
-
-    def start(self):
-        env = dict(os.environ, PYTHONPATH=ROOT, PYTHONUNBUFFERED="1")
-        argv = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
-                "-n", "--pidfile=", self.plugin] + self.args
-        self.process = reactor.spawnProcess(self, sys.executable, argv, env=env, path=self.cwd)
-        return self
-
-    def outReceived(self, data):
-        self.output.append(data.decode("utf-8", "replace"))
-        self._check_waiters()
-
-    errReceived = outReceived
-
-    def processEnded(self, reason):
-        self.exit = reason.value
-        self.ended.callback(reason.value)
-        self._check_waiters()
-
-    def text(self):
-        return "".join(self.output)
-
-    def wait_for_output(self, needle, timeout=10):
-        """A Deferred firing when ``needle`` appears in the output (fails after ``timeout``)."""
-        d = defer.Deferred()
-        self._waiters.append((needle, d))
-        self._check_waiters()
-        return _with_timeout(d, timeout, f"{needle!r} in the daemon's output:\n{self.text()}")
-
-    def _check_waiters(self):
-        text = self.text()
-        for needle, d in list(self._waiters):
-            if needle in text:
-                self._waiters.remove((needle, d))
-                d.callback(text)
-
-    def stop(self, sig=signal.SIGTERM):
-        """Signal the daemon and wait for it to exit."""
-        if not self.ended.called:
-            self.process.signalProcess({signal.SIGTERM: "TERM", signal.SIGKILL: "KILL"}[sig])
-        return self.ended
+def Daemon(plugin, args, cwd):
+    """``twistd -n plugin`` from this source tree, as a child process."""
+    return ChildDaemon(reactor, plugin, args, cwd, env={"PYTHONPATH": ROOT})
 
 
 class UdpPeer(protocol.DatagramProtocol):
@@ -109,25 +63,10 @@ class UdpPeer(protocol.DatagramProtocol):
 
     def next(self, timeout=10):
         """The next (message, source address)."""
-        return _with_timeout(self.queue.get(), timeout, "a datagram at the peer")
+        return with_timeout(reactor, self.queue.get(), timeout, "a datagram at the peer")
 
     def send(self, message, addr):
         self.transport.write(json.dumps(message).encode(), addr)
-
-
-def _with_timeout(d, timeout, what):
-    timer = reactor.callLater(timeout, d.cancel)
-
-    def done(result):
-        if timer.active():
-            timer.cancel()
-        return result
-
-    def timed_out(failure):
-        failure.trap(defer.CancelledError)
-        raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-    return d.addBoth(done).addErrback(timed_out)
 
 
 def sleep(seconds):

@@ -1,0 +1,292 @@
+"""The LAN interface for the phone app (protocol.md section 8): ``Post1`` on LocatePort.
+
+``LanProtocol`` only frames, decodes and encodes; the capability work is the dispatcher's
+(``dispatch(side, parameter) -> Deferred`` firing ``(result, payload_or_None,
+after_reply)``).  One request per connection: the reply goes out, the connection is
+closed, and the after-reply actions (reboot, factory reset) run once it is gone, so the
+reply has left the gateway first.  ``LanServer`` listens on each configured LAN address
+only, never on a wildcard, and moves when X_CT-COM_Mgt.LocatePort changes.
+"""
+
+from twisted.application import service
+from twisted.internet import defer, error
+from twisted.internet.protocol import Factory
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.protocols.basic import Int32StringReceiver
+from twisted.protocols.policies import TimeoutMixin
+
+from cubegw import wire
+
+RESULT_OK = 0
+RESULT_NOT_ALLOWED = -12        # capability missing or not allowed from this side
+RESULT_NOT_RUNNING = -16        # plugin not running (the dispatcher failed unexpectedly)
+RESULT_TIMEOUT = -100           # plugin operation timed out
+
+WILDCARDS = frozenset(["", "*", "0.0.0.0", "::", "0:0:0:0:0:0:0:0", "::0"])
+
+_log = Logger()
+
+
+def call_dispatcher(dispatcher, side, parameter, clock, timeout=None):
+    """Ask the dispatcher; the Deferred always fires with ``(result, payload, after)``.
+
+    A 2-tuple means no after-reply actions; a failure is -16 (logged), a call longer
+    than ``timeout`` seconds is -100.
+    """
+    d = defer.maybeDeferred(dispatcher.dispatch, side, parameter)
+    if timeout:
+        d.addTimeout(timeout, clock)
+
+    def normalize(outcome):
+        if isinstance(outcome, tuple) and len(outcome) in (2, 3):
+            result, payload = outcome[0], outcome[1]
+            after = list(outcome[2]) if len(outcome) == 3 and outcome[2] else []
+            if (isinstance(result, int) and not isinstance(result, bool)
+                    and (payload is None or isinstance(payload, dict))):
+                return result, payload, after
+        _log.error("dispatcher ({side}) gave an unusable answer {outcome!r:.80}",
+                   side=side, outcome=outcome)
+        return RESULT_NOT_RUNNING, None, []
+
+    def failed(failure):
+        if failure.check(defer.TimeoutError, error.TimeoutError):
+            _log.warn("capability call ({side}) timed out after {timeout} s",
+                      side=side, timeout=timeout)
+            return RESULT_TIMEOUT, None, []
+        _log.failure("dispatcher ({side}) failed", failure, side=side)
+        return RESULT_NOT_RUNNING, None, []
+
+    return d.addCallbacks(normalize, failed)
+
+
+def run_actions(actions, log, where):
+    """Run after-reply actions; one failing does not stop the others."""
+    for action in actions:
+        try:
+            action()
+        except Exception:
+            log.failure("after-reply action {action!r} ({where}) failed",
+                        action=action, where=where)
+
+
+def readable_id(msg):
+    """The request's ID when it has a usable one, else None."""
+    try:
+        return wire.as_int(msg.get("ID"), "ID") if isinstance(msg, dict) else None
+    except wire.WireError:
+        return None
+
+
+class LanProtocol(Int32StringReceiver, TimeoutMixin):
+    """One phone-app connection: one ``Post1`` in, one reply out, then close."""
+
+    MAX_LENGTH = wire.MAX_FRAME
+    log = Logger()
+
+    def __init__(self):
+        self._request_seen = False
+        self._after = []
+        self._gone = False
+
+    def callLater(self, period, func):
+        return self.factory.clock.callLater(period, func)
+
+    def connectionMade(self):
+        self.setTimeout(self.factory.idle_timeout)
+
+    def dataReceived(self, data):
+        if self._request_seen or self._gone:
+            return                   # one request per connection; the rest is ignored
+        self.resetTimeout()
+        Int32StringReceiver.dataReceived(self, data)
+
+    def lengthLimitExceeded(self, length):
+        self.log.warn("LAN client {peer} announced a {length}-byte frame (limit {limit}); "
+                      "closing", peer=self._peer(), length=length, limit=self.MAX_LENGTH)
+        self._close()
+
+    def timeoutConnection(self):
+        if self._request_seen:
+            self.log.warn("LAN client {peer} does not take its reply; aborting",
+                          peer=self._peer())
+        else:
+            self.log.info("LAN client {peer} sent nothing for {timeout} s; closing",
+                          peer=self._peer(), timeout=self.factory.idle_timeout)
+        self.transport.abortConnection()
+
+    def stringReceived(self, data):
+        if self._request_seen:
+            return
+        self._request_seen = True
+        self.setTimeout(None)        # the dispatcher's own time limit applies now
+        try:
+            msg = wire.decode_frame(data)
+        except wire.WireError as e:
+            self.log.warn("LAN client {peer}: {reason}; closing", peer=self._peer(),
+                          reason=e.reason)
+            return self._close()
+        if msg.get("RPCMethod") != "Post1":
+            self.log.warn("LAN client {peer}: RPCMethod {method!r:.40} refused",
+                          peer=self._peer(), method=msg.get("RPCMethod"))
+            ident = readable_id(msg)
+            return self._reply({"Result": RESULT_NOT_ALLOWED, "ID": 0 if ident is None else ident})
+        try:
+            request = wire.decode_request(msg, wire.TO_GATEWAY_LAN)
+        except wire.WireError as e:
+            self.log.warn("LAN client {peer}: bad Post1: {reason}; closing",
+                          peer=self._peer(), reason=e.reason)
+            return self._close()
+        if self.factory.store.get("mgt", "Ability") == 1:
+            self.log.info("LAN client {peer}: Post1 refused, X_CT-COM_Mgt.Ability is 1",
+                          peer=self._peer())
+            return self._reply({"Result": RESULT_NOT_ALLOWED, "ID": request.ID})
+        d = call_dispatcher(self.factory.dispatcher, "local", request.Parameter,
+                            self.factory.clock, self.factory.dispatch_timeout)
+        d.addCallback(self._answer, request.ID)
+
+    def _answer(self, outcome, ident):
+        result, payload, after = outcome
+        if self._gone:
+            self.log.warn("LAN client {peer} left before its reply (ID {id}); "
+                          "{n} after-reply action(s) dropped",
+                          peer=self._peer(), id=ident, n=len(after))
+            return
+        reply = wire.PostReply(Result=result, ID=ident, return_Parameter=payload)
+        try:
+            data = wire.encode_frame(reply)
+        except wire.WireError as e:
+            self.log.error("LAN reply to ID {id} not sendable: {reason}", id=ident,
+                           reason=e.reason)
+            data, after = wire.encode_frame({"Result": RESULT_NOT_RUNNING, "ID": ident}), []
+        self._after = after
+        self.sendString(data)
+        self._close()
+
+    def _reply(self, message):
+        self.sendString(wire.encode_frame(message))
+        self._close()
+
+    def _close(self):
+        """Close after the buffered reply is written; abort if the client will not read it."""
+        self._request_seen = True
+        self.setTimeout(self.factory.idle_timeout)
+        self.transport.loseConnection()
+
+    def connectionLost(self, reason):
+        self._gone = True
+        self.setTimeout(None)
+        self.factory.released(self)
+        after, self._after = self._after, []
+        run_actions(after, self.log, "LAN")
+
+    def _peer(self):
+        peer = self.transport.getPeer() if self.transport else None
+        return f"{peer.host}:{peer.port}" if hasattr(peer, "host") else str(peer)
+
+
+class LanFactory(Factory):
+    """Builds ``LanProtocol``s; refuses a connection beyond ``max_connections`` unread."""
+
+    protocol = LanProtocol
+    log = Logger()
+
+    def __init__(self, store, dispatcher, clock, idle_timeout=10.0, max_connections=5,
+                 dispatch_timeout=30.0):
+        self.store = store
+        self.dispatcher = dispatcher
+        self.clock = clock
+        self.idle_timeout = idle_timeout
+        self.max_connections = max_connections
+        self.dispatch_timeout = dispatch_timeout
+        self.active = set()
+        self.refused = 0
+
+    def buildProtocol(self, addr):
+        if len(self.active) >= self.max_connections:
+            self.refused += 1
+            self.log.warn("LAN connection from {peer} refused: {n} connections already open",
+                          peer=getattr(addr, "host", addr), n=len(self.active))
+            return None              # the port closes the socket at once, nothing is read
+        proto = Factory.buildProtocol(self, addr)
+        self.active.add(proto)
+        return proto
+
+    def released(self, proto):
+        self.active.discard(proto)
+
+
+class LanServer(service.Service):
+    """Listens for the phone app on each LAN address at X_CT-COM_Mgt.LocatePort."""
+
+    log = Logger()
+
+    def __init__(self, addresses, store, dispatcher, reactor, idle_timeout=10.0,
+                 max_connections=5, dispatch_timeout=30.0, check_interval=None):
+        self.addresses = tuple(addresses)
+        self.store = store
+        self.reactor = reactor
+        self.factory = LanFactory(store, dispatcher, reactor, idle_timeout, max_connections,
+                                  dispatch_timeout)
+        self.check_interval = check_interval
+        self.ports = []
+        self.port_number = None
+        self._loop = None
+        self._lock = defer.DeferredLock()    # one listen/unlisten change at a time
+
+    def startService(self):
+        super().startService()
+        self._listen()
+        if self.check_interval:
+            self._loop = LoopingCall(self.relisten)
+            self._loop.clock = self.reactor
+            self._loop.start(self.check_interval, now=False)
+
+    def stopService(self):
+        super().stopService()
+        if self._loop is not None:
+            self._loop, loop = None, self._loop
+            loop.stop()
+        return self._lock.run(self._unlisten)
+
+    def relisten(self, force=False):
+        """Move to the current LocatePort if it changed (or always, with ``force``)."""
+        def move():
+            if not self.running:
+                return None
+            if not force and self.store.get("mgt", "LocatePort") == self.port_number:
+                return None
+            self.log.info("LocatePort is now {port}; moving the LAN listener",
+                          port=self.store.get("mgt", "LocatePort"))
+            d = self._unlisten()
+            d.addCallback(lambda _: self._listen())
+            return d
+        return self._lock.run(move).addErrback(
+            lambda f: self.log.failure("moving the LAN listener failed", f))
+
+    def _listen(self):
+        self.port_number = port = self.store.get("mgt", "LocatePort")
+        wanted = []
+        for address in self.addresses:
+            if address.strip().lower() in WILDCARDS:
+                self.log.error("LAN address {address!r} is a wildcard; not listening there "
+                               "(the LAN interface must never face the WAN)", address=address)
+            else:
+                wanted.append(address.strip())
+        if not wanted:
+            self.log.warn("no LAN address configured (lan.addresses): the local Post1 "
+                          "interface is not served")
+        for address in wanted:
+            try:
+                self.ports.append(self.reactor.listenTCP(port, self.factory, interface=address))
+            except error.CannotListenError as e:
+                self.log.error("cannot listen on {address}:{port}: {error}",
+                               address=address, port=port, error=e)
+            else:
+                self.log.info("LAN interface listening on {address}:{port}",
+                              address=address, port=port)
+
+    def _unlisten(self):
+        ports, self.ports = self.ports, []
+        return defer.gatherResults(
+            [defer.maybeDeferred(p.stopListening) for p in ports]).addCallback(lambda _: None)
