@@ -53,6 +53,7 @@ def main(argv=None, out=sys.stdout):
             for name in [args.name] if args.name else MGT_NAMES:
                 print(f"{name}={values[name]}" if not args.name else values[name], file=out)
             return 0
+        os.makedirs(config.confdir, exist_ok=True)
         store.set("mgt", args.name, args.value)
         print(f"{args.name}={store.get('mgt', args.name)}", file=out)
         _notify_daemon(config)
