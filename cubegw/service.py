@@ -62,6 +62,8 @@ class RegistrationService(service.Service):
         super().startService()
         self._wan_ip = self.wan_ip()
         self._store_stamp = self._stamp()
+        for problem in self.store.problems():
+            self.log.warn("store: {problem}", problem=problem)
         self._port = self.reactor.listenUDP(0, self.protocol, interface=self.config.udp_bind)
         reg = (self.store.get("registration", "ServerAddr"),
                self.store.get("registration", "ServerPort"))

@@ -1,0 +1,146 @@
+"""The capability plug-in interface, rights, and what a provider is given.
+
+A provider is an object providing ``IGatewayCapability`` (and
+``twisted.plugin.IPlugin``, so Twisted's plugin scan finds it) that serves one
+or more CmdTypes.  It gets the decoded request payload and a per-call
+``CapabilityContext``, and returns the reply fields; the dispatcher adds
+CmdType, SequenceId and Status and turns every value into a string.
+"""
+
+import dataclasses
+import hmac
+from typing import Any, Callable, List, Optional
+
+from twisted.plugin import IPlugin
+from zope.interface import Attribute, Interface, implementer
+
+__all__ = [
+    "RIGHT_NONE", "RIGHT_LOCAL", "RIGHT_REMOTE", "RIGHT_BOTH", "LOCAL", "REMOTE",
+    "SIDE_RIGHT", "IGatewayCapability", "CapabilityFailure", "CapabilityUnavailable",
+    "CapabilityContext", "Capability", "check_account", "allows",
+]
+
+#: SET_RIGHT's RIGHT values: a bit for each side.
+RIGHT_NONE = 0
+RIGHT_LOCAL = 1
+RIGHT_REMOTE = 2
+RIGHT_BOTH = 3
+
+#: The two sides a call comes from: Post1 on the LAN, Post from the plugin center.
+LOCAL = "local"
+REMOTE = "remote"
+SIDE_RIGHT = {LOCAL: RIGHT_LOCAL, REMOTE: RIGHT_REMOTE}
+
+
+def allows(right: int, side: str) -> bool:
+    """Whether ``right`` (0-3) lets a call in from ``side``."""
+    return bool(right & SIDE_RIGHT.get(side, 0))
+
+
+class IGatewayCapability(Interface):
+    """A provider of one or more capability CmdTypes."""
+
+    cmd_types = Attribute("tuple of the CmdType names this provider serves")
+    default_right = Attribute(
+        "RIGHT_NONE/LOCAL/REMOTE/BOTH (0-3): who may call it until SET_RIGHT says otherwise")
+    needs_account = Attribute(
+        "bool: the dispatcher checks USER/PASSWORD (or PassWD) against the "
+        "telecomadmin/useradmin accounts before calling")
+
+    def call(cmd_type, payload, context):
+        """Serve one call.
+
+        ``payload`` is the decoded request (CmdType, SequenceId and the args, as
+        sent); ``context`` a ``CapabilityContext``.  Return the reply fields
+        (a dict, or a Deferred or coroutine of one).  Raise (or fail with)
+        ``CapabilityFailure(reason)`` for Status "1" with that FailReason.
+        """
+
+
+class CapabilityFailure(Exception):
+    """The capability's own failure: Status "1" and ``reason`` as FailReason."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class CapabilityUnavailable(Exception):
+    """The capability exists but cannot run now: Result -16 (plugin not running)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CapabilityContext:
+    """What a provider may use.  The wiring makes one; the dispatcher hands each
+    call a copy (``for_call``) with ``side``, ``rights`` and its own after-reply list.
+
+    ``dev_rnd()`` returns the current DevRND or None (``RegistrationMachine.dev_rnd``);
+    ``registered()`` whether the gateway is registered with the operation platform.
+    """
+
+    store: Any
+    config: Any                       # cubegw.config.GatewayConfig
+    identity: Any                     # cubegw.identity.Identity
+    backend: Any                      # cubegw.backend.ISystemBackend
+    clock: Any                        # IReactorTime
+    dev_rnd: Callable[[], Optional[str]] = lambda: None
+    registered: Callable[[], bool] = lambda: False
+    side: str = ""
+    rights: Any = None                # cubegw.capabilities.dispatch.Rights, per call
+    _after: List[Callable[[], Any]] = dataclasses.field(default_factory=list, repr=False)
+
+    def for_call(self, side: str, rights: Any) -> "CapabilityContext":
+        return dataclasses.replace(self, side=side, rights=rights, _after=[])
+
+    def after_reply(self, action: Callable[[], Any]) -> None:
+        """Run ``action()`` once the reply has been written (reboot, reset...).
+
+        Dropped if the call ends in anything but a reply with Status "0".
+        """
+        self._after.append(action)
+
+    @property
+    def after(self) -> List[Callable[[], Any]]:
+        return list(self._after)
+
+
+def _same(given: Any, expected: str) -> bool:
+    if not isinstance(given, str) or not expected:
+        return False
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"),
+                               expected.encode("utf-8", "surrogatepass"))
+
+
+def check_account(accounts: Any, payload: dict) -> bool:
+    """Whether the payload's USER/PASSWORD (or PassWD) name a configured account.
+
+    With USER, the password must be that account's; without it, either
+    account's.  An account with no password configured never matches.
+    """
+    password = payload.get("PASSWORD", payload.get("PassWD"))
+    known = {"telecomadmin": accounts.telecomadmin, "useradmin": accounts.useradmin}
+    user = payload.get("USER")
+    if user is not None:
+        return isinstance(user, str) and user in known and _same(password, known[user])
+    # compare against both so the time taken does not tell which one matched
+    results = [_same(password, secret) for secret in known.values()]
+    return any(results)
+
+
+@implementer(IPlugin, IGatewayCapability)
+class Capability:
+    """Convenience base: set the three attributes, write ``call``.
+
+    Subclasses may instead define ``handle_<CMD_TYPE>(payload, context)`` methods
+    and let this ``call`` route to them.
+    """
+
+    cmd_types: tuple = ()
+    default_right: int = RIGHT_BOTH
+    needs_account: bool = False
+
+    def call(self, cmd_type, payload, context):
+        return getattr(self, "handle_" + cmd_type)(payload, context)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} {', '.join(self.cmd_types)}>"
