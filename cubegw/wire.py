@@ -247,8 +247,9 @@ def _request(method):
 
 # -- distribution (section 4)
 
-@_request("BootFirst")
-class BootFirst(Message):
+@dataclass(frozen=True)
+class _DeviceReport(Message):
+    """The device fields of every Boot (distribution, operation and plugin center)."""
     Vendor: str = wf("Vendor")
     Model: str = wf("Model")
     MAC: str = wf("MAC", "mac")
@@ -257,6 +258,10 @@ class BootFirst(Message):
     HardwareVer: str = wf("HardwareVer")
     IPAddr: str = wf("IPAddr")
     LOID: str = wf("LOID")
+
+
+@_request("BootFirst")
+class BootFirst(_DeviceReport):
     Version: str = wf("Version", default=INTERFACE_VERSION)
 
 
@@ -350,15 +355,8 @@ class Result(Message):
 # -- plugin center (section 7) and LAN (section 8)
 
 @_request("Boot")
-class PluginBoot(Message):
-    Vendor: str = wf("Vendor")
-    Model: str = wf("Model")
-    MAC: str = wf("MAC", "mac")
-    SN: str = wf("SN")
-    FirmwareVer: str = wf("FirmwareVer")
-    HardwareVer: str = wf("HardwareVer")
-    IPAddr: str = wf("IPAddr")
-    LOID: str = wf("LOID")
+class PluginBoot(_DeviceReport):
+    pass
 
 
 @_reply((0,))

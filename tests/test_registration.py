@@ -7,6 +7,7 @@ Default timings are used: reply_timeout 5 s, retry 5 s x 2, jitter 30 s, hb_time
 
 import json
 
+from twisted.logger import Logger, LogLevel
 from twisted.trial.unittest import SynchronousTestCase
 
 from cubegw import identity
@@ -162,9 +163,12 @@ class DistributionResultTests(SynchronousTestCase):
     def test_boot_first_minus_6(self):
         """BootFirst -6: MAC not accepted, logged as an error, retried with backoff."""
         g = self._at_boot_first()
+        events = []
+        g.protocol.log = Logger(observer=events.append)
         g.reply(-6)
-        errors = self.flushLoggedErrors()
-        self.assertEqual(errors, [])
+        errors = [e for e in events if e["log_level"] == LogLevel.error]
+        self.assertEqual(len(errors), 1)
+        self.assertIn("MAC not accepted", errors[0]["log_format"])
         g.advance_to(39.9)
         self.assertEqual(g.sent(), [])
         g.advance_to(40)
