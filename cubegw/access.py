@@ -11,6 +11,7 @@ from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
+from cubegw import registration as reg
 from cubegw import wire
 
 
@@ -40,6 +41,7 @@ class AccessProtocol(DatagramProtocol):
         self.dropped = 0
         self._timer = None
         self._reply_from = None      # resolved (ip, port) the pending request went to
+        self._operation_from = None  # resolved (ip, port) of the operation platform
 
     # ----------------------------------------------------------- events in
 
@@ -62,7 +64,8 @@ class AccessProtocol(DatagramProtocol):
             if "RPCMethod" in msg:
                 if msg["RPCMethod"] not in wire.TO_GATEWAY_UDP:
                     return self._drop(addr, f"unexpected RPCMethod {msg['RPCMethod']!r:.40}")
-                commands = self.machine.trigger_received(msg, addr, self.clock.seconds())
+                commands = self.machine.trigger_received(
+                    msg, addr, self.clock.seconds(), addr == self._operation_from)
             elif self.machine.pending is None or addr != self._reply_from:
                 return self._drop(addr, "stray reply: no request is waiting for it")
             else:
@@ -93,6 +96,8 @@ class AccessProtocol(DatagramProtocol):
             if self.machine.pending is not message or self.transport is None:
                 return  # superseded while the name was resolving
             self._reply_from = (ip, cmd.port)
+            if cmd.target == reg.OPERATION:
+                self._operation_from = self._reply_from
             self.transport.write(wire.encode_datagram(message), self._reply_from)
             self.log.info("sent {method} to the {target} platform {host}:{port}",
                           method=message.METHOD, target=cmd.target, host=cmd.host,

@@ -51,6 +51,7 @@ class Timing:
     boot_tries: int = 3               # unanswered/failed operation-platform tries before BootFirst
     hb_misses: int = 3                # heartbeats missed in a row before Boot
     resync_limit: int = 3             # operation -5 in a row before BootFirst
+    trigger_limit: int = 6            # reverse triggers acted on per minute, at most
     wan_check: float = 10.0           # how often the WAN address is checked for a change
     store_check: float = 2.0          # how often the UCI file is checked for outside changes
 

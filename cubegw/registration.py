@@ -11,6 +11,7 @@ running: the reply timeout, a retry wait, the heartbeat interval or the -2 silen
 """
 
 import random
+from collections import deque
 from dataclasses import dataclass, field
 
 from cubegw import identity, wire
@@ -136,9 +137,10 @@ class RegistrationMachine:
         self.hb_flag = "1"
         self.register_resets = 0          # Register 3 in a row
         self.counters = {"sent": 0, "replies": 0, "timeouts": 0, "hb_ok": 0,
-                         "triggers_ok": 0, "triggers_refused": 0}
+                         "triggers_ok": 0, "triggers_refused": 0, "triggers_spoofed": 0}
         self._next = None                 # what the armed wait leads to
         self._last_trigger = None
+        self._trigger_times = deque()     # when recent triggers were acted on
         self._challenge = None
 
     # ------------------------------------------------------------- events
@@ -194,8 +196,17 @@ class RegistrationMachine:
         self.op_failures = self.resyncs = 0
         return notes + (self._boot() if self.operation else self._boot_first())
 
-    def trigger_received(self, msg, source, now):
-        """A reverse trigger (decoded dict) from ``source``; ``now`` is for replay suppression."""
+    def trigger_received(self, msg, source, now, from_operation=True):
+        """A reverse trigger (decoded dict) from ``source`` at time ``now``.
+
+        Only the operation platform may trigger (``from_operation``, judged by the
+        transport on the resolved address); anything else is dropped unanswered, so the
+        gateway cannot be used to reflect datagrams at a third party.
+        """
+        if not from_operation:
+            self.counters["triggers_spoofed"] += 1
+            return [Note("warn", "trigger from an address that is not the operation "
+                                 "platform dropped", {"source": source})]
         try:
             trigger = wire.decode_request(msg, wire.TO_GATEWAY_UDP)
         except wire.WireError as e:
@@ -213,6 +224,11 @@ class RegistrationMachine:
             last, when = self._last_trigger
             if last == trigger and now - when < TRIGGER_REPLAY_WINDOW:
                 return [answer, Note("info", "trigger replay answered, not acted on")]
+        while self._trigger_times and now - self._trigger_times[0] >= 60:
+            self._trigger_times.popleft()
+        if len(self._trigger_times) >= self.timing.trigger_limit:
+            return self._refuse(source, f"more than {self.timing.trigger_limit} triggers a minute")
+        self._trigger_times.append(now)
         self._last_trigger = (trigger, now)
         self.counters["triggers_ok"] += 1
         if isinstance(trigger, wire.RequestPlugin):

@@ -446,11 +446,35 @@ class TriggerTests(SynchronousTestCase):
     def test_before_registration(self):
         """Before any Register there is no DevRND, so every trigger is refused."""
         g = Gateway()
-        g.start()
+        g.start(stored=("oper.test", OPER[1]))
+        g.advance_to(30)
+        g.sent()
         g.protocol.datagramReceived(json.dumps({
             "RPCMethod": "RequestPlug-in", "Key": "A" * 32, "ServerAddr": "h",
             "ServerPort": 1}).encode(), OPER)
         self.assertEqual(self._answers(g), [(OPER, {"Result": -1})])
+
+    def test_spoofed_source_dropped(self):
+        """A valid trigger from any address but the operation platform's: no answer, no action."""
+        g = self._online()
+        for source in [("127.0.0.9", OPER[1]), (OPER[0], OPER[1] + 1), DIST]:
+            g.trigger("RequestPlug-in", frm=source)
+        self.assertEqual(g.sent(), [])
+        self.assertEqual(g.effects.plugin, [])
+        self.assertEqual(g.machine.counters["triggers_spoofed"], 3)
+
+    def test_rate_limit(self):
+        """At most trigger_limit (6) triggers a minute are acted on; the rest get -1."""
+        g = self._online()
+        for n in range(8):
+            g.trigger("RequestPlug-in", ServerPort=8000 + n)
+            g.clock.advance(1)
+        results = [m["Result"] for _, m in self._answers(g) if "Result" in m]
+        self.assertEqual(results, [0] * 6 + [-1] * 2)
+        self.assertEqual(len(g.effects.plugin), 6)
+        g.clock.advance(60)
+        g.trigger("RequestPlug-in", ServerPort=9000)
+        self.assertEqual(len(g.effects.plugin), 7)
 
     def test_replay_within_one_second(self):
         """The same trigger again within 1 s is answered but acted on once; later, again."""
