@@ -64,10 +64,14 @@ def run_actions(actions, log, where):
     """Run after-reply actions; one failing does not stop the others."""
     for action in actions:
         try:
-            action()
+            result = action()
         except Exception:
             log.failure("after-reply action {action!r} ({where}) failed",
                         action=action, where=where)
+            continue
+        if isinstance(result, defer.Deferred):
+            result.addErrback(lambda f, a=action: log.failure(
+                "after-reply action {action!r} ({where}) failed", f, action=a, where=where))
 
 
 def readable_id(msg):

@@ -257,7 +257,7 @@ class PluginChannel:
         self.log.warn("plugin center {address}: {why}; closing",
                       address="%s:%s" % self.address, why=why)
         self._cancel_timers()
-        self._proto.close()
+        self._proto.close(abort=True)
 
     def _cancel_timers(self):
         for call in (self._pending[1] if self._pending else None, self._hb_call):

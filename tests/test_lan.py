@@ -1,0 +1,470 @@
+"""The LAN Post1 server on StringTransports, a Clock and a MemoryReactor: no sockets.
+
+``FakeStore``, ``FakeDispatcher`` and the frame helpers are shared with
+``test_pluginchannel``.
+"""
+
+import json
+import struct
+
+from twisted.application.service import IService
+from twisted.internet import defer, error
+from twisted.internet.address import IPv4Address
+from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.logger import globalLogPublisher
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
+
+from cubegw import lan, wire
+from cubegw.store import Store
+
+SN_INFO = {"CmdType": "GET_SN_INFO", "SequenceId": "0000000A"}
+
+
+class FakeStore:
+    """The store's ``get`` over a dict of X_CT-COM_Mgt values."""
+
+    def __init__(self, **mgt):
+        self.mgt = {"LocatePort": 17998, "Ability": 0, "Heartbeat": 60}
+        self.mgt.update(mgt)
+
+    def get(self, section, name):
+        assert section == "mgt", section
+        return self.mgt[name]
+
+
+class FakeDispatcher:
+    """Records each call with its Deferred; the test fires them in any order.
+
+    With ``auto`` set, GET_SN_INFO-like payloads are answered at once.
+    """
+
+    def __init__(self, auto=False):
+        self.auto = auto
+        self.calls = []
+
+    def dispatch(self, side, parameter):
+        d = defer.Deferred()
+        self.calls.append((side, parameter, d))
+        if self.auto:
+            d.callback(self.sn_info(parameter))
+        return d
+
+    @staticmethod
+    def sn_info(parameter, after=()):
+        payload = {"CmdType": parameter.get("CmdType"), "SequenceId": parameter.get("SequenceId"),
+                   "Status": "0", "MAC": "64D95420214B", "BussinessStatus": "SUCCESS"}
+        return (0, payload, list(after))
+
+    def answer(self, index, outcome=None):
+        side, parameter, d = self.calls[index]
+        d.callback(outcome if outcome is not None else self.sn_info(parameter))
+
+
+def frame(obj):
+    data = obj if isinstance(obj, bytes) else json.dumps(obj).encode()
+    return struct.pack("!I", len(data)) + data
+
+
+def unframe(data):
+    """All complete frames in ``data`` as dicts, with Parameter fields decoded."""
+    out = []
+    while len(data) >= 4:
+        (n,) = struct.unpack("!I", data[:4])
+        msg = json.loads(data[4:4 + n])
+        for name in ("Parameter", "return_Parameter"):
+            if name in msg:
+                msg[name] = wire.decode_parameter(msg[name])
+        out.append(msg)
+        data = data[4 + n:]
+    return out
+
+
+def post(ident, payload=SN_INFO, method="Post1", **extra):
+    msg = {"RPCMethod": method, "ID": ident, "Plugin_Name": "cube", "Version": "1.0",
+           "Parameter": wire.encode_parameter(payload)}
+    msg.update(extra)
+    return msg
+
+
+def capture_logs(testcase):
+    """Every log event emitted during the test."""
+    events = []
+    globalLogPublisher.addObserver(events.append)
+    testcase.addCleanup(globalLogPublisher.removeObserver, events.append)
+    return events
+
+
+def logged(events, text):
+    return [e for e in events if text in e.get("log_format", "")]
+
+
+class LanHarness:
+    def __init__(self, store=None, dispatcher=None, **kw):
+        self.clock = Clock()
+        self.store = store or FakeStore()
+        self.dispatcher = dispatcher or FakeDispatcher()
+        self.factory = lan.LanFactory(self.store, self.dispatcher, self.clock, **kw)
+
+    def connect(self, port=40000):
+        addr = IPv4Address("TCP", "192.168.1.10", port)
+        proto = self.factory.buildProtocol(addr)
+        if proto is None:
+            return None, None
+        transport = StringTransport(peerAddress=addr)
+        proto.makeConnection(transport)
+        return proto, transport
+
+
+def lose(proto):
+    proto.connectionLost(Failure(error.ConnectionDone()))
+
+
+class LanProtocolTests(SynchronousTestCase):
+    def setUp(self):
+        self.events = capture_logs(self)
+        self.h = LanHarness()
+        self.proto, self.transport = self.h.connect()
+
+    def tearDown(self):
+        if not self.proto._gone:
+            lose(self.proto)
+        for _, _, d in self.h.dispatcher.calls:
+            if not d.called:
+                d.callback((0, None, []))
+        self.assertEqual(self.h.clock.getDelayedCalls(), [])
+
+    def test_post1_answered_then_closed(self):
+        """A Post1 goes to the dispatcher as "local"; the reply carries its ID, then close."""
+        self.proto.dataReceived(frame(post(7)))
+        self.assertEqual([(s, p) for s, p, _ in self.h.dispatcher.calls], [("local", SN_INFO)])
+        self.assertEqual(self.transport.value(), b"")
+        self.h.dispatcher.answer(0)
+        [reply] = unframe(self.transport.value())
+        self.assertEqual(reply, {"Result": 0, "ID": 7, "return_Parameter": {
+            "CmdType": "GET_SN_INFO", "SequenceId": "0000000A", "Status": "0",
+            "MAC": "64D95420214B", "BussinessStatus": "SUCCESS"}})
+        self.assertTrue(self.transport.disconnecting)
+
+    def test_reply_parameter_is_base64(self):
+        """return_Parameter goes out base64-encoded, never as a raw object."""
+        self.proto.dataReceived(frame(post(1)))
+        self.h.dispatcher.answer(0)
+        raw = json.loads(self.transport.value()[4:])
+        self.assertEqual(wire.decode_parameter(raw["return_Parameter"])["Status"], "0")
+        self.assertFalse(raw["return_Parameter"].startswith("{"))
+
+    def test_raw_json_parameter_accepted(self):
+        """A Parameter sent as a raw JSON object string is accepted too."""
+        self.proto.dataReceived(frame(post(3, Parameter=json.dumps(SN_INFO))))
+        self.assertEqual(self.h.dispatcher.calls[0][1], SN_INFO)
+
+    def test_split_frame(self):
+        """A frame arriving in pieces is handled once complete."""
+        data = frame(post(4))
+        for i in range(len(data)):
+            self.proto.dataReceived(data[i:i + 1])
+        self.assertEqual(len(self.h.dispatcher.calls), 1)
+
+    def test_after_actions_run_once_closed(self):
+        """After-reply actions wait for the connection to close, then run once each, in order."""
+        ran = []
+        self.proto.dataReceived(frame(post(9)))
+        self.h.dispatcher.answer(0, self.h.dispatcher.sn_info(
+            SN_INFO, after=[lambda: ran.append("a"), lambda: ran.append("b")]))
+        self.assertEqual(unframe(self.transport.value())[0]["ID"], 9)
+        self.assertTrue(self.transport.disconnecting)
+        self.assertEqual(ran, [])
+        lose(self.proto)
+        self.assertEqual(ran, ["a", "b"])
+
+    def test_failing_action_does_not_stop_the_next(self):
+        """One after-reply action raising is logged; the next still runs."""
+        ran = []
+        self.proto.dataReceived(frame(post(9)))
+        self.h.dispatcher.answer(0, (0, None, [lambda: 1 / 0, lambda: ran.append(1)]))
+        lose(self.proto)
+        self.assertEqual(ran, [1])
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+    def test_failing_deferred_action_logged(self):
+        """An after-reply action whose Deferred fails is logged, not left unhandled."""
+        self.proto.dataReceived(frame(post(9)))
+        self.h.dispatcher.answer(0, (0, None, (lambda: defer.fail(ValueError("x")),)))
+        lose(self.proto)
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
+
+    def test_two_tuple_tolerated(self):
+        """A dispatcher answering (result, payload) works, with no after actions."""
+        self.proto.dataReceived(frame(post(5)))
+        self.h.dispatcher.answer(0, (-12, None))
+        self.assertEqual(unframe(self.transport.value()), [{"Result": -12, "ID": 5}])
+
+    def test_dispatcher_failure_is_minus_16(self):
+        """A failing dispatcher gives Result -16 and a logged failure."""
+        self.proto.dataReceived(frame(post(6)))
+        self.h.dispatcher.calls[0][2].errback(RuntimeError("boom"))
+        self.assertEqual(unframe(self.transport.value()), [{"Result": -16, "ID": 6}])
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+    def test_dispatcher_raising_is_minus_16(self):
+        """A dispatcher raising synchronously gives Result -16 too."""
+        class Raising:
+            def dispatch(self, side, parameter):
+                raise KeyError("x")
+        self.h.factory.dispatcher = Raising()
+        self.proto.dataReceived(frame(post(6)))
+        self.assertEqual(unframe(self.transport.value()), [{"Result": -16, "ID": 6}])
+        self.assertEqual(len(self.flushLoggedErrors(KeyError)), 1)
+
+    def test_unusable_answer_is_minus_16(self):
+        """An answer that is not (int, dict-or-None[, actions]) gives Result -16."""
+        self.proto.dataReceived(frame(post(6)))
+        self.h.dispatcher.answer(0, (0, "text", []))
+        self.assertEqual(unframe(self.transport.value()), [{"Result": -16, "ID": 6}])
+
+    def test_dispatch_timeout_is_minus_100(self):
+        """A call unanswered for dispatch_timeout seconds is cancelled and gives -100."""
+        self.proto.dataReceived(frame(post(8)))
+        self.h.clock.advance(29.9)
+        self.assertEqual(self.transport.value(), b"")
+        self.h.clock.advance(0.1)
+        self.assertEqual(unframe(self.transport.value()), [{"Result": -100, "ID": 8}])
+
+    def test_ability_one_refuses(self):
+        """X_CT-COM_Mgt.Ability 1: every Post1 is answered -12, the dispatcher is not asked."""
+        self.h.store.mgt["Ability"] = 1
+        self.proto.dataReceived(frame(post(11)))
+        self.assertEqual(unframe(self.transport.value()), [{"Result": -12, "ID": 11}])
+        self.assertEqual(self.h.dispatcher.calls, [])
+        self.assertTrue(self.transport.disconnecting)
+
+    def test_post_refused(self):
+        """A plugin-center Post on the LAN port is answered -12 with its ID and closed."""
+        self.proto.dataReceived(frame(post(12, method="Post")))
+        self.assertEqual(unframe(self.transport.value()), [{"Result": -12, "ID": 12}])
+        self.assertEqual(self.h.dispatcher.calls, [])
+        self.assertTrue(self.transport.disconnecting)
+        self.assertTrue(logged(self.events, "refused"))
+
+    def test_other_method_without_id(self):
+        """A wrong RPCMethod with no readable ID is answered -12 with ID 0."""
+        self.proto.dataReceived(frame({"RPCMethod": "Heartbeat", "MAC": "64D95420214B"}))
+        self.assertEqual(unframe(self.transport.value()), [{"Result": -12, "ID": 0}])
+
+    def test_malformed_frame_closes(self):
+        """A frame that is not a JSON object closes the connection unanswered, logged."""
+        self.proto.dataReceived(frame(b"not json"))
+        self.assertEqual(self.transport.value(), b"")
+        self.assertTrue(self.transport.disconnecting)
+        self.assertTrue(logged(self.events, "closing"))
+
+    def test_bad_parameter_closes(self):
+        """A Post1 whose Parameter is neither base64 nor JSON closes unanswered."""
+        self.proto.dataReceived(frame(post(13, Parameter="!!!")))
+        self.assertEqual(self.transport.value(), b"")
+        self.assertTrue(self.transport.disconnecting)
+        self.assertEqual(self.h.dispatcher.calls, [])
+
+    def test_oversized_length_header_closes(self):
+        """A length header above MAX_FRAME closes at once, without waiting for the body."""
+        self.proto.dataReceived(struct.pack("!I", wire.MAX_FRAME + 1) + b"{")
+        self.assertTrue(self.transport.disconnecting)
+        self.assertEqual(self.h.dispatcher.calls, [])
+        self.assertTrue(logged(self.events, "-byte frame"))
+
+    def test_only_first_request_served(self):
+        """Frames after the first request are ignored."""
+        self.proto.dataReceived(frame(post(1)) + frame(post(2)))
+        self.proto.dataReceived(frame(post(3)))
+        self.assertEqual(len(self.h.dispatcher.calls), 1)
+
+    def test_idle_timeout(self):
+        """A client that sends nothing is dropped after idle_timeout (10 s)."""
+        self.h.clock.advance(9.9)
+        self.assertFalse(self.transport.disconnecting)
+        self.h.clock.advance(0.1)
+        self.assertTrue(self.transport.disconnecting)
+        self.assertTrue(self.transport.disconnected)        # aborted
+        self.assertTrue(logged(self.events, "sent nothing"))
+
+    def test_partial_data_resets_idle_timeout(self):
+        """Bytes arriving restart the idle timer; an unfinished frame still times out."""
+        self.h.clock.advance(9)
+        self.proto.dataReceived(frame(post(1))[:6])
+        self.h.clock.advance(9)
+        self.assertFalse(self.transport.disconnecting)
+        self.h.clock.advance(1)
+        self.assertTrue(self.transport.disconnecting)
+
+    def test_no_idle_timeout_while_dispatching(self):
+        """A slow capability (under the dispatch limit) is not cut by the idle timer."""
+        self.proto.dataReceived(frame(post(1)))
+        self.h.clock.advance(20)
+        self.assertFalse(self.transport.disconnecting)
+        self.h.dispatcher.answer(0)
+        self.assertEqual(unframe(self.transport.value())[0]["Result"], 0)
+
+    def test_reader_that_never_reads_is_aborted(self):
+        """After the reply, a connection still open after idle_timeout is aborted."""
+        self.proto.dataReceived(frame(post(1)))
+        self.h.dispatcher.answer(0)
+        self.assertFalse(self.transport.disconnected)
+        self.h.clock.advance(10)
+        self.assertTrue(self.transport.disconnected)
+
+    def test_client_gone_before_reply(self):
+        """A client that leaves before its reply gets nothing written, and no actions run."""
+        ran = []
+        self.proto.dataReceived(frame(post(1)))
+        lose(self.proto)
+        self.h.dispatcher.answer(0, (0, None, [lambda: ran.append(1)]))
+        self.assertEqual(self.transport.value(), b"")
+        self.assertEqual(ran, [])
+
+
+class LanFactoryTests(SynchronousTestCase):
+    def test_sixth_connection_refused(self):
+        """Five connections are served at once; the sixth gets no protocol (closed unread)."""
+        h = LanHarness()
+        events = capture_logs(self)
+        protos = [h.connect(40000 + i)[0] for i in range(5)]
+        self.assertNotIn(None, protos)
+        self.assertEqual(h.connect(40005), (None, None))
+        self.assertEqual(h.factory.refused, 1)
+        self.assertTrue(logged(events, "refused"))
+        lose(protos[0])
+        proto, _ = h.connect(40006)
+        self.assertIsNotNone(proto)
+        for p in protos[1:] + [proto]:
+            lose(p)
+        self.assertEqual(h.factory.active, set())
+        self.assertEqual(h.clock.getDelayedCalls(), [])
+
+    def test_limit_configurable(self):
+        """max_connections sets the limit."""
+        h = LanHarness(max_connections=1)
+        first, _ = h.connect()
+        self.assertEqual(h.connect(), (None, None))
+        lose(first)
+
+
+class RecordingPort:
+    def __init__(self, port, interface):
+        self.port, self.interface, self.stopped = port, interface, False
+
+    def stopListening(self):
+        self.stopped = True
+
+
+class RecordingReactor(MemoryReactorClock):
+    """listenTCP recorded with ports that remember stopListening; some addresses fail."""
+
+    def __init__(self, failing=()):
+        super().__init__()
+        self.failing = failing
+        self.ports = []
+
+    def listenTCP(self, port, factory, backlog=50, interface=""):
+        if interface in self.failing:
+            raise error.CannotListenError(interface, port, OSError("in use"))
+        super().listenTCP(port, factory, backlog, interface)
+        self.ports.append(RecordingPort(port, interface))
+        return self.ports[-1]
+
+
+class LanServerTests(SynchronousTestCase):
+    def make(self, addresses=("192.168.1.1", "10.0.0.1"), reactor=None, **kw):
+        self.reactor = reactor or RecordingReactor()
+        self.store = FakeStore()
+        self.server = lan.LanServer(addresses, self.store, FakeDispatcher(), self.reactor, **kw)
+        return self.server
+
+    def listening(self):
+        return [(p.interface, p.port) for p in self.reactor.ports if not p.stopped]
+
+    def test_provides_iservice(self):
+        """LanServer is a twisted.application service."""
+        verifyObject(IService, self.make())
+
+    def test_listens_on_each_lan_address(self):
+        """One listener per configured LAN address on LocatePort, with the shared factory."""
+        server = self.make()
+        server.startService()
+        self.assertEqual(self.listening(), [("192.168.1.1", 17998), ("10.0.0.1", 17998)])
+        self.assertEqual({f for _, f, _, _ in self.reactor.tcpServers}, {server.factory})
+        self.successResultOf(server.stopService())
+        self.assertEqual(self.listening(), [])
+
+    def test_never_on_wildcard(self):
+        """Wildcard addresses are refused with an error; the others are served."""
+        events = capture_logs(self)
+        self.make(("0.0.0.0", "::", "", "192.168.1.1")).startService()
+        self.assertEqual(self.listening(), [("192.168.1.1", 17998)])
+        self.assertEqual(len(logged(events, "wildcard")), 3)
+
+    def test_no_address_no_listener(self):
+        """Without a LAN address nothing listens, and that is logged."""
+        events = capture_logs(self)
+        self.make(()).startService()
+        self.assertEqual(self.reactor.tcpServers, [])
+        self.assertTrue(logged(events, "no LAN address"))
+
+    def test_cannot_listen_logged(self):
+        """An address that cannot be bound is logged; the others still listen."""
+        events = capture_logs(self)
+        self.make(reactor=RecordingReactor(failing=("10.0.0.1",))).startService()
+        self.assertEqual(self.listening(), [("192.168.1.1", 17998)])
+        self.assertTrue(logged(events, "cannot listen"))
+
+    def test_relisten_moves_to_new_port(self):
+        """relisten() after LocatePort changed closes the old listeners and opens new ones."""
+        server = self.make()
+        server.startService()
+        self.store.mgt["LocatePort"] = 18000
+        self.successResultOf(server.relisten())
+        self.assertEqual(self.listening(), [("192.168.1.1", 18000), ("10.0.0.1", 18000)])
+        self.assertEqual(len(self.reactor.ports), 4)
+
+    def test_relisten_unchanged_is_noop(self):
+        """relisten() with the same LocatePort keeps the listeners."""
+        server = self.make()
+        server.startService()
+        self.successResultOf(server.relisten())
+        self.assertEqual(len(self.reactor.ports), 2)
+
+    def test_relisten_when_stopped_is_noop(self):
+        """relisten() on a stopped server opens nothing."""
+        server = self.make()
+        self.store.mgt["LocatePort"] = 18000
+        self.successResultOf(server.relisten())
+        self.assertEqual(self.reactor.ports, [])
+
+    def test_real_store(self):
+        """With the UCI Store: LocatePort picks the port, Ability 1 refuses Post1."""
+        store = Store(self.mktemp())
+        store.update({("mgt", "LocatePort"): 18080, ("mgt", "Ability"): 1})
+        self.reactor = RecordingReactor()
+        server = lan.LanServer(("192.168.1.1",), store, FakeDispatcher(), self.reactor)
+        server.startService()
+        self.assertEqual(self.listening(), [("192.168.1.1", 18080)])
+        proto = server.factory.buildProtocol(IPv4Address("TCP", "192.168.1.10", 1))
+        transport = StringTransport()
+        proto.makeConnection(transport)
+        proto.dataReceived(frame(post(1)))
+        self.assertEqual(unframe(transport.value()), [{"Result": -12, "ID": 1}])
+        lose(proto)
+        self.successResultOf(server.stopService())
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_poll_follows_locate_port(self):
+        """With check_interval the server notices a LocatePort change by itself."""
+        server = self.make(check_interval=2)
+        server.startService()
+        self.store.mgt["LocatePort"] = 18001
+        self.reactor.advance(2)
+        self.assertEqual(self.listening(), [("192.168.1.1", 18001), ("10.0.0.1", 18001)])
+        self.successResultOf(server.stopService())
+        self.assertEqual(self.reactor.getDelayedCalls(), [])

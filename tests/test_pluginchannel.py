@@ -1,0 +1,454 @@
+"""The plugin-center channel on a MemoryReactorClock and StringTransports: no sockets.
+
+Backoff is ``backoffPolicy(initialDelay=1, factor=2, jitter=0)``: the n-th retry waits 2**n s.
+"""
+
+import struct
+
+from twisted.application.internet import backoffPolicy
+from twisted.internet import error
+from twisted.internet.address import IPv4Address
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+
+from cubegw import identity, pluginchannel, wire
+from cubegw.pluginchannel import PluginChannel
+
+from tests.helpers import CHALLENGE, IDENTITY, MAC, SN
+from tests.test_lan import (
+    SN_INFO, FakeDispatcher, FakeStore, capture_logs, frame, logged, post, unframe)
+
+CENTER = ("127.0.0.5", 8080)
+OTHER = ("127.0.0.6", 9090)
+
+BOOT = {"RPCMethod": "Boot", "Vendor": "TestVendor", "Model": "HG-1", "MAC": MAC, "SN": SN,
+        "FirmwareVer": "1.2.3", "HardwareVer": "HW1", "IPAddr": "192.0.2.10",
+        "LOID": "0755123456"}
+REGISTER = {"RPCMethod": "Register", "MAC": MAC, "SN": SN,
+            "CheckSN": identity.md5_upper(CHALLENGE, SN)}
+HEARTBEAT = {"RPCMethod": "Heartbeat", "MAC": MAC}
+
+
+class Link:
+    """One accepted connection: the gateway's protocol and its StringTransport."""
+
+    def __init__(self, proto, transport):
+        self.proto, self.transport, self._seen = proto, transport, 0
+
+    def sent(self):
+        """Frames written since the last call."""
+        data = self.transport.value()
+        new, self._seen = data[self._seen:], len(data)
+        return unframe(new)
+
+    def receive(self, obj):
+        self.proto.dataReceived(frame(obj))
+
+    def lose(self):
+        self.proto.connectionLost(Failure(error.ConnectionLost()))
+
+
+class ChannelTests(SynchronousTestCase):
+    def setUp(self):
+        self.events = capture_logs(self)
+        self.reactor = MemoryReactorClock()
+        self.store = FakeStore()
+        self.dispatcher = FakeDispatcher()
+        self.channel = PluginChannel(
+            self.reactor, IDENTITY, self.store, self.dispatcher, wan_ip=lambda: "192.0.2.10",
+            backoff=backoffPolicy(initialDelay=1, factor=2, maxDelay=60, jitter=lambda: 0))
+
+    def tearDown(self):
+        self.channel.stop()
+        for _, _, d in self.dispatcher.calls:
+            if not d.called:
+                d.callback((0, None, []))
+        self.assertNoTimers()
+
+    def accept(self):
+        """The last connectTCP succeeds."""
+        host, port, factory, timeout, bind = self.reactor.tcpClients[-1]
+        proto = factory.buildProtocol(IPv4Address("TCP", host, port))
+        transport = StringTransport(peerAddress=IPv4Address("TCP", host, port))
+        proto.makeConnection(transport)
+        return Link(proto, transport)
+
+    def refuse(self):
+        """The last connectTCP fails."""
+        factory = self.reactor.tcpClients[-1][2]
+        factory.clientConnectionFailed(self.reactor.connectors[-1],
+                                       Failure(error.ConnectionRefusedError()))
+
+    def online(self, address=CENTER):
+        """connect(), Boot, Register: a registered channel."""
+        self.channel.connect(*address)
+        link = self.accept()
+        link.receive({"Result": 0, "ChallengeCode": CHALLENGE})
+        link.receive({"Result": 0})
+        self.assertEqual(link.sent(), [BOOT, REGISTER])
+        self.assertEqual(self.channel.state, pluginchannel.ONLINE)
+        return link
+
+    def attempts(self):
+        return [(h, p) for h, p, _, _, _ in self.reactor.tcpClients]
+
+    def assertNoTimers(self):
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    # ------------------------------------------------------------ sequence
+
+    def test_boot_register_heartbeat_frames(self):
+        """Boot, Register with CheckSN = MD5(ChallengeCode+SN), then Heartbeats, frame by frame."""
+        self.assertEqual(self.channel.state, pluginchannel.IDLE)
+        self.channel.connect(*CENTER)
+        self.assertEqual(self.reactor.tcpClients[0][:2] + (self.reactor.tcpClients[0][3],),
+                         (CENTER[0], CENTER[1], 30.0))
+        self.assertEqual(self.channel.state, pluginchannel.CONNECTING)
+        link = self.accept()
+        self.assertEqual(link.sent(), [BOOT])
+        self.assertEqual(self.channel.state, pluginchannel.BOOTING)
+        link.receive({"Result": 0, "ChallengeCode": CHALLENGE})
+        self.assertEqual(link.sent(), [REGISTER])
+        self.assertEqual(self.channel.state, pluginchannel.REGISTERING)
+        self.assertFalse(self.channel.connected)
+        link.receive({"Result": 0})
+        self.assertTrue(self.channel.connected)
+        self.assertEqual(link.sent(), [])
+        self.reactor.advance(59.9)
+        self.assertEqual(link.sent(), [])
+        self.reactor.advance(0.1)
+        self.assertEqual(link.sent(), [HEARTBEAT])
+        self.reactor.advance(5)
+        link.receive({"Result": 0})
+        self.reactor.advance(54.9)
+        self.assertEqual(link.sent(), [])
+        self.reactor.advance(0.1)                # every 60 s from the previous one
+        self.assertEqual(link.sent(), [HEARTBEAT])
+        self.assertEqual(self.channel.counters["heartbeats"], 1)
+
+    def test_heartbeat_interval_read_each_time(self):
+        """X_CT-COM_Mgt.Heartbeat is read from the store for every heartbeat."""
+        link = self.online()
+        self.reactor.advance(60)
+        self.assertEqual(link.sent(), [HEARTBEAT])
+        self.store.mgt["Heartbeat"] = 20
+        link.receive({"Result": 0})
+        self.reactor.advance(20)
+        self.assertEqual(link.sent(), [HEARTBEAT])
+
+    def test_channel_stop(self):
+        """stop() closes, stays down, leaves no timer; its Deferred fires once the socket is gone."""
+        link = self.online()
+        d = self.channel.stop()
+        self.assertNoResult(d)
+        self.assertTrue(link.transport.disconnecting)
+        link.lose()
+        self.successResultOf(d)
+        self.assertEqual(self.channel.state, pluginchannel.STOPPED)
+        self.reactor.advance(1000)
+        self.assertEqual(len(self.reactor.tcpClients), 1)
+        self.assertNoTimers()
+
+    # ------------------------------------------------------------ failures
+
+    def test_boot_failure_retries_with_backoff(self):
+        """A non-zero Result to Boot closes; reconnects follow after 2 s, then 4 s."""
+        self.channel.connect(*CENTER)
+        link = self.accept()
+        link.receive({"Result": -1})
+        self.assertTrue(link.transport.disconnecting)
+        link.lose()
+        self.assertEqual(self.channel.state, pluginchannel.WAITING)
+        self.reactor.advance(1.9)
+        self.assertEqual(len(self.reactor.tcpClients), 1)
+        self.reactor.advance(0.1)
+        self.assertEqual(self.attempts(), [CENTER, CENTER])
+        link = self.accept()
+        self.assertEqual(link.sent(), [BOOT])
+        link.receive({"Result": -1})
+        link.lose()
+        self.reactor.advance(3.9)
+        self.assertEqual(len(self.reactor.tcpClients), 2)
+        self.reactor.advance(0.1)
+        self.assertEqual(len(self.reactor.tcpClients), 3)
+
+    def test_register_failure_retries(self):
+        """A non-zero Result to Register closes and retries with backoff."""
+        self.channel.connect(*CENTER)
+        link = self.accept()
+        link.receive({"Result": 0, "ChallengeCode": CHALLENGE})
+        link.receive({"Result": -2})
+        self.assertTrue(link.transport.disconnecting)
+        link.lose()
+        self.reactor.advance(2)
+        self.assertEqual(len(self.reactor.tcpClients), 2)
+
+    def test_connect_failure_retries(self):
+        """A refused connection is retried after 2, 4, 8 s."""
+        self.channel.connect(*CENTER)
+        times = []
+        for _ in range(3):
+            self.refuse()
+            before = len(self.reactor.tcpClients)
+            while len(self.reactor.tcpClients) == before:
+                self.reactor.advance(0.5)
+            times.append(self.reactor.seconds())
+        self.assertEqual(times, [2, 6, 14])
+
+    def test_backoff_resets_after_register(self):
+        """After a successful Register the next drop waits the first delay again."""
+        self.channel.connect(*CENTER)
+        self.refuse()
+        self.reactor.advance(2)
+        self.refuse()
+        self.reactor.advance(4)
+        link = self.accept()
+        link.receive({"Result": 0, "ChallengeCode": CHALLENGE})
+        link.receive({"Result": 0})
+        self.assertEqual(self.channel.failures, 0)
+        link.lose()
+        start = self.reactor.seconds()
+        self.reactor.advance(2)
+        self.assertEqual(len(self.reactor.tcpClients), 4)
+        self.assertEqual(self.reactor.seconds() - start, 2)
+
+    def test_reply_timeout_drops_and_reconnects(self):
+        """No reply to Boot within reply_timeout (30 s): close, then retry with backoff."""
+        self.channel.connect(*CENTER)
+        link = self.accept()
+        self.reactor.advance(29.9)
+        self.assertFalse(link.transport.disconnecting)
+        self.reactor.advance(0.1)
+        self.assertTrue(link.transport.disconnecting)
+        self.assertTrue(logged(self.events, "closing"))
+        link.lose()
+        self.reactor.advance(2)
+        self.assertEqual(len(self.reactor.tcpClients), 2)
+
+    def test_heartbeat_timeout_drops(self):
+        """An unanswered Heartbeat drops the connection after reply_timeout."""
+        link = self.online()
+        self.reactor.advance(60)
+        self.assertEqual(link.sent(), [HEARTBEAT])
+        self.reactor.advance(30)
+        self.assertTrue(link.transport.disconnecting)
+        link.lose()
+        self.assertEqual(self.channel.state, pluginchannel.WAITING)
+
+    def test_heartbeat_refused_drops(self):
+        """A non-zero Result to Heartbeat aborts the connection; the channel registers again."""
+        link = self.online()
+        self.reactor.advance(60)
+        link.receive({"Result": -1})
+        self.assertTrue(link.transport.disconnected)
+        link.lose()
+        self.reactor.advance(2)
+        self.assertEqual(self.accept().sent(), [BOOT])
+
+    def test_drop_reconnects_with_backoff(self):
+        """A connection lost without Disconnect is re-established after the backoff delay."""
+        link = self.online()
+        link.lose()
+        self.assertFalse(self.channel.connected)
+        self.assertEqual(self.channel.state, pluginchannel.WAITING)
+        self.reactor.advance(1.9)
+        self.assertEqual(len(self.reactor.tcpClients), 1)
+        self.reactor.advance(0.1)
+        self.assertEqual(self.attempts(), [CENTER, CENTER])
+        link = self.accept()
+        self.assertEqual(link.sent(), [BOOT])
+
+    def test_malformed_frame_closes_and_reconnects(self):
+        """A frame that is not JSON closes the connection (logged); the channel reconnects."""
+        link = self.online()
+        link.proto.dataReceived(frame(b"{oops"))
+        self.assertTrue(link.transport.disconnecting)
+        self.assertTrue(logged(self.events, "bad frame"))
+        link.lose()
+        self.reactor.advance(2)
+        self.assertEqual(len(self.reactor.tcpClients), 2)
+
+    def test_oversized_frame_closes(self):
+        """A length header above MAX_FRAME closes the connection at once."""
+        link = self.online()
+        link.proto.dataReceived(struct.pack("!I", wire.MAX_FRAME + 1))
+        self.assertTrue(link.transport.disconnecting)
+        self.assertTrue(logged(self.events, "-byte frame"))
+
+    def test_bad_boot_reply_closes(self):
+        """A Boot reply with Result 0 but no ChallengeCode is malformed: close."""
+        self.channel.connect(*CENTER)
+        link = self.accept()
+        link.receive({"Result": 0})
+        self.assertTrue(link.transport.disconnecting)
+
+    def test_unexpected_reply_ignored(self):
+        """A reply when nothing is pending is logged and ignored."""
+        link = self.online()
+        link.receive({"Result": 0})
+        self.assertFalse(link.transport.disconnecting)
+        self.assertTrue(logged(self.events, "nobody waits"))
+
+    # ------------------------------------------------------------ Disconnect
+
+    def test_disconnect_honoured(self):
+        """Disconnect closes the channel; there is no reconnect until the next connect()."""
+        link = self.online()
+        link.receive({"RPCMethod": "Disconnect"})
+        self.assertTrue(link.transport.disconnecting)
+        self.assertEqual(self.channel.state, pluginchannel.DISCONNECTED)
+        link.lose()
+        self.reactor.advance(3600)
+        self.assertEqual(len(self.reactor.tcpClients), 1)
+        self.assertEqual(self.channel.state, pluginchannel.DISCONNECTED)
+        self.assertNoTimers()
+        self.channel.connect(*CENTER)
+        self.assertEqual(self.attempts(), [CENTER, CENTER])
+
+    # ------------------------------------------------------------ addresses
+
+    def test_connect_new_address_while_connected(self):
+        """connect() to another center closes the current connection and moves there."""
+        link = self.online()
+        self.channel.connect(*OTHER)
+        self.assertTrue(link.transport.disconnecting)
+        self.assertEqual(self.attempts(), [CENTER, OTHER])
+        link.lose()                              # the old connection's loss is not a drop
+        self.reactor.advance(100)
+        self.assertEqual(self.attempts(), [CENTER, OTHER])
+        new = self.accept()
+        self.assertEqual(new.sent(), [BOOT])
+        self.assertEqual(self.channel.address, OTHER)
+
+    def test_connect_same_address_keeps(self):
+        """connect() to the center already in use keeps the connection."""
+        link = self.online()
+        self.channel.connect(*CENTER)
+        self.assertFalse(link.transport.disconnecting)
+        self.assertEqual(len(self.reactor.tcpClients), 1)
+
+    def test_connect_while_waiting_connects_now(self):
+        """A fresh RequestPlug-in during a backoff wait connects at once, counter reset."""
+        self.channel.connect(*CENTER)
+        self.refuse()
+        self.channel.connect(*CENTER)
+        self.assertEqual(len(self.reactor.tcpClients), 2)
+        self.assertEqual(self.channel.failures, 0)
+        self.reactor.advance(100)
+        self.assertEqual(len(self.reactor.tcpClients), 2)
+
+    def test_move_while_connecting(self):
+        """Moving while a connect is in progress stops it; a late success is aborted."""
+        self.channel.connect(*CENTER)
+        first = self.reactor.tcpClients[0][2]
+        self.channel.connect(*OTHER)
+        self.assertEqual(self.reactor.connectors[0].stoppedConnecting, True)
+        late = first.buildProtocol(IPv4Address("TCP", *CENTER))
+        transport = StringTransport()
+        late.makeConnection(transport)
+        self.assertTrue(transport.disconnected)
+        self.assertEqual(transport.value(), b"")
+        first.clientConnectionFailed(None, Failure(error.UserError()))
+        self.assertEqual(self.channel.state, pluginchannel.CONNECTING)
+        self.assertNoTimers()
+
+    # ------------------------------------------------------------ Posts
+
+    def test_posts_answered_out_of_order(self):
+        """Several Posts are dispatched at once; replies go out as answered, with their IDs."""
+        link = self.online()
+        for ident in (1, 2, 3):
+            link.receive(post(ident, dict(SN_INFO, SequenceId="0000000%d" % ident), "Post"))
+        self.assertEqual([(s, p["SequenceId"]) for s, p, _ in self.dispatcher.calls],
+                         [("remote", "00000001"), ("remote", "00000002"), ("remote", "00000003")])
+        self.assertEqual(self.channel.in_flight, 3)
+        self.assertEqual(link.sent(), [])
+        for index in (1, 2, 0):
+            self.dispatcher.answer(index)
+        replies = link.sent()
+        self.assertEqual([(r["ID"], r["Result"], r["return_Parameter"]["SequenceId"])
+                          for r in replies],
+                         [(2, 0, "00000002"), (3, 0, "00000003"), (1, 0, "00000001")])
+        self.assertEqual(self.channel.in_flight, 0)
+
+    def test_after_actions_after_reply(self):
+        """After-reply actions run once the reply is written."""
+        link = self.online()
+        seen = []
+        link.receive(post(4, method="Post"))
+        self.dispatcher.answer(0, (0, {"Status": "0"}, [lambda: seen.append(link.sent())]))
+        self.assertEqual(seen, [[{"Result": 0, "ID": 4, "return_Parameter": {"Status": "0"}}]])
+
+    def test_two_tuple_and_failure(self):
+        """A 2-tuple answer is accepted; a failed dispatch is Result -16."""
+        link = self.online()
+        link.receive(post(1, method="Post"))
+        link.receive(post(2, method="Post"))
+        self.dispatcher.answer(0, (-5, None))
+        self.dispatcher.calls[1][2].errback(RuntimeError("boom"))
+        self.assertEqual(link.sent(), [{"Result": -5, "ID": 1}, {"Result": -16, "ID": 2}])
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+    def test_reply_after_connection_lost_dropped(self):
+        """A Post answered after its connection is gone is dropped, its actions not run."""
+        link = self.online()
+        ran = []
+        link.receive(post(1, method="Post"))
+        link.lose()
+        self.dispatcher.answer(0, (0, None, [lambda: ran.append(1)]))
+        self.assertEqual(link.sent(), [])
+        self.assertEqual(ran, [])
+        self.assertTrue(logged(self.events, "gone before the reply"))
+
+    def test_post_before_register_refused(self):
+        """A Post before Register succeeded is answered -12 and not dispatched."""
+        self.channel.connect(*CENTER)
+        link = self.accept()
+        link.sent()
+        link.receive(post(5, method="Post"))
+        self.assertEqual(link.sent(), [{"Result": -12, "ID": 5}])
+        self.assertEqual(self.dispatcher.calls, [])
+
+    def test_bad_post_with_id_refused(self):
+        """A Post with a bad Parameter but a readable ID gets -12; the connection stays."""
+        link = self.online()
+        link.receive(post(6, method="Post", Parameter="!!"))
+        self.assertEqual(link.sent(), [{"Result": -12, "ID": 6}])
+        self.assertFalse(link.transport.disconnecting)
+
+    def test_post1_on_plugin_channel_refused(self):
+        """A LAN Post1 over the plugin channel is refused with -12."""
+        link = self.online()
+        link.receive(post(7))
+        self.assertEqual(link.sent(), [{"Result": -12, "ID": 7}])
+
+    def test_bad_request_without_id_closes(self):
+        """An unknown request with no ID closes the connection."""
+        link = self.online()
+        link.receive({"RPCMethod": "Nonsense"})
+        self.assertTrue(link.transport.disconnecting)
+
+    # ------------------------------------------------------------ reports
+
+    def test_send_report_when_up(self):
+        """send_report goes over the channel when registered and returns True."""
+        link = self.online()
+        self.assertTrue(self.channel.send_report({"CmdType": "LAN_DEVICE_ACCESS", "MAC": "X"}))
+        self.assertEqual(link.sent(), [{"RPCMethod": "Report", "MAC": MAC, "Parameter": {
+            "CmdType": "LAN_DEVICE_ACCESS", "MAC": "X"}}])
+
+    def test_send_report_when_down(self):
+        """send_report returns False when the channel is not registered (UDP fallback)."""
+        self.assertFalse(self.channel.send_report({"a": "b"}))
+        self.channel.connect(*CENTER)
+        link = self.accept()
+        self.assertFalse(self.channel.send_report({"a": "b"}))
+        self.assertEqual(link.sent(), [BOOT])
+
+    def test_snapshot(self):
+        """snapshot() reports state, address and counters for the status file."""
+        self.online()
+        snap = self.channel.snapshot()
+        self.assertEqual((snap["state"], snap["connected"], snap["address"]),
+                         ("online", True, "127.0.0.5:8080"))
