@@ -1,0 +1,272 @@
+"""Check a capability call and route it to its provider (protocol.md 8-9).
+
+The LAN server (Post1) and the plugin-center client (Post) decode the
+``Parameter`` and call ``Dispatcher.dispatch(side, parameter)``; it fires with
+an ``Outcome``: the Result code, the reply payload (or None: no
+``return_Parameter``) and the actions to run once the reply is written.
+"""
+
+import importlib
+import inspect
+import pkgutil
+import re
+from typing import Any, Callable, Dict, Iterable, NamedTuple, Optional, Tuple
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.plugin import getPlugins
+
+from cubegw.capabilities.base import (
+    RIGHT_BOTH, SIDE_RIGHT, CapabilityFailure, CapabilityUnavailable,
+    IGatewayCapability, allows, check_account,
+)
+from cubegw.store import (
+    MGT, MGT_SECTION, ParamSpec, SectionType, StoreError, String, UnsignedInt,
+)
+
+__all__ = [
+    "RESULT_OK", "RESULT_BUSY", "RESULT_NOT_ALLOWED", "RESULT_NOT_RUNNING",
+    "RESULT_TIMEOUT", "RIGHTS_TYPE", "Outcome", "Rights", "Dispatcher",
+    "DuplicateCmdType", "discover_providers", "index_providers", "ensure_rights_schema",
+]
+
+log = Logger()
+
+RESULT_OK = 0
+RESULT_BUSY = -5
+RESULT_NOT_ALLOWED = -12
+RESULT_NOT_RUNNING = -16
+RESULT_TIMEOUT = -100
+
+_SEQUENCE_ID = re.compile(r"[0-9A-Fa-f]{8}")
+_BUILTIN_SKIP = frozenset({"base", "dispatch"})
+
+#: SET_RIGHT's overrides, one UCI section per CmdType.  The operator's, so
+#: owned like X_CT-COM_Mgt: kept across every factory reset.
+RIGHTS_TYPE = SectionType(
+    "capability_right", "cmdtype", MGT,
+    (ParamSpec("capability_right", "right", UnsignedInt(0, 3), RIGHT_BOTH, MGT,
+               doc="0 none, 1 local (Post1), 2 remote (Post), 3 both"),),
+    key_kind=String(64, non_empty=True, no_whitespace=True))
+
+
+def ensure_rights_schema(schema) -> None:
+    """Register ``RIGHTS_TYPE`` in ``schema`` unless it is there already."""
+    try:
+        schema.section_type(RIGHTS_TYPE.type)
+    except StoreError:  # not registered yet
+        schema.register_type(RIGHTS_TYPE)
+
+
+class DuplicateCmdType(ValueError):
+    """Two providers claim one CmdType: refused at start."""
+
+
+class Outcome(NamedTuple):
+    """What a call came to.
+
+    ``result``: the Post/Post1 ``Result``; ``payload``: the reply payload (all
+    values strings) to send as ``return_Parameter``, or None for none;
+    ``after``: callables to run, in order, once the reply bytes are written.
+    """
+
+    result: int
+    payload: Optional[Dict[str, Any]]
+    after: Tuple[Callable[[], Any], ...] = ()
+
+    def run_after(self) -> None:
+        """Run the after-reply actions; one that raises is logged, the rest run."""
+        for action in self.after:
+            try:
+                result = action()
+            except Exception:
+                log.failure("after-reply action {action!r} failed", action=action)
+                continue
+            if isinstance(result, defer.Deferred):
+                result.addErrback(lambda f, a=action: log.failure(
+                    "after-reply action {action!r} failed", failure=f, action=a))
+
+
+class Rights:
+    """Who may call each CmdType: the provider's default unless SET_RIGHT
+    stored an override in the store."""
+
+    def __init__(self, store, defaults: Dict[str, int]):
+        ensure_rights_schema(store.schema)
+        self.store = store
+        self.defaults = dict(defaults)
+
+    def get(self, cmd_type: str) -> int:
+        item = self.store.get_section(RIGHTS_TYPE.type, cmd_type)
+        return self.defaults[cmd_type] if item is None else item["right"]
+
+    def set(self, cmd_type: str, right: Any) -> int:
+        """Store an override (StoreError if ``right`` is not 0-3); returns it."""
+        if cmd_type not in self.defaults:
+            raise KeyError(cmd_type)
+        values = {"right": right}
+        if self.store.get_section(RIGHTS_TYPE.type, cmd_type) is None:
+            item = self.store.add_section(RIGHTS_TYPE.type, cmd_type, values)
+        else:
+            item = self.store.update_section(RIGHTS_TYPE.type, cmd_type, values)
+        return item["right"]
+
+    def table(self) -> Dict[str, int]:
+        return {cmd: self.get(cmd) for cmd in sorted(self.defaults)}
+
+
+def _providers_in(module) -> list:
+    return [value for value in vars(module).values()
+            if IGatewayCapability.providedBy(value) and not inspect.isclass(value)]
+
+
+def discover_providers(plugin_package=None) -> list:
+    """The built-in providers (module-level instances in the modules of
+    ``cubegw.capabilities``) and the vendors' (``twisted.plugin.getPlugins``
+    over ``plugin_package``, by default ``cubegw.plugins``)."""
+    import cubegw.capabilities as builtin
+    if plugin_package is None:
+        import cubegw.plugins as plugin_package
+    found = []
+    for info in sorted(pkgutil.iter_modules(builtin.__path__), key=lambda i: i.name):
+        if info.name not in _BUILTIN_SKIP and not info.name.startswith("_"):
+            found.extend(_providers_in(
+                importlib.import_module(f"{builtin.__name__}.{info.name}")))
+    found.extend(getPlugins(IGatewayCapability, plugin_package))
+    return found
+
+
+def index_providers(providers: Iterable[Any]) -> Dict[str, Any]:
+    """CmdType -> provider; DuplicateCmdType if two claim one name."""
+    index: Dict[str, Any] = {}
+    for provider in providers:
+        for cmd_type in provider.cmd_types:
+            if cmd_type in index and index[cmd_type] is not provider:
+                raise DuplicateCmdType(
+                    f"CmdType {cmd_type} is claimed by both {index[cmd_type]!r} "
+                    f"and {provider!r}")
+            index[cmd_type] = provider
+    return index
+
+
+def _text(value: Any) -> Any:
+    """Every value of a reply as a string (lists and objects kept, their leaves strings)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        return {str(k): _text(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_text(v) for v in value]
+    return str(value)
+
+
+class Dispatcher:
+    """Routes calls to providers, enforcing rights, accounts, a timeout per
+    call and a cap on calls in flight.
+
+    ``context`` is the ``CapabilityContext`` each call gets a copy of;
+    ``clock`` runs the timeouts.  ``store`` keeps the rights and says whether
+    the local interface is closed (X_CT-COM_Mgt.Ability = 1).
+    """
+
+    def __init__(self, providers, store, context, clock, timeout=10.0, max_concurrent=16):
+        self.providers = index_providers(providers)
+        self.store = store
+        self.context = context
+        self.clock = clock
+        self.timeout = timeout
+        self.max_concurrent = max_concurrent
+        self.rights = Rights(store, {cmd: p.default_right for cmd, p in self.providers.items()})
+        self.in_flight = 0
+
+    def dispatch(self, side: str, parameter: Any) -> defer.Deferred:
+        """Serve one decoded ``Parameter`` from ``side`` ("local" for Post1,
+        "remote" for Post); a Deferred that fires with an ``Outcome`` and never fails."""
+        if side not in SIDE_RIGHT:
+            raise ValueError(f"side must be 'local' or 'remote', got {side!r}")
+        if not isinstance(parameter, dict):
+            return self._refuse(side, None, "Parameter is not an object")
+        cmd_type = parameter.get("CmdType")
+        provider = self.providers.get(cmd_type) if isinstance(cmd_type, str) else None
+        if provider is None:
+            return self._refuse(side, cmd_type, "unknown CmdType")
+        if side == "local" and self.store.get(MGT_SECTION, "Ability") == 1:
+            return self._refuse(side, cmd_type, "local interface closed (Ability 1)")
+        if not allows(self.rights.get(cmd_type), side):
+            return self._refuse(side, cmd_type, "not allowed from this side")
+        if self.in_flight >= self.max_concurrent:
+            log.warn("capability {cmd} refused: {n} calls in flight", cmd=cmd_type,
+                     n=self.in_flight)
+            return defer.succeed(Outcome(RESULT_BUSY, None))
+
+        raw_seq = parameter.get("SequenceId")
+        seq = _text(raw_seq) if isinstance(raw_seq, (str, int)) else ""
+        if not (isinstance(raw_seq, str) and _SEQUENCE_ID.fullmatch(raw_seq)):
+            return defer.succeed(self._reply(
+                cmd_type, seq, None, "SequenceId must be 8 hex characters"))
+        if provider.needs_account and not check_account(self.context.config.accounts, parameter):
+            log.info("capability {cmd} refused: wrong user or password", cmd=cmd_type)
+            return defer.succeed(self._reply(cmd_type, seq, None, "wrong user or password"))
+
+        context = self.context.for_call(side, self.rights)
+        self.in_flight += 1
+        d = defer.maybeDeferred(provider.call, cmd_type, parameter, context)
+        d.addCallback(lambda r: defer.ensureDeferred(r) if inspect.iscoroutine(r) else r)
+        d.addTimeout(self.timeout, self.clock)
+
+        def done(fields):
+            if not isinstance(fields, dict):
+                log.error("capability {cmd}: provider returned {type}, not a dict",
+                          cmd=cmd_type, type=type(fields).__name__)
+                return self._reply(cmd_type, seq, None, "internal error")
+            log.info("capability {cmd} {seq} from {side}: ok", cmd=cmd_type, seq=seq, side=side)
+            return self._reply(cmd_type, seq, fields, None, context.after)
+
+        def failed(failure):
+            if failure.check(defer.TimeoutError):
+                log.warn("capability {cmd} {seq} timed out after {t} s", cmd=cmd_type,
+                         seq=seq, t=self.timeout)
+                return Outcome(RESULT_TIMEOUT, None)
+            if failure.check(CapabilityFailure):
+                log.info("capability {cmd} {seq} from {side}: {reason}", cmd=cmd_type,
+                         seq=seq, side=side, reason=failure.value.reason)
+                return self._reply(cmd_type, seq, None, failure.value.reason)
+            if failure.check(CapabilityUnavailable):
+                log.warn("capability {cmd} not running: {why}", cmd=cmd_type,
+                         why=str(failure.value))
+                return Outcome(RESULT_NOT_RUNNING, None)
+            log.failure("capability {cmd} {seq} failed", failure=failure, cmd=cmd_type, seq=seq)
+            return self._reply(cmd_type, seq, None, "internal error")
+
+        def finished(outcome):
+            self.in_flight -= 1
+            if isinstance(outcome, Outcome):
+                return outcome
+            log.failure("capability {cmd}: reply not built", failure=outcome, cmd=cmd_type)
+            return Outcome(RESULT_OK, {"CmdType": cmd_type, "SequenceId": seq,
+                                       "Status": "1", "FailReason": "internal error"})
+        d.addCallbacks(done, failed)
+        d.addBoth(finished)
+        return d
+
+    def _refuse(self, side, cmd_type, why):
+        log.info("capability {cmd!r} from {side} refused: {why}", cmd=cmd_type, side=side,
+                 why=why)
+        return defer.succeed(Outcome(RESULT_NOT_ALLOWED, None))
+
+    def _reply(self, cmd_type, seq, fields, fail_reason, after=()):
+        payload = {"CmdType": cmd_type, "SequenceId": seq}
+        if fields is not None:
+            payload.update((k, v) for k, v in _text(dict(fields)).items()
+                           if k not in ("CmdType", "SequenceId", "Status", "FailReason"))
+        if fail_reason is None:
+            payload["Status"] = "0"
+        else:
+            payload["Status"] = "1"
+            payload["FailReason"] = fail_reason
+            after = ()
+        return Outcome(RESULT_OK, payload, tuple(after))

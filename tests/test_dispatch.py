@@ -1,0 +1,523 @@
+"""The capability dispatcher: Result codes, rights, accounts, replies, discovery."""
+
+import os
+import sys
+import textwrap
+
+from twisted.internet import defer
+from twisted.internet.task import Clock
+from twisted.logger import Logger
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
+
+from cubegw.backend import TempDirBackend
+from cubegw.capabilities import (
+    RIGHT_BOTH, RIGHT_LOCAL, RIGHT_NONE, RIGHT_REMOTE, Capability, CapabilityContext,
+    CapabilityFailure, CapabilityUnavailable, Dispatcher, DuplicateCmdType,
+    IGatewayCapability, Outcome, discover_providers, dispatch,
+)
+from cubegw.config import Accounts, GatewayConfig
+from cubegw.store import Store, builtin_schema
+
+from tests.helpers import IDENTITY
+
+SEQ = "0A1b2C3d"
+USERADMIN = "user-Pass1"
+TELECOMADMIN = "telecom-Pass2"
+DEV_RND = "00112233445566778899AABBCCDDEEFF"
+
+BUILTIN = {
+    "GET_SN_INFO", "QUERY_CPU_INFO", "QUERY_MEM_INFO", "GET_TIME_DURATION", "GET_VERSION",
+    "QUERY_SYSTEM_INFO", "CHECK_PASSWD_PARAM", "GET_HG_LOID", "SET_BUSINESS_PLATFORM_PARAM",
+    "SET_BUSSINESS_PLATFORM_PARAM", "SET_RIGHT", "HG_COMMAND_REBOOT", "HG_LOCAL_RECOVERY",
+}
+
+
+class Harness:
+    """A dispatcher over a store in a temp dir, a TempDirBackend and a Clock."""
+
+    def __init__(self, testcase, providers=None, backend=None, store_path=None,
+                 dev_rnd=DEV_RND, registered=False, **kwargs):
+        self.dir = testcase.mktemp()
+        os.makedirs(self.dir)
+        self.clock = Clock()
+        self.store = Store(store_path or os.path.join(self.dir, "cubegw"), builtin_schema())
+        self.backend = backend if backend is not None else TempDirBackend(self.dir, self.clock)
+        self.dev_rnd = dev_rnd
+        self.registered = registered
+        self.config = GatewayConfig(accounts=Accounts(USERADMIN, TELECOMADMIN))
+        self.context = CapabilityContext(
+            self.store, self.config, IDENTITY, self.backend, self.clock,
+            dev_rnd=lambda: self.dev_rnd, registered=lambda: self.registered)
+        self.providers = discover_providers() if providers is None else providers
+        self.dispatcher = Dispatcher(self.providers, self.store, self.context, self.clock,
+                                     **kwargs)
+
+    def call(self, testcase, cmd_type, side="local", **args):
+        """Dispatch and return the Outcome, which must already be there."""
+        parameter = {"CmdType": cmd_type, "SequenceId": SEQ}
+        parameter.update(args)
+        return testcase.successResultOf(self.dispatcher.dispatch(side, parameter))
+
+
+class Echo(Capability):
+    """Returns what it is asked to, in types a provider might use."""
+
+    cmd_types = ("ECHO",)
+
+    def call(self, cmd_type, payload, context):
+        self.seen = (cmd_type, payload, context)
+        return {"Int": 7, "Float": 2.5, "Bool": True, "None": None, "Text": "t",
+                "List": [{"MAC": 1}, 2], "Status": "bogus", "CmdType": "bogus"}
+
+
+class Pending(Capability):
+    """Returns Deferreds it never fires; records cancellations."""
+
+    cmd_types = ("SLOW",)
+
+    def __init__(self):
+        self.cancelled = 0
+        self.pending = []
+
+    def call(self, cmd_type, payload, context):
+        d = defer.Deferred(lambda d: setattr(self, "cancelled", self.cancelled + 1))
+        self.pending.append(d)
+        return d
+
+
+class Coroutine(Capability):
+    """An async provider that waits on ``gate``."""
+
+    cmd_types = ("ASYNC",)
+
+    def __init__(self):
+        self.gate = defer.Deferred()
+
+    async def _call(self):
+        value = await self.gate
+        return {"Value": value}
+
+    def call(self, cmd_type, payload, context):
+        return self._call()
+
+
+class Broken(Capability):
+    """Raises an unexpected exception whose text must not leak."""
+
+    cmd_types = ("BROKEN",)
+
+    def call(self, cmd_type, payload, context):
+        raise RuntimeError("secret /etc/shadow detail")
+
+
+class Refusing(Capability):
+    """Fails the capability's own way, and one CmdType is not running."""
+
+    cmd_types = ("REFUSE", "DOWN")
+
+    def handle_REFUSE(self, payload, context):
+        raise CapabilityFailure("not supported")
+
+    def handle_DOWN(self, payload, context):
+        raise CapabilityUnavailable("daemon stopped")
+
+
+class Guarded(Capability):
+    """Needs USER/PASSWORD."""
+
+    cmd_types = ("GUARDED",)
+    needs_account = True
+
+    def call(self, cmd_type, payload, context):
+        return {"Ok": "yes"}
+
+
+class LocalOnly(Capability):
+    cmd_types = ("LOCAL_ONLY",)
+    default_right = RIGHT_LOCAL
+
+    def call(self, cmd_type, payload, context):
+        return {}
+
+
+class RemoteOnly(Capability):
+    cmd_types = ("REMOTE_ONLY",)
+    default_right = RIGHT_REMOTE
+
+    def call(self, cmd_type, payload, context):
+        return {}
+
+
+class Nobody(Capability):
+    cmd_types = ("NOBODY",)
+    default_right = RIGHT_NONE
+
+    def call(self, cmd_type, payload, context):
+        return {}
+
+
+def fakes():
+    return [Echo(), Pending(), Coroutine(), Broken(), Refusing(), Guarded(), LocalOnly(),
+            RemoteOnly(), Nobody()]
+
+
+def _all_strings(value):
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _all_strings(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_all_strings(v) for v in value)
+    return isinstance(value, str)
+
+
+class ResultCodeTests(SynchronousTestCase):
+    """Each Result code of protocol.md section 8."""
+
+    def setUp(self):
+        self.h = Harness(self, fakes() + discover_providers(), max_concurrent=2, timeout=10.0)
+
+    def test_success(self):
+        """A served call is Result 0, Status "0", echoing CmdType and SequenceId."""
+        outcome = self.h.call(self, "ECHO", Extra="x")
+        self.assertEqual(outcome.result, 0)
+        self.assertEqual(outcome.payload["CmdType"], "ECHO")
+        self.assertEqual(outcome.payload["SequenceId"], SEQ)
+        self.assertEqual(outcome.payload["Status"], "0")
+        self.assertEqual(outcome.after, ())
+
+    def test_values_are_strings(self):
+        """Ints, floats, booleans, None and nested values all become strings."""
+        payload = self.h.call(self, "ECHO").payload
+        self.assertTrue(_all_strings(payload), payload)
+        self.assertEqual(payload["Int"], "7")
+        self.assertEqual(payload["Float"], "2.5")
+        self.assertEqual(payload["Bool"], "1")
+        self.assertEqual(payload["None"], "")
+        self.assertEqual(payload["List"], [{"MAC": "1"}, "2"])
+
+    def test_provider_cannot_override_header(self):
+        """A provider's Status/CmdType fields do not replace the dispatcher's."""
+        payload = self.h.call(self, "ECHO").payload
+        self.assertEqual((payload["CmdType"], payload["Status"]), ("ECHO", "0"))
+
+    def test_builtin_replies_are_strings(self):
+        """Every built-in read-only capability replies with strings only."""
+        for cmd in ("GET_SN_INFO", "QUERY_MEM_INFO", "GET_TIME_DURATION", "GET_VERSION",
+                    "QUERY_SYSTEM_INFO", "GET_HG_LOID"):
+            outcome = self.h.call(self, cmd)
+            self.assertEqual(outcome.payload["Status"], "0", cmd)
+            self.assertTrue(_all_strings(outcome.payload), outcome.payload)
+        self.assertTrue(_all_strings(self.h.call(self, "QUERY_CPU_INFO", side="remote").payload))
+
+    def test_unknown_cmdtype(self):
+        """An unknown CmdType is Result -12 with no payload."""
+        self.assertEqual(self.h.call(self, "NO_SUCH_THING"), Outcome(-12, None))
+
+    def test_missing_or_bad_cmdtype(self):
+        """A missing or non-string CmdType, or a non-object Parameter, is Result -12."""
+        for parameter in ({"SequenceId": SEQ}, {"CmdType": 5, "SequenceId": SEQ},
+                          {"CmdType": ["ECHO"], "SequenceId": SEQ}, ["ECHO"], "ECHO"):
+            outcome = self.successResultOf(self.h.dispatcher.dispatch("local", parameter))
+            self.assertEqual(outcome, Outcome(-12, None), parameter)
+
+    def test_bad_side(self):
+        """A side other than local/remote is a programming error."""
+        self.assertRaises(ValueError, self.h.dispatcher.dispatch, "lan", {"CmdType": "ECHO"})
+
+    def test_busy(self):
+        """Beyond max_concurrent calls in flight, Result -5; capacity comes back."""
+        first = self.h.dispatcher.dispatch("local", {"CmdType": "SLOW", "SequenceId": SEQ})
+        second = self.h.dispatcher.dispatch("local", {"CmdType": "SLOW", "SequenceId": SEQ})
+        self.assertNoResult(first)
+        self.assertNoResult(second)
+        self.assertEqual(self.h.call(self, "ECHO"), Outcome(-5, None))
+        self.h.providers[1].pending[0].callback({})
+        self.assertEqual(self.successResultOf(first).result, 0)
+        self.assertEqual(self.h.call(self, "ECHO").result, 0)
+        self.h.clock.advance(10)
+        self.assertEqual(self.successResultOf(second).result, -100)
+        self.assertEqual(self.h.dispatcher.in_flight, 0)
+
+    def test_not_running(self):
+        """CapabilityUnavailable is Result -16 with no payload."""
+        self.assertEqual(self.h.call(self, "DOWN"), Outcome(-16, None))
+
+    def test_timeout(self):
+        """No answer within the timeout: Result -100, the provider's Deferred cancelled."""
+        d = self.h.dispatcher.dispatch("local", {"CmdType": "SLOW", "SequenceId": SEQ})
+        self.h.clock.advance(9.9)
+        self.assertNoResult(d)
+        self.h.clock.advance(0.1)
+        self.assertEqual(self.successResultOf(d), Outcome(-100, None))
+        self.assertEqual(self.h.providers[1].cancelled, 1)
+        self.assertEqual(self.h.clock.getDelayedCalls(), [])
+
+    def test_coroutine(self):
+        """A coroutine provider's result is the reply."""
+        d = self.h.dispatcher.dispatch("local", {"CmdType": "ASYNC", "SequenceId": SEQ})
+        self.assertNoResult(d)
+        self.h.providers[2].gate.callback(42)
+        self.assertEqual(self.successResultOf(d).payload["Value"], "42")
+        self.assertEqual(self.h.clock.getDelayedCalls(), [])
+
+    def test_coroutine_timeout(self):
+        """A coroutine that does not finish is cancelled at the timeout: -100."""
+        gate = self.h.providers[2].gate
+        d = self.h.dispatcher.dispatch("local", {"CmdType": "ASYNC", "SequenceId": SEQ})
+        self.h.clock.advance(10)
+        self.assertEqual(self.successResultOf(d).result, -100)
+        self.assertTrue(gate.called)  # cancelled, and the coroutine gave up
+
+    def test_sync_call_leaves_no_timer(self):
+        """A call that answers at once leaves no timeout behind."""
+        self.h.call(self, "ECHO")
+        self.assertEqual(self.h.clock.getDelayedCalls(), [])
+
+
+class StatusTests(SynchronousTestCase):
+    """Status "1" outcomes: SequenceId, provider failures, accounts."""
+
+    def setUp(self):
+        self.h = Harness(self, fakes())
+        self.events = []
+        self.patch(dispatch, "log", Logger(observer=self.events.append))
+
+    def test_bad_sequence_id(self):
+        """A SequenceId not of 8 hex characters: Result 0, Status 1, provider not called."""
+        echo = self.h.providers[0]
+        for seq in ("123", "GGGGGGGG", "0A1b2C3d0", 12345678, None, ""):
+            parameter = {"CmdType": "ECHO", "SequenceId": seq}
+            if seq is None:
+                del parameter["SequenceId"]
+            outcome = self.successResultOf(self.h.dispatcher.dispatch("local", parameter))
+            self.assertEqual(outcome.result, 0)
+            self.assertEqual(outcome.payload["Status"], "1")
+            self.assertIn("SequenceId", outcome.payload["FailReason"])
+            self.assertEqual(outcome.payload["CmdType"], "ECHO")
+            self.assertTrue(_all_strings(outcome.payload))
+        self.assertFalse(hasattr(echo, "seen"))
+
+    def test_provider_exception(self):
+        """An unexpected exception is Status 1 "internal error"; no traceback leaks."""
+        outcome = self.h.call(self, "BROKEN")
+        self.assertEqual(outcome.result, 0)
+        self.assertEqual(outcome.payload["Status"], "1")
+        self.assertEqual(outcome.payload["FailReason"], "internal error")
+        text = repr(outcome.payload)
+        self.assertNotIn("Traceback", text)
+        self.assertNotIn("secret", text)
+        self.assertNotIn("RuntimeError", text)
+        failures = [e["log_failure"] for e in self.events if "log_failure" in e]
+        self.assertEqual(len(failures), 1)
+        self.assertTrue(failures[0].check(RuntimeError))  # the traceback goes to the log
+
+    def test_capability_failure(self):
+        """CapabilityFailure gives Status 1 with its reason."""
+        payload = self.h.call(self, "REFUSE").payload
+        self.assertEqual((payload["Status"], payload["FailReason"]), ("1", "not supported"))
+
+    def test_account_both_users(self):
+        """USER/PASSWORD of either account passes."""
+        for user, password in (("useradmin", USERADMIN), ("telecomadmin", TELECOMADMIN)):
+            payload = self.h.call(self, "GUARDED", USER=user, PASSWORD=password).payload
+            self.assertEqual(payload["Status"], "0", user)
+            self.assertEqual(payload["Ok"], "yes")
+
+    def test_account_mismatch(self):
+        """A wrong password, a password of the other user, an unknown user or none: Status 1."""
+        for args in ({"USER": "useradmin", "PASSWORD": "nope"},
+                     {"USER": "useradmin", "PASSWORD": TELECOMADMIN},
+                     {"USER": "root", "PASSWORD": USERADMIN},
+                     {"USER": "useradmin"}, {},
+                     {"USER": "useradmin", "PASSWORD": 5}):
+            payload = self.h.call(self, "GUARDED", **args).payload
+            self.assertEqual(payload["Status"], "1", args)
+            self.assertNotIn("Ok", payload)
+
+    def test_passwd_without_user(self):
+        """PassWD alone passes if it is either account's password."""
+        self.assertEqual(self.h.call(self, "GUARDED", PassWD=TELECOMADMIN).payload["Status"], "0")
+        self.assertEqual(self.h.call(self, "GUARDED", PassWD=USERADMIN).payload["Status"], "0")
+        self.assertEqual(self.h.call(self, "GUARDED", PassWD="x").payload["Status"], "1")
+
+    def test_empty_account_never_matches(self):
+        """An account with no configured password refuses the empty password."""
+        h = Harness(self, fakes())
+        h.dispatcher.context = CapabilityContext(
+            h.store, GatewayConfig(accounts=Accounts("", "")), IDENTITY, h.backend, h.clock)
+        payload = h.call(self, "GUARDED", USER="useradmin", PASSWORD="").payload
+        self.assertEqual(payload["Status"], "1")
+
+    def test_passwords_not_logged(self):
+        """Neither a right nor a wrong password appears in any log event."""
+        self.h.call(self, "GUARDED", USER="useradmin", PASSWORD=USERADMIN)
+        self.h.call(self, "GUARDED", USER="useradmin", PASSWORD="wrong-secret")
+        self.assertTrue(self.events)
+        text = repr(self.events)
+        self.assertNotIn(USERADMIN, text)
+        self.assertNotIn("wrong-secret", text)
+
+
+class RightsTests(SynchronousTestCase):
+    """Rights per side, SET_RIGHT, and their persistence."""
+
+    def setUp(self):
+        self.h = Harness(self, fakes() + discover_providers())
+
+    def test_default_rights(self):
+        """Each provider's default right decides which side may call it."""
+        for cmd, local, remote in (("ECHO", 0, 0), ("LOCAL_ONLY", 0, -12),
+                                   ("REMOTE_ONLY", -12, 0), ("NOBODY", -12, -12)):
+            self.assertEqual(self.h.call(self, cmd, side="local").result, local, cmd)
+            self.assertEqual(self.h.call(self, cmd, side="remote").result, remote, cmd)
+
+    def test_deck_defaults(self):
+        """GET_SN_INFO and CHECK_PASSWD_PARAM are local, QUERY_CPU_INFO remote."""
+        rights = self.h.dispatcher.rights
+        self.assertEqual(rights.get("GET_SN_INFO"), RIGHT_LOCAL)
+        self.assertEqual(rights.get("CHECK_PASSWD_PARAM"), RIGHT_LOCAL)
+        self.assertEqual(rights.get("QUERY_CPU_INFO"), RIGHT_REMOTE)
+        self.assertEqual(rights.get("QUERY_MEM_INFO"), RIGHT_BOTH)
+
+    def test_set_right(self):
+        """SET_RIGHT from the platform changes who may call a CmdType."""
+        self.assertEqual(self.h.call(self, "LOCAL_ONLY", side="remote").result, -12)
+        payload = self.h.call(self, "SET_RIGHT", side="remote", API="LOCAL_ONLY",
+                              RIGHT="2").payload
+        self.assertEqual(payload["Status"], "0")
+        self.assertEqual(self.h.call(self, "LOCAL_ONLY", side="remote").result, 0)
+        self.assertEqual(self.h.call(self, "LOCAL_ONLY", side="local").result, -12)
+        self.h.call(self, "SET_RIGHT", side="remote", API="LOCAL_ONLY", RIGHT=0)
+        self.assertEqual(self.h.call(self, "LOCAL_ONLY", side="remote").result, -12)
+
+    def test_set_right_is_remote_by_default(self):
+        """SET_RIGHT itself may not be called from the LAN."""
+        self.assertEqual(self.h.call(self, "SET_RIGHT", API="ECHO", RIGHT="0").result, -12)
+
+    def test_set_right_bad_args(self):
+        """Unknown API, RIGHT out of range, or SET_RIGHT itself: Status 1, nothing stored."""
+        for args in ({"API": "NOPE", "RIGHT": "1"}, {"API": "ECHO", "RIGHT": "4"},
+                     {"API": "ECHO", "RIGHT": "x"}, {"API": "ECHO"}, {"RIGHT": "1"},
+                     {"API": "SET_RIGHT", "RIGHT": "0"}):
+            payload = self.h.call(self, "SET_RIGHT", side="remote", **args).payload
+            self.assertEqual(payload["Status"], "1", args)
+        self.assertEqual(self.h.store.list_sections(dispatch.RIGHTS_TYPE.type), [])
+
+    def test_set_right_persists(self):
+        """A new Dispatcher on a new Store of the same file keeps SET_RIGHT's overrides."""
+        self.h.call(self, "SET_RIGHT", side="remote", API="GET_SN_INFO", RIGHT="2")
+        self.h.call(self, "SET_RIGHT", side="remote", API="GET_SN_INFO", RIGHT="3")
+        self.h.call(self, "SET_RIGHT", side="remote", API="QUERY_MEM_INFO", RIGHT="0")
+        again = Harness(self, fakes() + discover_providers(), store_path=self.h.store.path)
+        self.assertEqual(again.call(self, "GET_SN_INFO", side="remote").result, 0)
+        self.assertEqual(again.call(self, "QUERY_MEM_INFO", side="local").result, -12)
+        self.assertEqual(len(again.store.list_sections(dispatch.RIGHTS_TYPE.type)), 2)
+
+    def test_rights_survive_factory_resets(self):
+        """Rights are the operator's: neither factory reset clears them."""
+        self.h.call(self, "SET_RIGHT", side="remote", API="ECHO", RIGHT="1")
+        self.h.store.factory_reset_app()
+        self.h.store.factory_reset_itms()
+        self.assertEqual(self.h.dispatcher.rights.get("ECHO"), RIGHT_LOCAL)
+
+    def test_ability_closes_local(self):
+        """X_CT-COM_Mgt.Ability = 1: every Post1 is -12; Post still served."""
+        self.h.store.set("mgt", "Ability", 1)
+        self.assertEqual(self.h.call(self, "ECHO", side="local").result, -12)
+        self.assertEqual(self.h.call(self, "ECHO", side="remote").result, 0)
+
+
+class AfterReplyTests(SynchronousTestCase):
+    """Actions registered with context.after_reply."""
+
+    def test_run_after(self):
+        """Actions run in order on run_after; a failing one is logged, the rest run."""
+        ran = []
+
+        def boom():
+            raise RuntimeError("boom")
+        outcome = Outcome(0, {}, (lambda: ran.append(1), boom, lambda: ran.append(2)))
+        outcome.run_after()
+        self.assertEqual(ran, [1, 2])
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+    def test_after_dropped_on_failure(self):
+        """Actions registered by a call that then fails are dropped."""
+        class Half(Capability):
+            cmd_types = ("HALF",)
+
+            def call(self, cmd_type, payload, context):
+                context.after_reply(lambda: None)
+                raise CapabilityFailure("no")
+        h = Harness(self, [Half()])
+        self.assertEqual(h.call(self, "HALF").after, ())
+
+    def test_after_is_per_call(self):
+        """Each call's context has its own after-reply list."""
+        class Twice(Capability):
+            cmd_types = ("TWICE",)
+
+            def call(self, cmd_type, payload, context):
+                context.after_reply(lambda: None)
+                return {}
+        h = Harness(self, [Twice()])
+        self.assertEqual(len(h.call(self, "TWICE").after), 1)
+        self.assertEqual(len(h.call(self, "TWICE").after), 1)
+
+
+class DiscoveryTests(SynchronousTestCase):
+    """discover_providers and the CmdType index."""
+
+    def test_verify_every_provider(self):
+        """Every discovered provider provides IGatewayCapability."""
+        providers = discover_providers()
+        self.assertTrue(providers)
+        for provider in providers:
+            self.assertTrue(verifyObject(IGatewayCapability, provider))
+            self.assertIn(provider.default_right, (0, 1, 2, 3))
+            self.assertIsInstance(provider.cmd_types, tuple)
+
+    def test_builtin_cmd_types(self):
+        """The built-in modules serve exactly the documented CmdTypes."""
+        served = {cmd for p in discover_providers() for cmd in p.cmd_types}
+        self.assertEqual(served, BUILTIN)
+
+    def test_duplicate_refused(self):
+        """Two providers claiming one CmdType are refused at start."""
+        self.assertRaises(DuplicateCmdType, Harness, self, [Echo(), Echo()])
+        self.assertRaises(DuplicateCmdType, Harness, self, discover_providers() + [Status()])
+
+    def test_vendor_plugin(self):
+        """A module dropped into a cubegw/plugins directory on sys.path is discovered."""
+        import cubegw.plugins
+        base = os.path.abspath(self.mktemp())
+        drop = os.path.join(base, "cubegw", "plugins")
+        os.makedirs(drop)
+        with open(os.path.join(drop, "vendor_cubegw_test.py"), "w") as f:
+            f.write(textwrap.dedent("""\
+                from cubegw.capabilities import Capability
+
+                class VendorHello(Capability):
+                    cmd_types = ("VENDOR_HELLO",)
+
+                    def call(self, cmd_type, payload, context):
+                        return {"Hello": "world"}
+
+                hello = VendorHello()
+                """))
+        cubegw.plugins.__path__.append(drop)
+        self.addCleanup(cubegw.plugins.__path__.remove, drop)
+        self.addCleanup(sys.modules.pop, "cubegw.plugins.vendor_cubegw_test", None)
+        providers = discover_providers()
+        self.assertIn("VENDOR_HELLO", {cmd for p in providers for cmd in p.cmd_types})
+        h = Harness(self, providers)
+        self.assertEqual(h.call(self, "VENDOR_HELLO").payload["Hello"], "world")
+
+
+class Status(Capability):
+    """Claims a built-in CmdType, for the duplicate test."""
+
+    cmd_types = ("GET_VERSION",)
+
+    def call(self, cmd_type, payload, context):
+        return {}
