@@ -81,6 +81,19 @@ class AccessProtocol(DatagramProtocol):
         self._timer = None
         self._run(self.machine.timer_fired())
 
+    def send_report(self, host, port, report):
+        """One Report datagram to the MessageServer, from the session socket."""
+        def write(ip):
+            if self.transport is not None:
+                self.transport.write(wire.encode_datagram(report), (ip, port))
+                self.log.info("sent Report to the message server {host}:{port}",
+                              host=host, port=port)
+
+        def failed(reason):
+            self.log.warn("Report dropped: cannot resolve {host}: {error}", host=host,
+                          error=reason.getErrorMessage())
+        self.resolve(host).addCallbacks(write, failed)
+
     # -------------------------------------------------------- commands out
 
     def _run(self, commands):

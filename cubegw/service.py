@@ -11,9 +11,9 @@ from twisted.application import service
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from cubegw import identity
+from cubegw import identity, wire
 from cubegw.access import AccessProtocol, resolver_for
-from cubegw.registration import RegistrationMachine, Settings
+from cubegw.registration import ONLINE, RegistrationMachine, Settings
 from cubegw.status import StatusFile
 from cubegw.store import StoreError
 
@@ -49,6 +49,8 @@ class RegistrationService(service.Service):
         self.protocol = AccessProtocol(self.machine, reactor, resolver_for(reactor), self)
         self.status_file = StatusFile(config.state_dir)
         self.plugin_requests = []          # plugin-center addresses asked for by triggers
+        self.plugin_channel = None         # set by the wiring: a PluginChannel
+        self.lan = None                    # set by the wiring: the LanServer
         self.last_hb = None                # wall time of the last answered heartbeat
         self._hb_seen = 0
         self._port = None
@@ -86,6 +88,8 @@ class RegistrationService(service.Service):
         for loop in self._loops:
             loop.stop()
         self._loops = []
+        if self.plugin_channel is not None:
+            self.plugin_channel.stop()
         self.protocol.stop()
         self.changed()
         if self._port is not None:
@@ -134,6 +138,8 @@ class RegistrationService(service.Service):
         if changed:
             self.log.info("store changed outside the daemon: {keys}",
                           keys=sorted(f"{s}.{n}" for s, n in changed))
+            if self.lan is not None and ("mgt", "LocatePort") in changed:
+                self.lan.relisten()
 
     # -------------------------------------------------------------- effects
 
@@ -146,9 +152,26 @@ class RegistrationService(service.Service):
         self.log.info("APP-side factory reset: {keys}", keys=sorted(f"{s}.{n}" for s, n in keys))
 
     def connect_plugin(self, host, port):
-        # The plugin-center channel is built on this request (see pluginchannel, issue 3).
         self.plugin_requests.append((host, port))
         self.log.info("RequestPlug-in accepted: plugin center {host}:{port}", host=host, port=port)
+        if self.plugin_channel is not None:
+            self.plugin_channel.connect(host, port)
+
+    def registered(self):
+        """Whether the operation platform has accepted our Register (GET_SN_INFO's status)."""
+        return self.machine.state == ONLINE
+
+    def push_report(self, parameter):
+        """A Report over the plugin channel when it is up, else one datagram to MessageServer."""
+        if self.plugin_channel is not None and self.plugin_channel.send_report(parameter):
+            return True
+        host, _, port = (self.machine.message_server or "").rpartition(":")
+        if not host or not port.isdigit():
+            self.log.warn("Report dropped: no plugin channel and no MessageServer")
+            return False
+        self.protocol.send_report(host, int(port),
+                                  wire.Report(MAC=self.identity.mac, Parameter=parameter))
+        return True
 
     def changed(self):
         hb_ok = self.machine.counters["hb_ok"]
@@ -183,4 +206,5 @@ class RegistrationService(service.Service):
             "last_heartbeat": self.last_hb,
             "counters": dict(m.counters, dropped=self.protocol.dropped),
             "plugin_requests": ["%s:%s" % hp for hp in self.plugin_requests[-5:]],
+            "plugin_channel": self.plugin_channel.snapshot() if self.plugin_channel else None,
         }

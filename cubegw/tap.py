@@ -14,7 +14,11 @@ from twisted.application import service
 from twisted.python import usage
 
 from cubegw import identity
+from cubegw.backend import LinuxBackend
+from cubegw.capabilities import CapabilityContext, Dispatcher, discover_providers
 from cubegw.config import ConfigError, load_config
+from cubegw.lan import LanServer
+from cubegw.pluginchannel import PluginChannel
 from cubegw.service import STORE_FILE, RegistrationService, build_identity
 from cubegw.store import Store, StoreError
 
@@ -58,11 +62,26 @@ def make_registration(config, store, ident, reactor, net_if_addrs=psutil.net_if_
     return RegistrationService(config, store, ident, reactor, net_if_addrs)
 
 
+def make_dispatcher(config, store, ident, reactor, registration, backend):
+    """The capability dispatcher serving both the LAN and the plugin center."""
+    context = CapabilityContext(
+        store, config, ident, backend, reactor,
+        dev_rnd=lambda: registration.machine.dev_rnd, registered=registration.registered)
+    return Dispatcher(discover_providers(), store, context, reactor)
+
+
 def makeService(options, reactor=None):
     if reactor is None:
         from twisted.internet import reactor
+    config, store, ident = options.config, options.store, options.identity
     top = service.MultiService()
-    registration = make_registration(options.config, options.store, options.identity, reactor)
+    registration = make_registration(config, store, ident, reactor)
+    dispatcher = make_dispatcher(config, store, ident, reactor, registration,
+                                 LinuxBackend(reactor))
+    registration.plugin_channel = PluginChannel(
+        reactor, ident, store, dispatcher, wan_ip=registration.wan_ip)
+    registration.lan = LanServer(config.lan_addresses, store, dispatcher, reactor)
+    registration.lan.setServiceParent(top)
     registration.setServiceParent(top)
     _reload_on_sighup(reactor, registration)
     return top
