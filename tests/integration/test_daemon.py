@@ -1,12 +1,14 @@
 """The real daemon (``twistd -n cubegw``) against a scripted UDP platform on 127.0.0.1."""
 
+import io
 import json
 import os
 
-from twisted.internet import defer
+from twisted.internet import defer, threads
 from twisted.trial.unittest import TestCase
 
 from cubegw import identity
+from cubegw.app import main as app_main
 from cubegw.ctl import main as ctl_main
 
 from tests.integration.support import MAC, Daemon, UdpPeer, gateway_config, sleep
@@ -83,7 +85,6 @@ class RegistrationFlowTests(TestCase):
         self.assertTrue(self.dist.queue.pending == [])
 
     def ctl_status(self):
-        import io
         out = io.StringIO()
         self.assertEqual(ctl_main(["--config", self.config, "status", "--json"], out=out), 0)
         return json.loads(out.getvalue())
@@ -124,3 +125,56 @@ class RegistrationFlowTests(TestCase):
 class _Null:
     def write(self, _):
         pass
+
+
+class LocalCallTests(TestCase):
+    """Flow 5 through the real daemon: cubegw-app local, Post1 on 127.0.0.1."""
+
+    timeout = 60
+
+    def setUp(self):
+        self.tmp = os.path.abspath(self.mktemp())
+        os.makedirs(self.tmp)
+        self.lan_port = free_tcp_port()
+        self.config = gateway_config(self.tmp, lan={"addresses": ["127.0.0.1"]})
+        self.assertEqual(ctl_main(["--config", self.config, "mgt", "set", "LocatePort",
+                                   str(self.lan_port)], out=_Null()), 0)
+        self.daemon = Daemon("cubegw", ["--config", self.config, "--mgt-url", "127.0.0.1",
+                                        "--port", "9"], self.tmp).start()
+        self.addCleanup(self.daemon.stop)
+        return self.daemon.wait_for(f"127.0.0.1:{self.lan_port}")
+
+    def app(self, *args):
+        out = io.StringIO()
+        return threads.deferToThread(
+            app_main, ["local", "--port", str(self.lan_port)] + list(args), out
+        ).addCallback(lambda code: (code, out.getvalue()))
+
+    @defer.inlineCallbacks
+    def test_get_sn_info(self):
+        """GET_SN_INFO answers the configured MAC; not registered yet, so FAIL."""
+        code, out = yield self.app("GET_SN_INFO")
+        self.assertEqual(code, 0, out)
+        payload = json.loads(out.split("\n", 1)[1])
+        self.assertEqual((payload["MAC"], payload["BussinessStatus"]), (MAC, "FAIL"))
+
+    @defer.inlineCallbacks
+    def test_remote_only_refused_locally(self):
+        """QUERY_CPU_INFO is remote-only by default: Result -12 on the LAN, exit 1."""
+        code, out = yield self.app("QUERY_CPU_INFO")
+        self.assertEqual((code, out.splitlines()[0]), (1, "Result -12"))
+
+    @defer.inlineCallbacks
+    def test_ability_closes_local_interface(self):
+        """Ability=1 set while running: every Post1 gets -12."""
+        self.assertEqual(ctl_main(["--config", self.config, "mgt", "set", "Ability", "1"],
+                                  out=_Null()), 0)
+        code, out = yield self.app("GET_SN_INFO")
+        self.assertEqual(out.splitlines()[0], "Result -12")
+
+
+def free_tcp_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
