@@ -3,9 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 DEPS   := $(VENV)/.deps-stamp
-SRC    := cubegw twisted tests
+SRC    := cubegw twisted tests openwrt
 
-.PHONY: test lint install demo clean
+.PHONY: test lint install demo clean ipk
 
 $(DEPS): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,5 +26,9 @@ test: install lint
 demo: install
 	$(PY) -m cubegw.demo
 
+# The OpenWrt package, standard library only (no venv): dist/cubegw_<version>_all.ipk
+ipk:
+	$(PYTHON) openwrt/build_ipk.py --out dist
+
 clean:
-	rm -rf $(VENV) build *.egg-info _trial_temp* twisted/plugins/dropin.cache
+	rm -rf $(VENV) build dist *.egg-info _trial_temp* twisted/plugins/dropin.cache
