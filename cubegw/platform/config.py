@@ -13,7 +13,7 @@ from cubegw import identity
 from cubegw.config import ConfigError
 from cubegw.platform import faults as faults_module
 
-__all__ = ["ConfigError", "DeviceConfig", "Endpoint", "PlatformConfig",
+__all__ = ["ConfigError", "DeviceConfig", "Endpoint", "PlatformConfig", "UserConfig",
            "load_config", "parse_config"]
 
 WILDCARDS = ("", "0.0.0.0", "::")
@@ -46,6 +46,16 @@ class DeviceConfig:
 
 
 @dataclass(frozen=True)
+class UserConfig:
+    """A phone-app user of the HTTP API: who they are, and the bearer token proving it."""
+    user_id: str
+    token: str
+
+    def __repr__(self):  # keep tokens out of logs and tracebacks
+        return f"UserConfig(user_id={self.user_id!r}, token=...)"
+
+
+@dataclass(frozen=True)
 class PlatformConfig:
     distribution: Endpoint = Endpoint(port=12112)
     operation: Endpoint = Endpoint(port=60001)
@@ -59,10 +69,19 @@ class PlatformConfig:
     accept_unknown: bool = False
     devices: tuple = ()
     faults: tuple = ()                # rule mappings, validated by faults.parse_rules
+    plugin_center: Endpoint = Endpoint(port=9000)   # TCP; advertised in RequestPlug-in
+    api: Endpoint = Endpoint(port=8080)             # HTTP API for the phone app
+    users: tuple = ()                 # UserConfig: who may use the HTTP API
 
-    def with_overrides(self, db=None, distribution_port=None, operation_port=None):
+    def with_overrides(self, db=None, distribution_port=None, operation_port=None,
+                       plugin_center_port=None, api_port=None):
         """The same configuration with the command line's overrides applied."""
         changes = {}
+        if plugin_center_port is not None:
+            changes["plugin_center"] = dataclasses.replace(
+                self.plugin_center, port=_port(plugin_center_port, "plugin_center.port"))
+        if api_port is not None:
+            changes["api"] = dataclasses.replace(self.api, port=_port(api_port, "api.port"))
         if db is not None:
             changes["db"] = db
         if distribution_port is not None:
@@ -88,7 +107,7 @@ class PlatformConfig:
 
 _TOP = ("distribution", "operation", "message_server", "update_server",
         "heartbeat_interval", "trigger_timeout", "report_limit", "db", "flush_delay",
-        "accept_unknown", "devices", "faults")
+        "accept_unknown", "devices", "faults", "plugin_center", "api", "users")
 
 
 def parse_config(text, source="config"):
@@ -122,6 +141,9 @@ def parse_config(text, source="config"):
         accept_unknown=_bool(raw.get("accept_unknown", d.accept_unknown), "accept_unknown"),
         devices=_devices(raw.get("devices")),
         faults=_faults(raw.get("faults")),
+        plugin_center=_endpoint(raw.get("plugin_center"), d.plugin_center, "plugin_center"),
+        api=_endpoint(raw.get("api"), d.api, "api", advertise=False),
+        users=_users(raw.get("users")),
     )
     if not values["db"]:
         raise ConfigError("db: must be a file path")
@@ -129,6 +151,9 @@ def parse_config(text, source="config"):
     if op.advertised in WILDCARDS:
         raise ConfigError("operation.advertised_host: required when operation.host is a "
                           "wildcard address (gateways must be told where to go)")
+    if values["plugin_center"].advertised in WILDCARDS:
+        raise ConfigError("plugin_center.advertised_host: required when plugin_center.host "
+                          "is a wildcard address (sent in RequestPlug-in)")
     return PlatformConfig(**values)
 
 
@@ -190,6 +215,34 @@ def _devices(raw):
             except identity.IdentityError as e:
                 raise ConfigError(f"{where}.sn: {e}")
         out.append(DeviceConfig(mac=mac, **values))
+    return tuple(out)
+
+
+def _users(raw):
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ConfigError("users: must be a list of {user_id, token}")
+    out, ids, tokens = [], {}, {}
+    for i, item in enumerate(raw):
+        where = f"users[{i}]"
+        if not isinstance(item, dict):
+            raise ConfigError(f"{where}: must be a mapping with user_id and token")
+        for key in item:
+            if key not in ("user_id", "token"):
+                raise ConfigError(f"{where}.{key}: unknown key (known: user_id, token)")
+        user_id = _str(item.get("user_id"), f"{where}.user_id", strip=True)
+        token = _str(item.get("token"), f"{where}.token", strip=True)
+        if not user_id:
+            raise ConfigError(f"{where}.user_id: required")
+        if len(token) < 8 or any(c.isspace() for c in token):
+            raise ConfigError(f"{where}.token: required, at least 8 characters, no spaces")
+        if user_id in ids:
+            raise ConfigError(f"{where}.user_id: {user_id} is already users[{ids[user_id]}]")
+        if token in tokens:
+            raise ConfigError(f"{where}.token: the same token as users[{tokens[token]}]")
+        ids[user_id] = tokens[token] = i
+        out.append(UserConfig(user_id, token))
     return tuple(out)
 
 

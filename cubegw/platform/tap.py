@@ -1,10 +1,10 @@
 """Wiring point of ``twistd cubeplat``: options, and the service tree of the platform.
 
 ``makeService`` only builds: a ``PlatformService`` (loads the registry, then starts its
-children) holding one UDP server per platform socket.  Each builder takes the reactor, so
-tests pass a ``MemoryReactorClock``.  Later parts (plugin center, HTTP API) are more
-children built the same way from ``service.registry``, ``service.faults`` and
-``service.operation``.
+children) holding one UDP server per platform socket, and, in ``frontends``, the TCP
+listeners of the plugin center and the HTTP API, which start after the UDP servers (the
+API drives the operation platform) and stop before them.  Each builder takes the reactor,
+so tests pass a ``MemoryReactorClock``.
 """
 
 from twisted.application import internet, service
@@ -12,17 +12,21 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python import usage
 
+from cubegw.platform.api import Api, build_site
 from cubegw.platform.config import ConfigError, PlatformConfig, load_config
 from cubegw.platform.faults import FaultRules
+from cubegw.platform.plugincenter import PluginCenter
 from cubegw.platform.registry import Registry, SQLiteStore
 from cubegw.platform.udp import (
     DistributionProtocol, MessageServerProtocol, OperationProtocol)
 
 
 class Options(usage.Options):
-    synopsis = "[--config FILE] [--db PATH] [--distribution-port N] [--operation-port N]"
+    synopsis = ("[--config FILE] [--db PATH] [--distribution-port N] [--operation-port N] "
+                "[--plugin-center-port N] [--api-port N]")
     longdesc = ("The cubegw reference platform: distribution and operation platforms over "
-                "UDP, with a device registry in SQLite and scripted fault injection.")
+                "UDP, the plugin center over TCP, a JSON HTTP API for the phone app, with a "
+                "device registry in SQLite and scripted fault injection.")
     optParameters = [
         ["config", "c", None, "YAML configuration (default: built-in defaults; see "
                               "etc/cubeplat.yaml)"],
@@ -31,6 +35,9 @@ class Options(usage.Options):
                                           "(overrides distribution.port)"],
         ["operation-port", None, None, "UDP port of the operation platform "
                                        "(overrides operation.port)"],
+        ["plugin-center-port", None, None, "TCP port of the plugin center "
+                                           "(overrides plugin_center.port)"],
+        ["api-port", None, None, "TCP port of the HTTP API (overrides api.port)"],
     ]
 
     #: Open the database while parsing, so a bad path stops twistd with one line.
@@ -41,7 +48,8 @@ class Options(usage.Options):
             config = load_config(self["config"]) if self["config"] else PlatformConfig()
             self["platform"] = config.with_overrides(
                 db=self["db"], distribution_port=self["distribution-port"],
-                operation_port=self["operation-port"])
+                operation_port=self["operation-port"],
+                plugin_center_port=self["plugin-center-port"], api_port=self["api-port"])
         except ConfigError as e:
             raise usage.UsageError(str(e))
         if self.check_database:
@@ -63,6 +71,8 @@ class PlatformService(service.MultiService):
         self.registry = registry
         self.faults = faults
         self.distribution = self.operation = self.message_server = None
+        self.plugin_center = self.api = None
+        self.frontends = service.MultiService()   # TCP listeners, started last
         self._loading = None
 
     def startService(self):
@@ -75,6 +85,12 @@ class PlatformService(service.MultiService):
         if self.running:
             for child in self:
                 child.startService()
+            try:
+                self.frontends.startService()
+            except Exception:
+                self.log.failure("cannot start the plugin center and HTTP API listeners")
+                self.reactor.callWhenRunning(self.reactor.stop)
+                return
         self.log.info("cubeplat ready: {devices} devices, {faults} fault rules",
                       devices=len(self.registry), faults=len(self.faults.rules))
 
@@ -85,6 +101,7 @@ class PlatformService(service.MultiService):
     def stopService(self):
         d = defer.Deferred()
         (self._loading or defer.succeed(None)).addBoth(lambda _: d.callback(None))
+        d.addCallback(lambda _: self.frontends.running and self.frontends.stopService())
         d.addCallback(lambda _: service.MultiService.stopService(self))
         d.addCallback(lambda _: self.registry.close())
         return d
@@ -114,6 +131,57 @@ def build_message_server(reactor, config, registry, faults):
     return protocol, _udp_server(reactor, "message_server", endpoint, protocol, host)
 
 
+class TCPListener(service.Service):
+    """``listenTCP`` when started, logging the bound port (port 0: any free port)."""
+
+    log = Logger()
+
+    def __init__(self, reactor, label, endpoint, factory, on_stop=None):
+        self.reactor = reactor
+        self.label = label
+        self.endpoint = endpoint
+        self.factory = factory
+        self.on_stop = on_stop
+        self.port = None
+
+    def startService(self):
+        service.Service.startService(self)
+        self.port = self.reactor.listenTCP(self.endpoint.port, self.factory,
+                                           interface=self.endpoint.host)
+        self.log.info("{label} listening on {host}:{port}", label=self.label,
+                      host=self.endpoint.host, port=self.bound_port())
+
+    def stopService(self):
+        service.Service.stopService(self)
+        if self.on_stop is not None:
+            self.on_stop()
+        port, self.port = self.port, None
+        return defer.maybeDeferred(port.stopListening) if port is not None else None
+
+    def bound_port(self):
+        """The port listened on (the configured one before start)."""
+        if self.port is None:
+            return self.endpoint.port
+        return self.port.getHost().port
+
+
+def build_plugin_center(reactor, config, registry, faults):
+    center = PluginCenter(registry, faults, reactor)
+    listener = TCPListener(reactor, "plugin center", config.plugin_center, center.factory(),
+                           on_stop=center.close_all)
+    listener.setName("plugin_center")
+    return center, listener
+
+
+def build_api(reactor, config, registry, faults, center, operation, plugin_listener):
+    api = Api(config.users, registry, faults, center, operation,
+              lambda: (config.plugin_center.advertised, plugin_listener.bound_port()),
+              reactor, online_timeout=3 * config.heartbeat_interval)
+    listener = TCPListener(reactor, "HTTP API", config.api, build_site(api, reactor))
+    listener.setName("api")
+    return api, listener
+
+
 def _udp_server(reactor, name, endpoint, protocol, host=None):
     server = internet.UDPServer(endpoint.port, protocol, interface=host or endpoint.host,
                                 reactor=reactor)
@@ -136,4 +204,10 @@ def makeService(options, reactor=None):
     if config.separate_message_server():
         top.message_server, server = build_message_server(reactor, config, registry, faults)
         server.setServiceParent(top)
+    top.plugin_center, plugin_listener = build_plugin_center(reactor, config, registry,
+                                                             faults)
+    plugin_listener.setServiceParent(top.frontends)
+    top.api, listener = build_api(reactor, config, registry, faults, top.plugin_center,
+                                  top.operation, plugin_listener)
+    listener.setServiceParent(top.frontends)
     return top

@@ -1,0 +1,427 @@
+"""The plugin center (protocol.md section 7): gateways connect over TCP, the platform calls.
+
+``PluginCenterProtocol`` only frames: it decodes each Int32 frame and hands requests
+(Boot, Register, Heartbeat, Report) and replies (to Post) to the ``PluginCenter``, which
+keeps the sessions by MAC, answers the gateway's requests under the fault rules
+(server ``plugin_center``), and turns ``call()`` into a ``Post`` whose reply is matched by
+ID, with a timer per call, as ``twisted.names`` matches DNS replies.
+"""
+
+import os
+
+from twisted.internet import defer, protocol
+from twisted.logger import Logger
+from twisted.protocols.basic import Int32StringReceiver
+
+from cubegw import identity, wire
+from cubegw.platform.udp import new_challenge
+
+#: What the request handlers can carry out; Register can also be followed by a Disconnect.
+REQUEST_ACTIONS = frozenset(("drop", "no_reply", "result", "delay"))
+REGISTER_ACTIONS = REQUEST_ACTIONS | {"disconnect"}
+#: What the platform can do to a Post it sends (drop / no_reply: not sent, so it times out).
+POST_ACTIONS = frozenset(("drop", "no_reply", "result", "delay"))
+
+SERVER = "plugin_center"
+TIMEOUT_RESULT = -100
+
+
+class PluginCenterError(Exception):
+    """A capability call that could not be made or completed."""
+
+
+class NotConnected(PluginCenterError):
+    """The gateway has no registered plugin-center connection."""
+
+
+class CallTimeout(PluginCenterError):
+    """The gateway did not answer a Post in time (Result -100 for the app)."""
+
+    result = TIMEOUT_RESULT
+
+
+class GatewayGone(PluginCenterError):
+    """The connection closed while the call waited for its reply."""
+
+
+class PluginCenterProtocol(Int32StringReceiver):
+    """One gateway's TCP connection: decodes frames and forwards them to the center."""
+
+    MAX_LENGTH = wire.MAX_FRAME
+    log = Logger()
+
+    def __init__(self, center):
+        self.center = center
+        self.mac = None          # from Boot
+        self.challenge = None    # ChallengeCode of this connection's Boot
+        self.registered = False  # a Register with a good CheckSN on this connection
+        self.last_heartbeat = None
+        self.open = False        # connected and not being closed by us
+
+    def connectionMade(self):
+        self.open = True
+        self.center.connection_made(self)
+
+    def stringReceived(self, data):
+        try:
+            msg = wire.decode_frame(data)
+            if "RPCMethod" not in msg:
+                return self.center.reply_received(self, msg)
+            request = wire.decode_request(msg, wire.TO_PLUGIN_CENTER)
+        except wire.WireError as e:
+            self.center.dropped(self, e.reason)
+            return
+        self.center.request_received(self, request)
+
+    def lengthLimitExceeded(self, length):
+        self.log.warn("{peer}: frame of {length} bytes exceeds {limit}; closing",
+                      peer=self.peer(), length=length, limit=self.MAX_LENGTH)
+        self.close()
+
+    def close(self):
+        """Close the connection; nothing more is sent on it."""
+        self.open = False
+        self.transport.loseConnection()
+
+    def connectionLost(self, reason):
+        self.open = False
+        self.center.connection_lost(self, reason)
+
+    def send(self, message):
+        """Frame and write a message (typed or dict); ``WireError`` if it is too big."""
+        self.sendString(wire.encode_frame(message))
+
+    def peer(self):
+        if self.mac:
+            return self.mac
+        peer = self.transport.getPeer() if self.transport is not None else None
+        return "%s:%s" % (getattr(peer, "host", "?"), getattr(peer, "port", "?"))
+
+
+class PluginCenterFactory(protocol.Factory):
+    """Builds one ``PluginCenterProtocol`` per accepted connection."""
+
+    noisy = False
+
+    def __init__(self, center):
+        self.center = center
+
+    def buildProtocol(self, addr):
+        p = PluginCenterProtocol(self.center)
+        p.factory = self
+        return p
+
+
+class _Call:
+    """A Post waiting for its reply."""
+
+    __slots__ = ("id", "mac", "connection", "cmd", "deferred", "timer", "done")
+
+    def __init__(self, id, mac, connection, cmd):
+        self.id = id
+        self.mac = mac
+        self.connection = connection
+        self.cmd = cmd
+        self.deferred = self.timer = None
+        self.done = False
+
+
+class PluginCenter:
+    """Sessions by MAC, the gateways' requests, and the platform's capability calls."""
+
+    log = Logger()
+
+    def __init__(self, registry, faults, clock, urandom=os.urandom):
+        self.registry = registry
+        self.faults = faults
+        self.clock = clock
+        self.urandom = urandom
+        self._sessions = {}      # MAC -> registered PluginCenterProtocol
+        self._calls = {}         # ID -> _Call
+        self._connections = set()
+        self._later = set()
+        self._next_id = 1
+
+    # ------------------------------------------------------------ public API
+
+    def factory(self):
+        """A protocol factory for ``listenTCP``."""
+        return PluginCenterFactory(self)
+
+    def is_connected(self, mac):
+        """True when gateway ``mac`` has a registered connection."""
+        return mac in self._sessions
+
+    def connected(self):
+        """The MACs with a registered connection, sorted."""
+        return sorted(self._sessions)
+
+    def pending_calls(self):
+        return len(self._calls)
+
+    def call(self, mac, parameter, plugin_name="", timeout=10):
+        """Post ``parameter`` (a capability payload dict) to gateway ``mac``.
+
+        Fires with ``(Result, return_parameter_dict)``; errbacks with ``NotConnected`` at
+        once, ``CallTimeout`` after ``timeout`` seconds, ``GatewayGone`` if the connection
+        closes first, ``PluginCenterError`` if the payload cannot be sent.
+        """
+        connection = self._sessions.get(mac)
+        if connection is None:
+            return defer.fail(NotConnected(f"{mac}: not connected to the plugin center"))
+        cmd = parameter.get("CmdType", "?") if isinstance(parameter, dict) else "?"
+        post = wire.Post(ID=self._new_id(), Parameter=parameter, Plugin_Name=plugin_name)
+        try:
+            wire.encode_frame(post)
+        except wire.WireError as e:
+            return defer.fail(PluginCenterError(f"{mac}: cannot send the Post: {e.reason}"))
+        pending = _Call(post.ID, mac, connection, cmd)
+        pending.deferred = defer.Deferred(lambda d: self._finish(pending))
+        self._calls[pending.id] = pending
+        fault = self.faults.decide(mac, "Post", SERVER, POST_ACTIONS)
+        delay = 0.0
+        if fault is None:
+            self._send_post(pending, post)
+        elif fault.action in ("drop", "no_reply"):
+            self.log.info("{mac} Post ID {id} CmdType {cmd} not sent ({rule}: {action})",
+                          mac=mac, id=pending.id, cmd=cmd, rule=fault.rule,
+                          action=fault.action)
+        elif fault.action == "result":
+            self._soon(fault.delay, self._forced_result, pending, fault)
+        else:
+            delay = fault.delay
+            self._soon(delay, self._send_post, pending, post)
+        if not pending.done:
+            pending.timer = self.clock.callLater(delay + timeout, self._expired, pending,
+                                                 timeout)
+        return pending.deferred
+
+    def disconnect(self, mac):
+        """Send ``Disconnect`` to gateway ``mac`` and close; False if it was not connected."""
+        connection = self._sessions.get(mac)
+        if connection is None:
+            return False
+        self._disconnect(connection, "by the platform")
+        return True
+
+    def close_all(self):
+        """Close every connection (the service is stopping)."""
+        for connection in list(self._connections):
+            connection.close()
+            self._forget(connection, "the plugin center stopped")
+        for call in list(self._later):
+            if call.active():
+                call.cancel()
+        self._later.clear()
+
+    # ------------------------------------------------------- from connections
+
+    def connection_made(self, connection):
+        self._connections.add(connection)
+        self.log.info("plugin center: connection from {peer}", peer=connection.peer())
+
+    def connection_lost(self, connection, reason):
+        self._connections.discard(connection)
+        if self._forget(connection, "the connection closed"):
+            self.log.info("{mac} plugin connection closed", mac=connection.mac)
+
+    def dropped(self, connection, reason):
+        self.log.warn("plugin center: dropped a frame from {peer}: {reason}",
+                      peer=connection.peer(), reason=reason)
+
+    def request_received(self, connection, request):
+        method = request.METHOD
+        supported = REGISTER_ACTIONS if method == "Register" else REQUEST_ACTIONS
+        fault = None
+        if method != "Report":
+            fault = self.faults.decide(request.MAC, method, SERVER, supported)
+        if fault is None or fault.action == "disconnect":
+            self._handle(connection, request, fault)
+        elif fault.action == "drop":
+            self.log.info("{mac} plugin {method} dropped ({rule}: drop)", mac=request.MAC,
+                          method=method, rule=fault.rule)
+        elif fault.action == "no_reply":
+            self._handle(connection, request, fault)
+        elif fault.action == "result":
+            self._soon(fault.delay, self._forced_reply, connection, request, fault)
+        else:
+            self.log.info("{mac} plugin {method}: answering in {delay} s ({rule}: delay)",
+                          mac=request.MAC, method=method, delay=fault.delay,
+                          rule=fault.rule)
+            self._soon(fault.delay, self._handle, connection, request)
+
+    def reply_received(self, connection, msg):
+        """A frame with no RPCMethod: the reply to a Post, matched by its ID."""
+        try:
+            id = wire.as_int(msg.get("ID"), "ID")
+        except wire.WireError as e:
+            return self.dropped(connection, f"a reply without a usable ID: {e.reason}")
+        pending = self._calls.get(id)
+        if pending is None or pending.connection is not connection:
+            return self.dropped(connection, f"a reply to ID {id}, which no call waits for")
+        self._finish(pending)
+        try:
+            reply = wire.decode_reply(wire.Post, msg)
+        except wire.WireError as e:
+            self.log.warn("{mac} Post ID {id} CmdType {cmd}: bad reply: {reason}",
+                          mac=pending.mac, id=id, cmd=pending.cmd, reason=e.reason)
+            pending.deferred.errback(PluginCenterError(
+                f"{pending.mac}: bad reply to Post ID {id}: {e.reason}"))
+            return
+        self.log.info("{mac} Post ID {id} CmdType {cmd} -> Result {result}", mac=pending.mac,
+                      id=id, cmd=pending.cmd, result=reply.Result)
+        pending.deferred.callback((reply.Result, reply.return_Parameter or {}))
+
+    # -------------------------------------------------------------- handlers
+
+    def _handle(self, connection, request, fault=None):
+        if not connection.open:
+            return
+        method = request.METHOD
+        reply, note = getattr(self, "handle_" + method)(connection, request,
+                                                         self.clock.seconds())
+        if reply is None:
+            self.log.info("{mac} plugin {method}: {note}", mac=request.MAC, method=method,
+                          note=note)
+            return
+        note = f" ({note})" if note else ""
+        if fault is not None and fault.action == "no_reply":
+            self.log.info("{mac} plugin {method} -> Result {result}{note}, not sent "
+                          "({rule}: no_reply)", mac=request.MAC, method=method,
+                          result=reply["Result"], note=note, rule=fault.rule)
+            return
+        connection.send(reply)
+        self.log.info("{mac} plugin {method} -> Result {result}{note}", mac=request.MAC,
+                      method=method, result=reply["Result"], note=note, reply=reply)
+        if (fault is not None and fault.action == "disconnect" and reply["Result"] == 0
+                and connection.open):
+            self._disconnect(connection, f"{fault.rule}: disconnect")
+
+    def handle_Boot(self, connection, request, now):
+        record = self.registry.get(request.MAC)
+        if record is None:
+            return {"Result": -1}, "unknown MAC"
+        if record.sn and request.SN != record.sn:
+            return {"Result": -1}, f"SN {request.SN} is not the registered {record.sn}"
+        if connection.registered and connection.mac != request.MAC:
+            return {"Result": -1}, f"this connection is registered as {connection.mac}"
+        connection.mac = request.MAC
+        connection.challenge = new_challenge(self.urandom)
+        return ({"Result": 0, "ChallengeCode": connection.challenge},
+                f"challenge {connection.challenge}")
+
+    def handle_Register(self, connection, request, now):
+        record = self.registry.get(request.MAC)
+        if record is None:
+            return {"Result": -1}, "unknown MAC"
+        if connection.challenge is None or connection.mac != request.MAC:
+            return {"Result": -1}, "no Boot challenge on this connection"
+        if request.CheckSN != identity.check_sn(connection.challenge, record.sn or request.SN):
+            return {"Result": -1}, "bad CheckSN"
+        old = self._sessions.get(request.MAC)
+        if old is not None and old is not connection:
+            old.close()
+            self._forget(old, "replaced by a new connection")
+        connection.registered = True
+        connection.last_heartbeat = now
+        self._sessions[request.MAC] = connection
+        return {"Result": 0}, "connected"
+
+    def handle_Heartbeat(self, connection, request, now):
+        if not connection.registered or connection.mac != request.MAC:
+            return {"Result": -1}, "not registered on this connection"
+        connection.last_heartbeat = now
+        return {"Result": 0}, ""
+
+    def handle_Report(self, connection, request, now):
+        if request.MAC not in self.registry:
+            return None, "report from an unknown MAC dropped"
+        if not connection.registered or connection.mac != request.MAC:
+            return None, "report from a connection not registered as that MAC dropped"
+        self.registry.add_report(request.MAC, request.Parameter, now)
+        return None, "report stored"
+
+    # --------------------------------------------------------------- helpers
+
+    def _forced_reply(self, connection, request, fault):
+        if connection.open:
+            connection.send({"Result": fault.result})
+            self.log.info("{mac} plugin {method} -> Result {result} ({rule}: result)",
+                          mac=request.MAC, method=request.METHOD, result=fault.result,
+                          rule=fault.rule)
+
+    def _send_post(self, pending, post):
+        if pending.done:
+            return
+        if not pending.connection.open:
+            return self._fail(pending, GatewayGone(f"{pending.mac}: the connection closed"))
+        pending.connection.send(post)
+        self.log.info("{mac} Post ID {id} CmdType {cmd} sent", mac=pending.mac,
+                      id=pending.id, cmd=pending.cmd, message=post.to_wire())
+
+    def _forced_result(self, pending, fault):
+        if pending.done:
+            return
+        self._finish(pending)
+        self.log.info("{mac} Post ID {id} CmdType {cmd} -> Result {result} ({rule}: "
+                      "result)", mac=pending.mac, id=pending.id, cmd=pending.cmd,
+                      result=fault.result, rule=fault.rule)
+        pending.deferred.callback((fault.result, {}))
+
+    def _expired(self, pending, timeout):
+        pending.timer = None
+        self.log.warn("{mac} Post ID {id} CmdType {cmd}: no reply within {timeout} s "
+                      "-> Result {result}", mac=pending.mac, id=pending.id, cmd=pending.cmd,
+                      timeout=timeout, result=TIMEOUT_RESULT)
+        self._fail(pending, CallTimeout(
+            f"{pending.mac}: no reply to Post ID {pending.id} ({pending.cmd}) within "
+            f"{timeout} s"))
+
+    def _fail(self, pending, error):
+        self._finish(pending)
+        pending.deferred.errback(error)
+
+    def _finish(self, pending):
+        """Take ``pending`` out of the waiting calls and stop its timer."""
+        pending.done = True
+        if pending.timer is not None and pending.timer.active():
+            pending.timer.cancel()
+        pending.timer = None
+        if self._calls.get(pending.id) is pending:
+            del self._calls[pending.id]
+
+    def _disconnect(self, connection, why):
+        try:
+            connection.send(wire.Disconnect())
+        except Exception:  # the transport may already be gone
+            self.log.failure("{mac}: cannot send Disconnect", mac=connection.mac)
+        self.log.info("{mac} plugin Disconnect sent ({why})", mac=connection.mac, why=why)
+        connection.close()
+        self._forget(connection, f"disconnected {why}")
+
+    def _forget(self, connection, why):
+        """Drop the session of ``connection`` and fail its calls; True if it had one."""
+        had = self._sessions.get(connection.mac) is connection
+        if had:
+            del self._sessions[connection.mac]
+        connection.registered = False
+        for pending in [c for c in self._calls.values() if c.connection is connection]:
+            self._fail(pending, GatewayGone(
+                f"{pending.mac}: Post ID {pending.id} ({pending.cmd}) failed: {why}"))
+        return had
+
+    def _new_id(self):
+        id = self._next_id
+        self._next_id = id + 1 if id < 2 ** 31 - 1 else 1
+        return id
+
+    def _soon(self, delay, f, *args):
+        """Call ``f(*args)`` now, or after ``delay`` seconds (cancelled by ``close_all``)."""
+        if delay <= 0:
+            return f(*args)
+
+        def run():
+            self._later.discard(call)
+            f(*args)
+        call = self.clock.callLater(delay, run)
+        self._later.add(call)
