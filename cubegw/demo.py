@@ -15,18 +15,19 @@ import tempfile
 import time
 
 import yaml
-from twisted.internet import defer, task
+from twisted.internet import defer, task, utils
 
 from cubegw.children import ChildDaemon
 
 MAC = "02AB54DE0001"
+USER, TOKEN = "demo-user", "demo-token-0001"
 ACCOUNTS = {"useradmin": "demo-admin", "telecomadmin": "demo-telecom"}
 WIFI = {"ssid": "ChinaNet-DEMO", "password": "demo-wifi-pw"}
 _LINE = re.compile(r"^\S+ \[(?P<ns>[^\]#]+)(?:#(?P<level>\w+))?\] (?P<text>.*)$")
 
 
-def free_udp_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+def free_port(kind=socket.SOCK_DGRAM):
+    with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
@@ -37,8 +38,11 @@ class Demo:
         self.workdir = workdir
         self.out = out
         self.t0 = time.monotonic()
-        self.dist_port = free_udp_port()
-        self.oper_port = free_udp_port()
+        self.dist_port = free_port()
+        self.oper_port = free_port()
+        self.api_port = free_port(socket.SOCK_STREAM)
+        self.lan_port = free_port(socket.SOCK_STREAM)
+        self.api = f"http://127.0.0.1:{self.api_port}"
         self.gateway = self.platform = None
         self._cursor = 0
 
@@ -75,6 +79,9 @@ class Demo:
         platform = {
             "distribution": {"host": "127.0.0.1", "port": self.dist_port},
             "operation": {"host": "127.0.0.1", "port": self.oper_port},
+            "plugin_center": {"host": "127.0.0.1", "port": 0},
+            "api": {"host": "127.0.0.1", "port": self.api_port},
+            "users": [{"user_id": USER, "token": TOKEN}],
             "heartbeat_interval": 2, "trigger_timeout": 2,
             "db": os.path.join(self.workdir, "cubeplat.db"), "flush_delay": 0.2,
             "devices": [{"mac": MAC, "loid": "0755DEMO01", "wifi_ssid": WIFI["ssid"],
@@ -90,6 +97,7 @@ class Demo:
             "store": {"confdir": os.path.join(self.workdir, "config")},
             "state_dir": os.path.join(self.workdir, "state"),
             "udp_bind": "127.0.0.1",
+            "lan": {"addresses": ["127.0.0.1"]},
             "timing": {"boot_jitter": 0.5, "retry_initial": 0.5, "retry_factor": 2,
                        "retry_max": 4, "silence": 5, "reply_timeout": 1, "hb_timeout": 2,
                        "wan_check": 1, "store_check": 0.5},
@@ -141,6 +149,29 @@ class Demo:
                 return True
         return False
 
+    @defer.inlineCallbacks
+    def app(self, *args):
+        """Run cubegw-app as the phone app would, showing its command line and output."""
+        self.say(f"{self._stamp()} app      $ cubegw-app {' '.join(args)}")
+        out, err, code = yield utils.getProcessOutputAndValue(
+            sys.executable, ["-m", "cubegw.app"] + list(args), env=dict(os.environ),
+            path=self.workdir, reactor=self.reactor)
+        for line in (out + err).decode("utf-8", "replace").splitlines():
+            if line.strip():
+                self.say(f"{self._stamp()} app      > {line.rstrip()}")
+        if code != 0:
+            raise AssertionError(f"cubegw-app {args[0]} exited with {code}")
+
+    def ctl(self, *args):
+        from cubegw.ctl import main
+        import io
+        out = io.StringIO()
+        code = main(["--config", self.gateway_config] + list(args), out=out)
+        self.say(f"           $ cubegw-ctl {' '.join(args)}")
+        for line in out.getvalue().splitlines():
+            self.say("           " + line)
+        return code
+
     def ctl_status(self):
         from cubegw.ctl import main
         import io
@@ -154,6 +185,7 @@ class Demo:
     @defer.inlineCallbacks
     def run(self):
         self.say("cubegw demo: gateway and reference platform on 127.0.0.1, timings scaled down")
+        self.say(f"LAN interface tcp/{self.lan_port}, platform HTTP API {self.api}")
         self.say(f"scratch directory {self.workdir}")
         self.heading(f"Reference platform: distribution udp/{self.dist_port}, "
                      f"operation udp/{self.oper_port}")
@@ -161,6 +193,7 @@ class Demo:
 
         self.heading("Flow 1: first registration "
                      "(BootFirst -> RegisterFirst -> Boot -> Register -> Hb FLAG 1 -> Hb)")
+        self.ctl("mgt", "set", "LocatePort", str(self.lan_port))
         self.start_gateway()
         yield self.wait_gateway("registered")
         yield self.wait_gateway("received Hb reply", count=3)
@@ -191,8 +224,22 @@ class Demo:
         yield self.wait_gateway("registered")
         yield self.wait_gateway("received Hb reply", count=1)
 
-        self.heading("Not in this demo yet: binding (flow 3), remote configuration (flow 4) "
-                     "and local configuration (flow 5) need the capability channels")
+        lan = ["--host", "127.0.0.1", "--port", str(self.lan_port)]
+        web = ["--platform", self.api, "--token", TOKEN]
+        self.heading("Flow 3: binding: GET_SN_INFO and CHECK_PASSWD_PARAM on the LAN, "
+                     "then the platform binds SN + LOID to the app user")
+        yield self.app("bind", *lan, *web, "--password", ACCOUNTS["useradmin"])
+
+        self.heading("Flow 4: remote configuration: app -> platform -> RequestPlug-in -> "
+                     "gateway joins the plugin center -> Post -> result")
+        yield self.app("remote", *web, "--mac", MAC, "QUERY_CPU_INFO")
+        yield self.app("remote", *web, "--mac", MAC, "QUERY_SYSTEM_INFO")
+
+        self.heading("Flow 5: local configuration: Post1 on the LAN, reply, connection closed")
+        yield self.app("local", *lan, "QUERY_MEM_INFO")
+        yield self.app("local", *lan, "SET_BUSINESS_PLATFORM_PARAM", "HeartBeat=2",
+                       "MgtURL=NULL", "Port=", "Ability=", "LocalPort=")
+        self.ctl("mgt", "get", "Heartbeat")
         yield self.gateway.stop()
         yield self.platform.stop()
         self.say()

@@ -192,6 +192,8 @@ class LanProtocol(Int32StringReceiver, TimeoutMixin):
 class LanFactory(Factory):
     """Builds ``LanProtocol``s; refuses a connection beyond ``max_connections`` unread."""
 
+    noisy = False
+
     protocol = LanProtocol
     log = Logger()
 

@@ -102,6 +102,8 @@ class PluginProtocol(Int32StringReceiver):
 
 
 class _ChannelFactory(ClientFactory):
+    noisy = False
+
     def __init__(self, channel, attempt):
         self.channel = channel
         self.attempt = attempt

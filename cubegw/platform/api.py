@@ -301,13 +301,8 @@ class ConnectResource(_GatewayAction):
             # refused before sending: not registered, or no heartbeat yet
             d.addErrback(lambda _: None)
             raise ApiError(409, at_once[0].getErrorMessage())
-        d.addCallbacks(self._answered, self._lost, callbackArgs=(record.mac,),
-                       errbackArgs=(record.mac,))
+        d.addErrback(self._lost, record.mac)  # the answer itself is logged by the platform
         return 202, {"requested": True, "server_addr": host, "server_port": port}
-
-    def _answered(self, result, mac):
-        self.api.log.info("{mac} RequestPlug-in answered: Result {result}", mac=mac,
-                          result=result)
 
     def _lost(self, reason, mac):
         self.api.log.warn("{mac} RequestPlug-in failed: {why}", mac=mac,

@@ -38,5 +38,7 @@ class DemoTests(TestCase):
         self.assertEqual(code, 0, text)
         for step in ["sent BootFirst", "RegisterFirst -> Result 0", "registered",
                      "starting: Boot at the stored platform", "Hb -3: registering again",
-                     "heartbeat lost", "demo complete"]:
+                     "heartbeat lost", "bound to user demo-user",
+                     "registered with the plugin center", "Post ID 1 CmdType QUERY_CPU_INFO",
+                     "capability QUERY_MEM_INFO", "demo complete"]:
             self.assertIn(step, text)
