@@ -64,6 +64,7 @@ class GatewayConfig:
     confdir: str = "/etc/config"
     state_dir: str = "/var/run/cubegw"
     lan_addresses: tuple = ()
+    lan_idle_timeout: float = 10.0    # a LAN client that sends nothing is dropped after this
     udp_bind: str = ""                # address of the platform-side UDP socket ("" = all)
     timing: Timing = field(default_factory=Timing)
 
@@ -114,12 +115,13 @@ def parse_config(text, source="config"):
             raise ConfigError(f"{key}: unknown key (known: {', '.join(sorted(allowed))})")
     store = {} if raw.get("store") is None else raw["store"]
     lan = {} if raw.get("lan") is None else raw["lan"]
-    for name, section, known in (("store", store, "confdir"), ("lan", lan, "addresses")):
+    for name, section, known in (("store", store, ("confdir",)),
+                                 ("lan", lan, ("addresses", "idle_timeout"))):
         if not isinstance(section, dict):
             raise ConfigError(f"{name}: must be a mapping")
         for key in section:
-            if key != known:
-                raise ConfigError(f"{name}.{key}: unknown key (known: {known})")
+            if key not in known:
+                raise ConfigError(f"{name}.{key}: unknown key (known: {', '.join(known)})")
     addresses = [] if lan.get("addresses") is None else lan["addresses"]
     if not isinstance(addresses, list) or not all(isinstance(a, str) for a in addresses):
         raise ConfigError("lan.addresses: must be a list of addresses")
@@ -131,6 +133,8 @@ def parse_config(text, source="config"):
         confdir=_convert("str", store.get("confdir", defaults.confdir), "store.confdir"),
         state_dir=_convert("str", raw.get("state_dir", defaults.state_dir), "state_dir"),
         lan_addresses=tuple(addresses),
+        lan_idle_timeout=_convert("float", lan.get("idle_timeout", defaults.lan_idle_timeout),
+                                  "lan.idle_timeout"),
         udp_bind=_convert("str", raw.get("udp_bind", defaults.udp_bind), "udp_bind"),
         timing=_section(Timing, raw.get("timing"), "timing"),
     )

@@ -80,7 +80,8 @@ def makeService(options, reactor=None):
                                  LinuxBackend(reactor))
     registration.plugin_channel = PluginChannel(
         reactor, ident, store, dispatcher, wan_ip=registration.wan_ip)
-    registration.lan = LanServer(config.lan_addresses, store, dispatcher, reactor)
+    registration.lan = LanServer(config.lan_addresses, store, dispatcher, reactor,
+                                 idle_timeout=config.lan_idle_timeout)
     registration.lan.setServiceParent(top)
     registration.setServiceParent(top)
     _reload_on_sighup(reactor, registration)

@@ -263,7 +263,7 @@ class ExampleFileTests(SynchronousTestCase):
                           ("timing", Timing)]:
             self.assertEqual(set(raw[name]), {f.name for f in fields(cls)}, name)
         self.assertEqual(set(raw["store"]), {"confdir"})
-        self.assertEqual(set(raw["lan"]), {"addresses"})
+        self.assertEqual(set(raw["lan"]), {"addresses", "idle_timeout"})
 
     def test_every_key_commented(self):
         """Every key line in etc/cubegw.yaml follows a comment line saying what it does."""
