@@ -71,3 +71,33 @@ class UdpPeer(protocol.DatagramProtocol):
 
 def sleep(seconds):
     return deferLater(reactor, seconds, lambda: None)
+
+
+CHALLENGE = "00112233445566778899AABBCCDDEEFF"
+
+
+@defer.inlineCallbacks
+def register_gateway(dist, oper, hb_interval=30):
+    """Play distribution and operation for a starting gateway until its first Hb.
+
+    Returns ``(register_message, hb_source_address)``: the Register carries the DevRND
+    the trigger Key is made from; triggers go to the heartbeat's source.
+    """
+    def reply(peer, method, answer):
+        d = peer.next()
+
+        def check(received):
+            msg, addr = received
+            if msg.get("RPCMethod") != method:
+                raise AssertionError(f"expected {method}, got {msg}")
+            peer.send(answer(msg, addr), addr)
+            return msg, addr
+        return d.addCallback(check)
+
+    yield reply(dist, "BootFirst", lambda m, a: {"Result": 0, "ChallengeCode": CHALLENGE})
+    yield reply(dist, "RegisterFirst", lambda m, a: {
+        "Result": 0, "ServerAddr": "127.0.0.1", "ServerPort": oper.address[1]})
+    yield reply(oper, "Boot", lambda m, a: {"Result": 0, "ChallengeCode": CHALLENGE})
+    register, _ = yield reply(oper, "Register", lambda m, a: {"Result": 2})
+    hb, source = yield reply(oper, "Hb", lambda m, a: {"Result": 0, "Interval": hb_interval})
+    return register, source
