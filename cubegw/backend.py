@@ -5,14 +5,21 @@ Capabilities talk to an ``ISystemBackend``; ``LinuxBackend`` is the real one,
 set by the test, reboots and commands recorded, nothing run).
 """
 
+import ipaddress
 import os
+import socket
 
 import psutil
 from twisted.internet import defer, error, protocol
 from twisted.logger import Logger
 from zope.interface import Interface, implementer
 
-__all__ = ["ISystemBackend", "LinuxBackend", "TempDirBackend", "cpu_busy_percent"]
+from cubegw.store import uci
+from cubegw.store.store import FileSystem
+
+__all__ = ["ISystemBackend", "LinuxBackend", "TempDirBackend", "cpu_busy_percent",
+           "APPLY_COMMANDS", "NOT_OPENWRT", "parse_routes", "parse_resolv_conf",
+           "parse_arp", "parse_dhcp_leases", "firewall_block_rules", "BLOCK_RULE_PREFIX"]
 
 log = Logger()
 
@@ -48,6 +55,53 @@ class ISystemBackend(Interface):
     def uci_path(config_name):
         """The path of the UCI file ``config_name`` (``/etc/config/<name>``)."""
 
+    def is_openwrt():
+        """Whether this is an OpenWrt system (``/etc/openwrt_release`` exists)."""
+
+    def net_if_addrs():
+        """``{ifname: [{"family": "ipv4"|"ipv6"|"mac", "address", "netmask"}]}``."""
+
+    def net_if_stats():
+        """``{ifname: {"isup": bool, "speed": Mbit/s, "mtu": int}}``."""
+
+    def net_io_counters():
+        """``{ifname: {"bytes_sent": int, "bytes_recv": int}}`` since boot."""
+
+    def routes():
+        """The IPv4 routing table (``/proc/net/route``): a list of dicts
+        ``iface, destination, gateway, mask`` (dotted quads), ``flags`` (int)."""
+
+    def dns_servers():
+        """The name servers in use: the upstream list of dnsmasq on OpenWrt
+        (``/tmp/resolv.conf.d/resolv.conf.auto``, ``/tmp/resolv.conf.auto``),
+        else ``/etc/resolv.conf``; a list of address strings."""
+
+    def arp_table():
+        """Complete entries of ``/proc/net/arp``: dicts ``ip, mac`` (upper
+        case, colons), ``iface``."""
+
+    def dhcp_leases():
+        """dnsmasq's leases (``/tmp/dhcp.leases``): dicts ``expires`` (int),
+        ``mac``, ``ip``, ``hostname`` ("" for "*"); [] when there is no file."""
+
+    def read_uci(config_name):
+        """The ``uci.Package`` of ``/etc/config/<name>``, or None without the
+        file; raises ``uci.UciError`` for a file that does not parse."""
+
+    def write_uci(config_name, package):
+        """Write the package back atomically (mode 0644)."""
+
+    def apply(config_name):
+        """Make the service reload ``config_name`` (network, wireless, firewall,
+        dhcp).  A Deferred firing with None when the reload command succeeded,
+        else a reason string ("not OpenWrt", "reload failed: ...")."""
+
+    def set_blocked_macs(macs):
+        """Internet access control: make the UCI firewall hold exactly one
+        REJECT rule (src lan, src_mac, dest wan) per MAC of ``macs`` among the
+        rules we own, then ``apply("firewall")``.  A Deferred as ``apply``'s;
+        fires with "no UCI firewall config" when there is none."""
+
 
 def _split_times(times):
     """(busy, total) CPU seconds from a psutil cpu_times, as psutil counts them
@@ -66,6 +120,171 @@ def cpu_busy_percent(before, after):
     if total1 - total0 <= 0:
         return None
     return max(0.0, min(100.0, 100.0 * (busy1 - busy0) / (total1 - total0)))
+
+
+#: What ``apply`` runs for each UCI config on OpenWrt.
+APPLY_COMMANDS = {
+    "network": ["ubus", "call", "network", "reload"],
+    "wireless": ["wifi", "reload"],
+    "firewall": ["/etc/init.d/firewall", "reload"],
+    "dhcp": ["/etc/init.d/dnsmasq", "reload"],
+}
+NOT_OPENWRT = "not OpenWrt"
+#: The ``name`` of the firewall rules ``set_blocked_macs`` owns: prefix + MAC hex.
+BLOCK_RULE_PREFIX = "cubegw_block_"
+_RESOLV_FILES = ("/tmp/resolv.conf.d/resolv.conf.auto", "/tmp/resolv.conf.auto",
+                 "/etc/resolv.conf")
+
+
+def _hex_ipv4(text):
+    """/proc/net/route's little-endian hex address as a dotted quad."""
+    return socket.inet_ntoa(int(text, 16).to_bytes(4, "little"))
+
+
+def parse_routes(text):
+    """The rows of /proc/net/route (see ``ISystemBackend.routes``)."""
+    rows = []
+    for line in text.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) < 8:
+            continue
+        try:
+            rows.append({"iface": fields[0], "destination": _hex_ipv4(fields[1]),
+                         "gateway": _hex_ipv4(fields[2]), "flags": int(fields[3], 16),
+                         "mask": _hex_ipv4(fields[7])})
+        except ValueError:
+            continue
+    return rows
+
+
+def parse_resolv_conf(text):
+    """The ``nameserver`` addresses of a resolv.conf, valid ones only."""
+    servers = []
+    for line in text.splitlines():
+        fields = line.split("#", 1)[0].split()
+        if len(fields) >= 2 and fields[0] == "nameserver":
+            try:
+                servers.append(str(ipaddress.ip_address(fields[1].split("%", 1)[0])))
+            except ValueError:
+                continue
+    return servers
+
+
+def parse_arp(text):
+    """Complete (flag 0x2) entries of /proc/net/arp."""
+    rows = []
+    for line in text.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) < 6:
+            continue
+        try:
+            flags = int(fields[2], 16)
+        except ValueError:
+            continue
+        mac = fields[3].upper()
+        if not flags & 0x2 or mac == "00:00:00:00:00:00":
+            continue
+        rows.append({"ip": fields[0], "mac": mac, "iface": fields[5]})
+    return rows
+
+
+def parse_dhcp_leases(text):
+    """dnsmasq's lease file: ``expires mac ip hostname client-id`` per line."""
+    rows = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 4 or not fields[0].isdigit():
+            continue
+        rows.append({"expires": int(fields[0]), "mac": fields[1].upper(), "ip": fields[2],
+                     "hostname": "" if fields[3] == "*" else fields[3]})
+    return rows
+
+
+def firewall_block_rules(package, macs):
+    """Replace our rules in a firewall ``uci.Package`` by one REJECT rule per MAC."""
+    package.sections[:] = [
+        s for s in package.sections
+        if not (s.type == "rule" and str(s.options.get("name", "")).startswith(BLOCK_RULE_PREFIX))]
+    for mac in sorted(set(m.upper() for m in macs)):
+        package.sections.append(uci.Section("rule", None, {
+            "name": BLOCK_RULE_PREFIX + mac.replace(":", ""), "src": "lan", "src_mac": mac,
+            "dest": "wan", "proto": "all", "target": "REJECT"}))
+    return package
+
+
+class _FilesMixin:
+    """What both backends read from files under their root, and UCI I/O."""
+
+    def _path(self, path):
+        return os.path.join(self.root, path.lstrip("/"))
+
+    def read_file(self, path):
+        with open(self._path(path), encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def _read_or_empty(self, path):
+        try:
+            return self.read_file(path)
+        except OSError:
+            return ""
+
+    def uci_path(self, config_name):
+        return self._path(os.path.join("etc", "config", config_name))
+
+    def is_openwrt(self):
+        return os.path.exists(self._path("/etc/openwrt_release"))
+
+    def routes(self):
+        return parse_routes(self._read_or_empty("/proc/net/route"))
+
+    def dns_servers(self):
+        for path in _RESOLV_FILES:
+            try:
+                text = self.read_file(path)
+            except OSError:
+                continue
+            servers = parse_resolv_conf(text)
+            if servers:
+                return servers
+        return []
+
+    def arp_table(self):
+        return parse_arp(self._read_or_empty("/proc/net/arp"))
+
+    def dhcp_leases(self):
+        return parse_dhcp_leases(self._read_or_empty("/tmp/dhcp.leases"))
+
+    def read_uci(self, config_name):
+        try:
+            with open(self.uci_path(config_name), encoding="utf-8") as f:
+                text = f.read()
+        except FileNotFoundError:
+            return None
+        return uci.parse(text)
+
+    def write_uci(self, config_name, package):
+        path = self.uci_path(config_name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        FileSystem().write_atomic(path, uci.serialize(package).encode("utf-8"), mode=0o644)
+
+    def set_blocked_macs(self, macs):
+        try:
+            package = self.read_uci("firewall")
+        except uci.UciError as e:
+            return defer.succeed(f"UCI firewall config unreadable: {e}")
+        if package is None:
+            return defer.succeed("no UCI firewall config")
+        self.write_uci("firewall", firewall_block_rules(package, macs))
+        return self.apply("firewall")
+
+
+def _addrs_from_psutil(raw):
+    families = {socket.AF_INET: "ipv4", socket.AF_INET6: "ipv6",
+                getattr(psutil, "AF_LINK", -1): "mac"}
+    return {name: [{"family": families[a.family], "address": a.address,
+                    "netmask": a.netmask or ""}
+                   for a in addrs if a.family in families]
+            for name, addrs in raw.items()}
 
 
 class _Collect(protocol.ProcessProtocol):
@@ -90,7 +309,7 @@ class _Collect(protocol.ProcessProtocol):
 
 
 @implementer(ISystemBackend)
-class LinuxBackend:
+class LinuxBackend(_FilesMixin):
     """The real router, through psutil, /proc and ``reactor.spawnProcess``.
 
     ``root`` prefixes every file path (for a chroot or an image mounted for a
@@ -104,13 +323,6 @@ class LinuxBackend:
         self._psutil = psutil_module
         self._cpu_last = psutil_module.cpu_times()
         self._cpu_value = 0.0
-
-    def _path(self, path):
-        return os.path.join(self.root, path.lstrip("/"))
-
-    def read_file(self, path):
-        with open(self._path(path), encoding="utf-8", errors="replace") as f:
-            return f.read()
 
     def cpu_percent(self):
         now = self._psutil.cpu_times()
@@ -149,12 +361,34 @@ class LinuxBackend:
             _Collect(d), argv[0], argv, env=dict(os.environ), path=self.root))
         return d
 
-    def uci_path(self, config_name):
-        return self._path(os.path.join("etc", "config", config_name))
+    def net_if_addrs(self):
+        return _addrs_from_psutil(self._psutil.net_if_addrs())
+
+    def net_if_stats(self):
+        return {name: {"isup": st.isup, "speed": st.speed, "mtu": st.mtu}
+                for name, st in self._psutil.net_if_stats().items()}
+
+    def net_io_counters(self):
+        return {name: {"bytes_sent": c.bytes_sent, "bytes_recv": c.bytes_recv}
+                for name, c in self._psutil.net_io_counters(pernic=True).items()}
+
+    def apply(self, config_name):
+        if not self.is_openwrt():
+            return defer.succeed(NOT_OPENWRT)
+        argv = APPLY_COMMANDS.get(config_name, ["/etc/init.d/" + config_name, "reload"])
+
+        def done(result):
+            code, out, err = result
+            if code:
+                log.warn("{argv} failed ({code}): {err}", argv=argv, code=code, err=err)
+                return f"reload failed: {' '.join(argv)} exited {code}"
+            return None
+        return self.run(argv).addCallback(done)
+
 
 
 @implementer(ISystemBackend)
-class TempDirBackend:
+class TempDirBackend(_FilesMixin):
     """A router in a directory: files under ``tmpdir``, load values set by the
     test, commands answered from ``results`` and recorded, reboots counted."""
 
@@ -167,13 +401,10 @@ class TempDirBackend:
         self.reboots = []             # clock time of each reboot
         self.commands = []            # every argv run
         self.results = {}             # argv[0] -> (code, out, err) or a Deferred
-
-    def _path(self, path):
-        return os.path.join(self.root, path.lstrip("/"))
-
-    def read_file(self, path):
-        with open(self._path(path), encoding="utf-8", errors="replace") as f:
-            return f.read()
+        self.addrs = {}               # net_if_addrs(): name -> [{"family", "address", "netmask"}]
+        self.stats = {}               # net_if_stats(): name -> {"isup", "speed", "mtu"}
+        self.counters = {}            # net_io_counters(): name -> {"bytes_sent", "bytes_recv"}
+        self.applied = []             # every config_name given to apply()
 
     def cpu_percent(self):
         return self.cpu
@@ -196,5 +427,19 @@ class TempDirBackend:
         result = self.results.get(argv[0], (0, b"", b""))
         return result if isinstance(result, defer.Deferred) else defer.succeed(result)
 
-    def uci_path(self, config_name):
-        return self._path(os.path.join("etc", "config", config_name))
+    def net_if_addrs(self):
+        return {name: [dict(a) for a in addrs] for name, addrs in self.addrs.items()}
+
+    def net_if_stats(self):
+        return {name: dict(st) for name, st in self.stats.items()}
+
+    def net_io_counters(self):
+        return {name: dict(c) for name, c in self.counters.items()}
+
+    def apply(self, config_name):
+        self.applied.append(config_name)
+        if not self.is_openwrt():
+            return defer.succeed(NOT_OPENWRT)
+        argv = APPLY_COMMANDS.get(config_name, ["/etc/init.d/" + config_name, "reload"])
+        return self.run(argv).addCallback(
+            lambda r: f"reload failed: {' '.join(argv)} exited {r[0]}" if r[0] else None)

@@ -51,6 +51,7 @@ class RegistrationService(service.Service):
         self.plugin_requests = []          # plugin-center addresses asked for by triggers
         self.plugin_channel = None         # set by the wiring: a PluginChannel
         self.lan = None                    # set by the wiring: the LanServer
+        self.app_reset = store.factory_reset_app   # the wiring adds the firewall sync
         self.last_hb = None                # wall time of the last answered heartbeat
         self._hb_seen = 0
         self._port = None
@@ -147,7 +148,7 @@ class RegistrationService(service.Service):
         self._write({("registration", "ServerAddr"): host, ("registration", "ServerPort"): port})
 
     def reset_app_data(self):
-        keys = self.store.factory_reset_app()
+        keys = self.app_reset()
         self._store_stamp = self._stamp()
         self.log.info("APP-side factory reset: {keys}", keys=sorted(f"{s}.{n}" for s, n in keys))
 

@@ -11,11 +11,14 @@ from dataclasses import replace
 
 import psutil
 from twisted.application import service
+from twisted.logger import Logger
 from twisted.python import usage
 
 from cubegw import identity
 from cubegw.backend import LinuxBackend
 from cubegw.capabilities import CapabilityContext, Dispatcher, discover_providers
+from cubegw.capabilities import lan_devices, wifi
+from cubegw.capabilities.system import app_factory_reset
 from cubegw.config import ConfigError, load_config
 from cubegw.lan import LanServer
 from cubegw.pluginchannel import PluginChannel
@@ -66,8 +69,31 @@ def make_dispatcher(config, store, ident, reactor, registration, backend):
     """The capability dispatcher serving both the LAN and the plugin center."""
     context = CapabilityContext(
         store, config, ident, backend, reactor,
-        dev_rnd=lambda: registration.machine.dev_rnd, registered=registration.registered)
+        dev_rnd=lambda: registration.machine.dev_rnd, registered=registration.registered,
+        report=registration.push_report)
     return Dispatcher(discover_providers(), store, context, reactor)
+
+
+class CapabilityRuntime(service.Service):
+    """What capabilities run on their own: the WiFi timer, the firewall, subscriptions."""
+
+    log = Logger()
+
+    def __init__(self, store, backend, reactor):
+        self.store, self.backend, self.reactor = store, backend, reactor
+
+    def startService(self):
+        super().startService()
+        wifi.wifi_timer.start(self.store, self.backend, self.reactor)
+        d = lan_devices.sync_firewall(self.store, self.backend)
+        d.addCallback(lambda problem: problem and self.log.info(
+            "firewall not synced: {problem}", problem=problem))
+        d.addErrback(lambda f: self.log.failure("firewall sync failed", f))
+
+    def stopService(self):
+        super().stopService()
+        wifi.wifi_timer.stop()
+        lan_devices.subscriptions.stop()
 
 
 def makeService(options, reactor=None):
@@ -75,15 +101,19 @@ def makeService(options, reactor=None):
         from twisted.internet import reactor
     config, store, ident = options.config, options.store, options.identity
     top = service.MultiService()
+    wifi.ensure_schema(store.schema)
+    lan_devices.ensure_schema(store.schema)
+    backend = LinuxBackend(reactor)
     registration = make_registration(config, store, ident, reactor)
-    dispatcher = make_dispatcher(config, store, ident, reactor, registration,
-                                 LinuxBackend(reactor))
+    registration.app_reset = lambda: app_factory_reset(store, backend)
+    dispatcher = make_dispatcher(config, store, ident, reactor, registration, backend)
     registration.plugin_channel = PluginChannel(
         reactor, ident, store, dispatcher, wan_ip=registration.wan_ip)
     registration.lan = LanServer(config.lan_addresses, store, dispatcher, reactor,
                                  idle_timeout=config.lan_idle_timeout)
     registration.lan.setServiceParent(top)
     registration.setServiceParent(top)
+    CapabilityRuntime(store, backend, reactor).setServiceParent(top)
     _reload_on_sighup(reactor, registration)
     return top
 

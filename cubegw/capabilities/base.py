@@ -75,7 +75,8 @@ class CapabilityContext:
     call a copy (``for_call``) with ``side``, ``rights`` and its own after-reply list.
 
     ``dev_rnd()`` returns the current DevRND or None (``RegistrationMachine.dev_rnd``);
-    ``registered()`` whether the gateway is registered with the operation platform.
+    ``registered()`` whether the gateway is registered with the operation platform;
+    ``report(payload)`` pushes a Report (subscriptions such as DEVICE_SPEED).
     """
 
     store: Any
@@ -85,6 +86,9 @@ class CapabilityContext:
     clock: Any                        # IReactorTime
     dev_rnd: Callable[[], Optional[str]] = lambda: None
     registered: Callable[[], bool] = lambda: False
+    #: Push a Report (the payload dict, all values strings) to the platform:
+    #: True if it was sent.  The daemon wires it to the plugin channel or UDP.
+    report: Callable[[dict], bool] = lambda payload: False
     side: str = ""
     rights: Any = None                # cubegw.capabilities.dispatch.Rights, per call
     _after: List[Callable[[], Any]] = dataclasses.field(default_factory=list, repr=False)

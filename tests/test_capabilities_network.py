@@ -1,0 +1,322 @@
+"""WAN capabilities over fixture files and on this machine, and the new backend methods."""
+
+import os
+import socket
+
+import psutil
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
+
+from cubegw.backend import (
+    ISystemBackend, LinuxBackend, TempDirBackend, firewall_block_rules, parse_arp,
+    parse_dhcp_leases, parse_resolv_conf, parse_routes,
+)
+from cubegw.capabilities import IGatewayCapability, network
+from cubegw.store import uci
+
+from tests.test_dispatch import TELECOMADMIN, Harness
+
+NETWORK = """
+config interface 'loopback'
+	option device 'lo'
+	option proto 'static'
+	option ipaddr '127.0.0.1'
+	option netmask '255.0.0.0'
+
+config globals 'globals'
+	option ula_prefix 'fd12:3456:789a::/48'
+
+config device
+	option name 'br-lan'
+	option type 'bridge'
+	list ports 'lan1'
+	list ports 'lan2'
+
+config device
+	option name 'wan'
+	option type '8021q'
+	option ifname 'eth1'
+	option vid '35'
+
+config interface 'lan'
+	option device 'br-lan'
+	option proto 'static'
+	option ipaddr '192.168.1.1'
+	option netmask '255.255.255.0'
+
+config interface 'wan'
+	option device 'wan'
+	option proto 'dhcp'
+
+config interface 'wan6'
+	option device 'wan'
+	option proto 'dhcpv6'
+"""
+
+PPPOE_NETWORK = """
+config interface 'lan'
+	option device 'br-lan'
+	option proto 'static'
+	option ipaddr '192.168.1.1'
+	option netmask '255.255.255.0'
+
+config interface 'wan'
+	option device 'eth0.2'
+	option proto 'pppoe'
+	option username 'old'
+	option password 'oldpw'
+"""
+
+ROUTE = """Iface	Destination	Gateway 	Flags	RefCnt	Use	Metric	Mask		MTU	Window	IRTT
+wan	00000000	0100A8C0	0003	0	0	0	00000000	0	0	0
+wan	0000A8C0	00000000	0001	0	0	0	00FFFFFF	0	0	0
+br-lan	0001A8C0	00000000	0001	0	0	0	00FFFFFF	0	0	0
+"""
+
+RESOLV_AUTO = """# Interface wan
+nameserver 192.168.0.1
+nameserver 8.8.8.8
+# Interface wan6
+nameserver fe80::1%wan
+"""
+
+ARP = """IP address       HW type     Flags       HW address            Mask     Device
+192.168.1.100    0x1         0x2         aa:bb:cc:00:00:01     *        br-lan
+192.168.1.101    0x1         0x0         00:00:00:00:00:00     *        br-lan
+192.168.0.1      0x1         0x2         aa:bb:cc:00:00:99     *        wan
+"""
+
+LEASES = """1700000000 aa:bb:cc:00:00:01 192.168.1.100 phone 01:aa:bb:cc:00:00:01
+1700000500 aa:bb:cc:00:00:02 192.168.1.102 * *
+"""
+
+
+def write(root, path, text):
+    full = os.path.join(root, path.lstrip("/"))
+    os.makedirs(os.path.dirname(full), exist_ok=True)
+    with open(full, "w") as f:
+        f.write(text)
+
+
+def openwrt(h, network_text=NETWORK, marker=True):
+    """Fill a harness's TempDirBackend root with an OpenWrt router's files."""
+    write(h.dir, "/etc/config/network", network_text)
+    write(h.dir, "/proc/net/route", ROUTE)
+    write(h.dir, "/tmp/resolv.conf.d/resolv.conf.auto", RESOLV_AUTO)
+    write(h.dir, "/etc/resolv.conf", "nameserver 127.0.0.1\n")
+    write(h.dir, "/proc/net/arp", ARP)
+    write(h.dir, "/tmp/dhcp.leases", LEASES)
+    if marker:
+        write(h.dir, "/etc/openwrt_release", "DISTRIB_ID='OpenWrt'\n")
+    b = h.backend
+    b.addrs = {"wan": [{"family": "ipv4", "address": "192.168.0.50",
+                        "netmask": "255.255.255.0"}],
+               "br-lan": [{"family": "ipv4", "address": "192.168.1.1",
+                           "netmask": "255.255.255.0"},
+                          {"family": "mac", "address": "64:d9:54:20:21:4b", "netmask": ""}],
+               "pppoe-wan": [{"family": "ipv4", "address": "100.64.1.2",
+                              "netmask": "255.255.255.255"}]}
+    b.stats = {"wan": {"isup": True, "speed": 1000, "mtu": 1500},
+               "br-lan": {"isup": True, "speed": 1000, "mtu": 1500},
+               "pppoe-wan": {"isup": True, "speed": 0, "mtu": 1492}}
+    b.counters = {"wan": {"bytes_sent": 0, "bytes_recv": 0}}
+    return h
+
+
+class ParserTests(SynchronousTestCase):
+    """The /proc, resolv.conf and lease parsers of the backend."""
+
+    def test_routes(self):
+        """/proc/net/route's hex addresses become dotted quads."""
+        rows = parse_routes(ROUTE)
+        self.assertEqual(rows[0], {"iface": "wan", "destination": "0.0.0.0",
+                                   "gateway": "192.168.0.1", "flags": 3, "mask": "0.0.0.0"})
+        self.assertEqual(rows[1]["mask"], "255.255.255.0")
+
+    def test_resolv(self):
+        """Nameservers in order, scope ids dropped, comments skipped."""
+        self.assertEqual(parse_resolv_conf(RESOLV_AUTO), ["192.168.0.1", "8.8.8.8", "fe80::1"])
+
+    def test_arp_and_leases(self):
+        """Only complete ARP entries; a '*' hostname is empty."""
+        self.assertEqual([r["mac"] for r in parse_arp(ARP)],
+                         ["AA:BB:CC:00:00:01", "AA:BB:CC:00:00:99"])
+        leases = parse_dhcp_leases(LEASES)
+        self.assertEqual(leases[1], {"expires": 1700000500, "mac": "AA:BB:CC:00:00:02",
+                                     "ip": "192.168.1.102", "hostname": ""})
+
+    def test_firewall_rules(self):
+        """Our block rules are replaced, other rules kept."""
+        package = uci.parse("config rule\n\toption name 'Allow-Ping'\n"
+                            "config rule\n\toption name 'cubegw_block_AABBCC000001'\n")
+        firewall_block_rules(package, ["aa:bb:cc:00:00:02"])
+        names = [s.options["name"] for s in package.sections]
+        self.assertEqual(names, ["Allow-Ping", "cubegw_block_AABBCC000002"])
+        self.assertEqual(package.sections[1].options["target"], "REJECT")
+
+
+class BackendNetworkTests(SynchronousTestCase):
+    """The network methods of both backends."""
+
+    def test_verify(self):
+        """Both backends provide the extended ISystemBackend; the providers theirs."""
+        self.assertTrue(verifyObject(ISystemBackend, LinuxBackend(Clock())))
+        self.assertTrue(verifyObject(ISystemBackend, TempDirBackend(self.mktemp(), Clock())))
+        for provider in (network.wan_info_provider, network.wan_rate, network.network_dns,
+                         network.pppoe):
+            self.assertTrue(verifyObject(IGatewayCapability, provider))
+
+    def test_linux_reads_psutil(self):
+        """LinuxBackend's interface data matches psutil."""
+        backend = LinuxBackend(Clock())
+        addrs = backend.net_if_addrs()
+        self.assertEqual(set(addrs), set(psutil.net_if_addrs()))
+        lo = [a["address"] for a in addrs["lo"] if a["family"] == "ipv4"]
+        self.assertIn("127.0.0.1", lo)
+        self.assertTrue(backend.net_if_stats()["lo"]["isup"])
+        self.assertIn("lo", backend.net_io_counters())
+
+    def test_apply_off_openwrt(self):
+        """apply is a no-op reporting 'not OpenWrt' without /etc/openwrt_release."""
+        backend = LinuxBackend(Clock(), root=self.mktemp())
+        self.assertEqual(self.successResultOf(backend.apply("network")), "not OpenWrt")
+
+    def test_apply_on_openwrt(self):
+        """On OpenWrt apply runs the reload command; a failure is a reason."""
+        h = Harness(self)
+        write(h.dir, "/etc/openwrt_release", "x")
+        self.assertIsNone(self.successResultOf(h.backend.apply("network")))
+        self.assertEqual(h.backend.commands, [["ubus", "call", "network", "reload"]])
+        h.backend.results["wifi"] = (1, b"", b"")
+        self.assertIn("reload failed", self.successResultOf(h.backend.apply("wireless")))
+
+
+class WanTests(SynchronousTestCase):
+    """QUERY_WAN_NUM, QUERY_WAN_INFO, QUERY_WAN_REALRATE over an OpenWrt fixture."""
+
+    def setUp(self):
+        self.rate = network.WanRate()
+        self.h = openwrt(Harness(self, providers=[network.WanInfo(), self.rate,
+                                                  network.NetworkDns(), network.Pppoe()]))
+
+    def test_wan_num(self):
+        """The UCI interfaces named wan* are the WANs."""
+        payload = self.h.call(self, "QUERY_WAN_NUM").payload
+        self.assertEqual((payload["Num"], payload["List"]), ("2", ["wan", "wan6"]))
+
+    def test_wan_info(self):
+        """Address, mask, gateway from the routes, DNS from resolv.conf.auto, VLAN."""
+        payload = self.h.call(self, "QUERY_WAN_INFO", WANName="wan").payload
+        self.assertEqual(payload["Status"], "0")
+        for key, value in {"IPAddress": "192.168.0.50", "SubnetMask": "255.255.255.0",
+                           "Gateway": "192.168.0.1", "DNS1": "192.168.0.1",
+                           "DNS2": "8.8.8.8", "WANStatus": "Up", "VLAN": "35"}.items():
+            self.assertEqual(payload[key], value)
+
+    def test_wan_down_and_unknown(self):
+        """A down device reports Down; an unknown name is Status 1."""
+        self.h.backend.stats["wan"]["isup"] = False
+        self.assertEqual(self.h.call(self, "QUERY_WAN_INFO", WANName="wan")
+                         .payload["WANStatus"], "Down")
+        payload = self.h.call(self, "QUERY_WAN_INFO", WANName="nope").payload
+        self.assertEqual((payload["Status"], payload["FailReason"]), ("1", "unknown WAN 'nope'"))
+
+    def test_realrate(self):
+        """First call: rate since boot; then the rate since the previous call."""
+        b, clock = self.h.backend, self.h.clock
+        clock.advance(100)                      # booted at 0
+        b.counters["wan"] = {"bytes_sent": 125000, "bytes_recv": 1250000}
+        args = {"USER": "telecomadmin", "PASSWORD": TELECOMADMIN}
+        p = self.h.call(self, "QUERY_WAN_REALRATE", **args).payload
+        self.assertEqual((p["UpRate"], p["DownRate"]), ("10", "100"))
+        clock.advance(10)
+        b.counters["wan"] = {"bytes_sent": 125000 + 12500, "bytes_recv": 1250000 + 250000}
+        p = self.h.call(self, "QUERY_WAN_REALRATE", **args).payload
+        self.assertEqual((p["UpRate"], p["DownRate"]), ("10", "200"))
+        self.assertEqual(self.h.clock.getDelayedCalls(), [])
+
+    def test_realrate_account(self):
+        """A wrong password is Status 1 and takes no sample."""
+        p = self.h.call(self, "QUERY_WAN_REALRATE", USER="telecomadmin", PASSWORD="x").payload
+        self.assertEqual(p["Status"], "1")
+        self.assertEqual(self.rate.samples, {})
+
+
+class DnsTests(SynchronousTestCase):
+    """SET_NETWORK_DNS."""
+
+    def test_set_dns(self):
+        """DNS1/DNS2 go to the wan interface's dns list and the network reloads."""
+        h = openwrt(Harness(self, providers=[network.NetworkDns()]))
+        p = h.call(self, "SET_NETWORK_DNS", DNS1="1.1.1.1", DNS2="2001:4860:4860::8888").payload
+        self.assertEqual(p["Status"], "0")
+        wan = h.backend.read_uci("network").section("wan")
+        self.assertEqual(wan.options["dns"], ["1.1.1.1", "2001:4860:4860::8888"])
+        self.assertEqual(wan.options["peerdns"], "0")
+        self.assertEqual(h.backend.applied, ["network"])
+
+    def test_bad_address(self):
+        """A DNS that is not an IP address is refused and nothing is written."""
+        h = openwrt(Harness(self, providers=[network.NetworkDns()]))
+        p = h.call(self, "SET_NETWORK_DNS", DNS1="8.8.8.300").payload
+        self.assertEqual((p["Status"], p["FailReason"]),
+                         ("1", "DNS1 is not an IP address: '8.8.8.300'"))
+        self.assertNotIn("dns", h.backend.read_uci("network").section("wan").options)
+
+    def test_not_openwrt(self):
+        """Off OpenWrt the call is refused with a clear reason."""
+        h = openwrt(Harness(self, providers=[network.NetworkDns()]), marker=False)
+        p = h.call(self, "SET_NETWORK_DNS", DNS1="1.1.1.1").payload
+        self.assertEqual(p["FailReason"],
+                         "not OpenWrt: DNS servers are only set through UCI network")
+
+
+class PppoeTests(SynchronousTestCase):
+    """PPPOE_DIAG_REQ, PPPOE_DIAL_REQUEST."""
+
+    ACCOUNT = {"USER": "telecomadmin", "PASSWORD": TELECOMADMIN}
+
+    def test_no_pppoe(self):
+        """Without a PPPoE WAN both calls are Status 1 'no PPPoE WAN'."""
+        h = openwrt(Harness(self, providers=[network.Pppoe()]))
+        for cmd in ("PPPOE_DIAG_REQ", "PPPOE_DIAL_REQUEST"):
+            p = h.call(self, cmd, **self.ACCOUNT).payload
+            self.assertEqual((p["Status"], p["FailReason"]), ("1", "no PPPoE WAN"))
+
+    def test_diag_and_dial(self):
+        """Diag reads pppoe-wan; dial stores the account and reloads the network."""
+        h = openwrt(Harness(self, providers=[network.Pppoe()]), PPPOE_NETWORK)
+        p = h.call(self, "PPPOE_DIAG_REQ", **self.ACCOUNT).payload
+        self.assertEqual((p["DialStatus"], p["WANName"]), ("Connected", "wan"))
+        p = h.call(self, "PPPOE_DIAL_REQUEST", Account="user@isp", Password="secret",
+                   **self.ACCOUNT).payload
+        self.assertEqual(p["DialStatus"], "Dialing")
+        wan = h.backend.read_uci("network").section("wan")
+        self.assertEqual((wan.options["username"], wan.options["password"]),
+                         ("user@isp", "secret"))
+        self.assertEqual(h.backend.applied, ["network"])
+        self.assertEqual(network.wan_interfaces(h.backend)[0][1], "pppoe-wan")
+
+
+class LinuxWanTests(SynchronousTestCase):
+    """QUERY_WAN_INFO and QUERY_WAN_NUM on this machine through LinuxBackend."""
+
+    def test_wan_info_lo(self):
+        """lo: 127.0.0.1/255.0.0.0, Up, as psutil shows it."""
+        clock = Clock()
+        h = Harness(self, providers=[network.WanInfo()], backend=LinuxBackend(clock))
+        p = h.call(self, "QUERY_WAN_INFO", WANName="lo").payload
+        ipv4 = [a for a in psutil.net_if_addrs()["lo"] if a.family == socket.AF_INET][0]
+        self.assertEqual((p["IPAddress"], p["SubnetMask"]), (ipv4.address, ipv4.netmask))
+        self.assertEqual(p["WANStatus"], "Up" if psutil.net_if_stats()["lo"].isup else "Down")
+
+    def test_wan_num_default_route(self):
+        """Off OpenWrt the WANs are the devices of the default routes."""
+        h = Harness(self, providers=[network.WanInfo()], backend=LinuxBackend(Clock()))
+        p = h.call(self, "QUERY_WAN_NUM").payload
+        with open("/proc/net/route") as f:
+            expected = list(dict.fromkeys(
+                line.split()[0] for line in f.read().splitlines()[1:]
+                if line.split()[1] == "00000000" and line.split()[7] == "00000000"))
+        self.assertEqual(p["List"], expected)

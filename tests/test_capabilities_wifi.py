@@ -1,0 +1,240 @@
+"""WiFi capabilities over an OpenWrt wireless fixture, the WiFi timer on a Clock."""
+
+import calendar
+import time
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
+
+from cubegw.backend import LinuxBackend
+from cubegw.capabilities import IGatewayCapability, wifi
+
+from tests.test_capabilities_network import write
+from tests.test_dispatch import Harness
+
+WIRELESS = """
+config wifi-device 'radio0'
+	option type 'mac80211'
+	option path 'platform/soc/18000000.wifi'
+	option channel '1'
+	option band '2g'
+	option htmode 'HE20'
+	option country 'CN'
+	option cell_density '0'
+
+config wifi-iface 'default_radio0'
+	option device 'radio0'
+	option network 'lan'
+	option mode 'ap'
+	option ssid 'OpenWrt'
+	option encryption 'psk2+ccmp'
+	option key 'password1'
+
+config wifi-device 'radio1'
+	option type 'mac80211'
+	option path 'platform/soc/18000000.wifi+1'
+	option channel '36'
+	option band '5g'
+	option htmode 'HE80'
+	option txpower '10'
+
+config wifi-iface 'default_radio1'
+	option device 'radio1'
+	option network 'lan'
+	option mode 'ap'
+	option ssid 'OpenWrt-5G'
+	option encryption 'none'
+	option disabled '1'
+"""
+
+STATIONS = b"""Station aa:bb:cc:00:00:01 (on phy0-ap0)
+	inactive time:	1000 ms
+	rx bytes:	5000
+	tx bytes:	9000
+	signal:  	-52 [-54, -56] dBm
+	tx bitrate:	286.7 MBit/s HE-MCS 11 HE-NSS 2
+	connected time:	120 seconds
+"""
+
+
+def wireless_router(testcase, **kwargs):
+    h = Harness(testcase, providers=[wifi.WifiInfo(), wifi.WifiTimerCapability()], **kwargs)
+    write(h.dir, "/etc/config/wireless", WIRELESS)
+    write(h.dir, "/etc/openwrt_release", "x")
+    return h
+
+
+class WifiInfoTests(SynchronousTestCase):
+    """GET/SET_WIFI_INFO, SET_WLAN_SSID_DISABLE, GET_WLAN_INTF_INFO, ATTACH, RATE MODE."""
+
+    def setUp(self):
+        self.h = wireless_router(self)
+
+    def test_verify(self):
+        """The providers provide IGatewayCapability."""
+        self.assertTrue(verifyObject(IGatewayCapability, wifi.wifi_info))
+        self.assertTrue(verifyObject(IGatewayCapability, wifi.wifi_timer))
+
+    def test_no_wireless(self):
+        """Without a UCI wireless config every call is Status 1."""
+        h = Harness(self, providers=[wifi.WifiInfo(), wifi.WifiTimerCapability()])
+        for cmd in wifi.WifiInfo.cmd_types + ("SET_HG_WIFI_TIMER",):
+            p = h.call(self, cmd, SSIDIndex="1").payload
+            self.assertEqual((p["Status"], p["FailReason"]),
+                             ("1", "no WiFi radio (no UCI wireless config)"), cmd)
+
+    def test_get(self):
+        """SSIDIndex 2 is the second wifi-iface and its radio."""
+        p = self.h.call(self, "GET_WIFI_INFO", SSIDIndex="2").payload
+        self.assertEqual({k: p[k] for k in ("SSID", "ENCRYPT", "Channel", "PowerLevel", "Enable")},
+                         {"SSID": "OpenWrt-5G", "ENCRYPT": "none", "Channel": "36",
+                          "PowerLevel": "50", "Enable": "0"})
+        p = self.h.call(self, "GET_WIFI_INFO").payload
+        self.assertEqual(p["Num"], "2")
+        self.assertEqual(p["List"][0]["ENCRYPT"], "WPA2-PSK")
+
+    def test_set(self):
+        """A valid SET_WIFI_INFO is written to UCI and the WiFi reloads."""
+        p = self.h.call(self, "SET_WIFI_INFO", SSIDIndex="1", SSID="Home", ENCRYPT="WPA-PSK",
+                        PWD="12345678", Channel="0", PowerLevel="100", Enable="1").payload
+        self.assertEqual(p["Status"], "0")
+        w = self.h.backend.read_uci("wireless")
+        iface, radio = w.section("default_radio0"), w.section("radio0")
+        self.assertEqual((iface.options["ssid"], iface.options["encryption"],
+                          iface.options["key"], iface.options["disabled"]),
+                         ("Home", "psk", "12345678", "0"))
+        self.assertEqual((radio.options["channel"], radio.options["txpower"]), ("auto", "20"))
+        self.assertEqual(self.h.backend.applied, ["wireless"])
+        self.assertEqual(self.h.backend.commands, [["wifi", "reload"]])
+
+    def test_set_refused(self):
+        """Bad SSID, password, channel, power or index: Status 1, nothing written."""
+        for args in [{"SSID": "x" * 33}, {"ENCRYPT": "WPA2-PSK", "PWD": "short"},
+                     {"Channel": "36"}, {"Channel": "14"}, {"PowerLevel": "0"},
+                     {"ENCRYPT": "WEP"}, {"SSIDIndex": "3"}]:
+            args.setdefault("SSIDIndex", "1")
+            p = self.h.call(self, "SET_WIFI_INFO", **args).payload
+            self.assertEqual(p["Status"], "1", args)
+        self.assertEqual(self.h.backend.applied, [])
+        self.assertEqual(self.h.call(self, "SET_WIFI_INFO", SSIDIndex="2", Channel="165")
+                         .payload["Status"], "0")
+
+    def test_ssid_disable(self):
+        """SET_WLAN_SSID_DISABLE sets the iface's disabled option."""
+        self.h.call(self, "SET_WLAN_SSID_DISABLE", SSIDIndex="1")
+        self.assertEqual(self.h.backend.read_uci("wireless").section("default_radio0")
+                         .options["disabled"], "1")
+
+    def test_intf_info(self):
+        """One entry per radio with band, channel and its SSID indexes."""
+        p = self.h.call(self, "GET_WLAN_INTF_INFO").payload
+        self.assertEqual([(r["Name"], r["Band"], r["Channel"], r["SSIDIndex"]) for r in p["List"]],
+                         [("radio0", "2g", "1", "1"), ("radio1", "5g", "36", "2")])
+
+    def test_attach_info(self):
+        """Stations come from iw station dump; without interfaces a Note says so."""
+        p = self.h.call(self, "GET_WLAN_ATTACH_INFO").payload
+        self.assertEqual((p["Status"], p["Num"], p["Note"]), ("0", "0", "no WiFi interface up"))
+        self.h.backend.stats["phy0-ap0"] = {"isup": True, "speed": 0, "mtu": 1500}
+        self.h.backend.results["iw"] = (0, STATIONS, b"")
+        p = self.h.call(self, "GET_WLAN_ATTACH_INFO").payload
+        self.assertEqual(p["List"], [{"MAC": "AA:BB:CC:00:00:01", "Interface": "phy0-ap0",
+                                      "RSSI": "-52", "RxBytes": "5000", "TxBytes": "9000",
+                                      "ConnectedTime": "120", "TxRate": "286.7"}])
+        self.h.backend.results["iw"] = (1, b"", b"nl80211 not found")
+        p = self.h.call(self, "GET_WLAN_ATTACH_INFO").payload
+        self.assertEqual((p["Num"], p["Note"]), ("0", "iw failed on phy0-ap0"))
+
+    def test_rate_priority(self):
+        """WiFi_Mode 1 turns legacy rates off on every radio; GET reports it."""
+        p = self.h.call(self, "SET_WIFI_RATE_PRIORITY_MODE", WiFi_Mode="1").payload
+        self.assertEqual(p["Status"], "0")
+        w = self.h.backend.read_uci("wireless")
+        self.assertEqual([d.options["legacy_rates"] for d in w.sections_of("wifi-device")],
+                         ["0", "0"])
+        p = self.h.call(self, "SET_WIFI_RATE_PRIORITY_MODE", OprType="GET").payload
+        self.assertEqual(p["WiFi_Mode"], "1")
+
+
+def at(day, hhmm):
+    """Epoch seconds of 2024-01-(day) hh:mm UTC (2024-01-01 is a Monday)."""
+    return calendar.timegm((2024, 1, day, int(hhmm[:2]), int(hhmm[3:]), 0, 0, 0, 0))
+
+
+class WifiTimerTests(SynchronousTestCase):
+    """SET_HG_WIFI_TIMER and the WifiTimer scheduler on a Clock."""
+
+    def setUp(self):
+        self.h = wireless_router(self)
+        self.h.clock.advance(at(1, "21:59"))
+        self.cap = self.h.providers[1]
+        self.addCleanup(self.cap.stop)
+
+    def radios(self):
+        w = self.h.backend.read_uci("wireless")
+        return [d.options.get("disabled", "0") for d in w.sections_of("wifi-device")]
+
+    def test_off_and_on(self):
+        """Radios go off at StartTime and on at EndTime across midnight."""
+        self.cap.start(self.h.store, self.h.backend, self.h.clock, time.gmtime)
+        p = self.h.call(self, "SET_HG_WIFI_TIMER", StartTime="22:00", EndTime="06:30",
+                        ControlCycle="DAY", Enable="1").payload
+        self.assertEqual(p["Status"], "0")
+        self.assertEqual(self.radios(), ["0", "0"])
+        self.h.clock.advance(61)
+        self.assertEqual(self.radios(), ["1", "1"])
+        self.h.clock.pump([60] * (8 * 60 + 30))
+        self.assertEqual(self.radios(), ["0", "0"])
+        actions = self.cap.scheduler.actions
+        self.assertEqual([kind for _, kind in actions], ["off", "on"])
+        self.assertTrue(0 <= actions[0][0] - at(1, "22:00") < 2)
+        self.assertTrue(0 <= actions[1][0] - at(2, "06:30") < 2)
+        self.assertEqual(self.h.backend.applied, ["wireless", "wireless"])
+
+    def test_stored_app_owned_and_rearmed(self):
+        """The timer is APP-owned data and a new scheduler picks it up at start."""
+        self.h.call(self, "SET_HG_WIFI_TIMER", StartTime="21:00", EndTime="23:00",
+                    ControlCycle="1,2", Enable="1")
+        self.assertEqual(self.h.store.get_section("wifi_timer", "1")["cycle"], "1,2")
+        # a restart inside the window (Monday 21:59): radios go off at once
+        self.cap.start(self.h.store, self.h.backend, self.h.clock, time.gmtime)
+        self.assertEqual(self.radios(), ["1", "1"])
+        self.h.store.factory_reset_app()
+        self.assertIsNone(self.h.store.get_section("wifi_timer", "1"))
+        self.h.clock.advance(61)
+        self.assertEqual(self.radios(), ["0", "0"])
+
+    def test_weekdays(self):
+        """On a day not in ControlCycle nothing happens."""
+        self.h.call(self, "SET_HG_WIFI_TIMER", StartTime="22:00", EndTime="23:00",
+                    ControlCycle="WEEK2,3", Enable="1")
+        self.cap.start(self.h.store, self.h.backend, self.h.clock, time.gmtime)
+        self.h.clock.pump([60] * 90)
+        self.assertEqual(self.cap.scheduler.actions, [])
+
+    def test_refused(self):
+        """Bad times or cycle are Status 1 and store nothing."""
+        for args in [{"StartTime": "24:00", "EndTime": "06:00"},
+                     {"StartTime": "22:00", "EndTime": "6:00"},
+                     {"StartTime": "22:00", "EndTime": "06:00", "ControlCycle": "8"}]:
+            p = self.h.call(self, "SET_HG_WIFI_TIMER", Enable="1", **args).payload
+            self.assertEqual(p["Status"], "1", args)
+        wifi.ensure_schema(self.h.store.schema)
+        self.assertIsNone(self.h.store.get_section("wifi_timer", "1"))
+
+
+class LinuxWifiTests(SynchronousTestCase):
+    """WiFi calls through LinuxBackend on this machine."""
+
+    def test_real_machine(self):
+        """Here (no /etc/config/wireless) GET_WIFI_INFO is the documented Status 1."""
+        backend = LinuxBackend(Clock())
+        if backend.read_uci("wireless") is not None:  # pragma: no cover - a real router
+            raise self.skipTest("this machine has a UCI wireless config")
+        h = Harness(self, providers=[wifi.WifiInfo()], backend=backend)
+        p = h.call(self, "GET_WIFI_INFO").payload
+        self.assertEqual(p["FailReason"], wifi.NO_WIFI)
+        self.assertEqual(wifi.wifi_devices(backend),
+                         sorted(n for n in backend.net_if_stats()
+                                if n.startswith(("wlan", "wl", "ath", "phy"))))
