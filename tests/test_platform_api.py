@@ -82,7 +82,8 @@ class ApiHarness:
                               DeviceConfig(OTHER, sn=OTHER_SN, loid="0755999999",
                                            user_id="U2")])
         self.faults = FaultRules()
-        self.center = PluginCenter(self.registry, self.faults, self.clock)
+        self.center = PluginCenter(self.registry, self.faults, self.clock,
+                                   boot_timeout=None, idle_timeout=None)
         self.center.log = Logger(observer=lambda e: None)
         self.operation = FakeOperation()
         self.api = Api(USERS, self.registry, self.faults, self.center, self.operation,

@@ -87,8 +87,9 @@ class Gateway:
 class Harness:
     """A plugin center over an in-memory registry on a Clock; log events kept."""
 
-    def __init__(self, testcase, faults=()):
+    def __init__(self, testcase, faults=(), **timeouts):
         self.clock = Clock()
+        self.gateways = []
         self.registry = Registry(MemoryStore(), self.clock)
         self.registry.load()
         self.registry.preset([DEVICE])
@@ -96,7 +97,7 @@ class Harness:
         self.faults = FaultRules(faults)
         self.n = 0
         self.center = PluginCenter(self.registry, self.faults, self.clock,
-                                   urandom=self._urandom)
+                                   urandom=self._urandom, **timeouts)
         self.events = []
         self.center.log = Logger(observer=self.events.append)
         PluginCenterProtocol.log = Logger(observer=self.events.append)
@@ -107,13 +108,20 @@ class Harness:
         return bytes([self.n]) * n
 
     def gateway(self, port=40000):
-        return Gateway(self.center, port)
+        gw = Gateway(self.center, port)
+        self.gateways.append(gw)
+        return gw
 
     def messages(self):
         return [formatEvent(e) for e in self.events]
 
     def settle(self, testcase):
-        testcase.assertEqual(self.clock.getDelayedCalls(), [])
+        """No timers left but the idle timers of connections still open."""
+        idle = [gw.protocol.idle_timer for gw in self.gateways
+                if not gw.transport.disconnecting]
+        testcase.assertEqual([c for c in self.clock.getDelayedCalls() if c not in idle], [])
+        testcase.assertEqual([c for c in self.gateways if c.transport.disconnecting
+                              and c.protocol.idle_timer is not None], [])
         testcase.assertEqual(self.center.pending_calls(), 0)
 
 
@@ -491,3 +499,131 @@ class IOSimTests(SynchronousTestCase):
         self.assertEqual(client.received[-1], {"RPCMethod": "Disconnect"})
         self.assertFalse(h.center.is_connected(MAC))
         h.settle(self)
+
+
+class IdleTimeoutTests(SynchronousTestCase):
+    """Half-open or silent peers are closed: no Boot within 30 s, or silent for 180 s."""
+
+    def closed(self, h, gw, why):
+        self.assertTrue(gw.transport.disconnected)
+        self.assertFalse(gw.protocol.open)
+        self.assertTrue(any(f"{why}; closing" in m for m in h.messages()), h.messages())
+        gw.lose()
+        self.assertEqual(h.clock.getDelayedCalls(), [])
+
+    def test_defaults(self):
+        """30 s to send Boot, 180 s (3 x the default 60 s heartbeat) of silence after."""
+        h = Harness(self)
+        self.assertEqual((h.center.boot_timeout, h.center.idle_timeout), (30, 180))
+
+    def test_no_boot_closed(self):
+        """A peer that connects and sends nothing is aborted after 30 s."""
+        h = Harness(self)
+        gw = h.gateway()
+        h.clock.advance(29.9)
+        self.assertFalse(gw.transport.disconnecting)
+        h.clock.advance(0.1)
+        self.closed(h, gw, "127.0.0.9:40000 sent no Boot for 30 s")
+
+    def test_other_frames_do_not_replace_boot(self):
+        """Garbage, Heartbeat or Register before any Boot do not extend the 30 s."""
+        h = Harness(self)
+        gw = h.gateway()
+        h.clock.advance(10)
+        gw.send(b"not json")
+        gw.send({"RPCMethod": "Heartbeat", "MAC": MAC})
+        gw.register("0" * 32)
+        h.clock.advance(20)
+        self.closed(h, gw, "sent no Boot for 30 s")
+
+    def test_boot_starts_idle_timeout(self):
+        """After Boot the peer may stay silent for 180 s, not longer."""
+        h = Harness(self)
+        gw = h.gateway()
+        h.clock.advance(29)
+        gw.boot()
+        h.clock.advance(179.9)
+        self.assertFalse(gw.transport.disconnecting)
+        h.clock.advance(0.1)
+        self.closed(h, gw, f"{MAC} sent nothing for 180 s")
+
+    def test_heartbeats_keep_it_open(self):
+        """A registered gateway heartbeating every 60 s stays connected; once it goes
+        silent it is closed 180 s after its last message, its session and calls gone,
+        without a Disconnect (a live gateway reconnects)."""
+        h = Harness(self)
+        gw = h.gateway()
+        gw.connect()
+        for _ in range(10):
+            h.clock.advance(60)
+            self.assertEqual(gw.only({"RPCMethod": "Heartbeat", "MAC": MAC}), {"Result": 0})
+        self.assertTrue(h.center.is_connected(MAC))
+        d = h.center.call(MAC, {"CmdType": "GET_VERSION"}, timeout=1000)
+        gw.frames()
+        h.clock.advance(179.9)
+        self.assertTrue(h.center.is_connected(MAC))
+        h.clock.advance(0.1)
+        self.failureResultOf(d, GatewayGone)
+        self.assertFalse(h.center.is_connected(MAC))
+        self.assertEqual(gw.frames(), [])
+        self.assertIn(f"{MAC} plugin connection closed", h.messages())
+        self.closed(h, gw, "sent nothing for 180 s")
+
+    def test_post_reply_counts_as_activity(self):
+        """The reply to a Post restarts the silence timer too."""
+        h = Harness(self)
+        gw = h.gateway()
+        gw.connect()
+        h.clock.advance(100)
+        d = h.center.call(MAC, {"CmdType": "GET_VERSION"})
+        [post] = gw.frames()
+        gw.reply(post["ID"])
+        self.successResultOf(d)
+        h.clock.advance(179)
+        self.assertFalse(gw.transport.disconnecting)
+        h.clock.advance(1)
+        self.assertTrue(gw.transport.disconnected)
+
+    def test_configurable_and_off(self):
+        """Both limits are constructor arguments; None or 0 turns one off."""
+        h = Harness(self, boot_timeout=2, idle_timeout=5)
+        gw = h.gateway()
+        h.clock.advance(1)
+        gw.boot()
+        h.clock.advance(4.9)
+        self.assertFalse(gw.transport.disconnecting)
+        h.clock.advance(0.1)
+        self.closed(h, gw, "sent nothing for 5 s")
+
+        h = Harness(self, boot_timeout=None, idle_timeout=0)
+        gw = h.gateway()
+        self.assertEqual(h.clock.getDelayedCalls(), [])
+        gw.boot()
+        self.assertEqual(h.clock.getDelayedCalls(), [])
+        for bad in (-1, True):
+            self.assertRaises(ValueError, Harness, self, idle_timeout=bad)
+
+    def test_timer_cancelled_on_close(self):
+        """Lost, replaced, disconnected or stopped: no idle timer is left behind."""
+        h = Harness(self)
+        lost = h.gateway(40000)
+        lost.lose()
+        old, new = h.gateway(40001), h.gateway(40002)
+        old.connect()
+        new.connect()
+        self.assertTrue(old.transport.disconnecting)
+        self.assertIsNone(old.protocol.idle_timer)
+        h.center.disconnect(MAC)
+        h.center.close_all()
+        self.assertEqual(h.clock.getDelayedCalls(), [])
+        h.settle(self)
+
+    def test_many_half_open_peers_do_not_pile_up(self):
+        """Fifty peers that never speak are all gone after 30 s."""
+        h = Harness(self)
+        peers = [h.gateway(41000 + i) for i in range(50)]
+        h.clock.advance(30)
+        self.assertTrue(all(gw.transport.disconnected for gw in peers))
+        for gw in peers:
+            gw.lose()
+        self.assertEqual(h.center._connections, set())

@@ -5,6 +5,12 @@
 keeps the sessions by MAC, answers the gateway's requests under the fault rules
 (server ``plugin_center``), and turns ``call()`` into a ``Post`` whose reply is matched by
 ID, with a timer per call, as ``twisted.names`` matches DNS replies.
+
+Idle connections are closed so half-open TCP peers do not pile up: a peer must send
+``Boot`` within ``boot_timeout`` (30 s) of connecting, and after that some message
+(Heartbeat, a reply to a Post, ...) at least every ``idle_timeout`` (180 s: three of the
+gateway's default 60 s heartbeats).  Such a close sends no ``Disconnect``: a live gateway
+reconnects with backoff (protocol.md section 7).
 """
 
 import os
@@ -24,6 +30,10 @@ POST_ACTIONS = frozenset(("drop", "no_reply", "result", "delay"))
 
 SERVER = "plugin_center"
 TIMEOUT_RESULT = -100
+#: Seconds a new connection may take to send Boot.
+BOOT_TIMEOUT = 30.0
+#: Seconds a connection that has sent Boot may stay silent (3 x the default Heartbeat).
+IDLE_TIMEOUT = 180.0
 
 
 class PluginCenterError(Exception):
@@ -57,6 +67,8 @@ class PluginCenterProtocol(Int32StringReceiver):
         self.registered = False  # a Register with a good CheckSN on this connection
         self.last_heartbeat = None
         self.open = False        # connected and not being closed by us
+        self.booted = False      # a Boot arrived on this connection
+        self.idle_timer = None   # closes the connection when the peer stays silent
 
     def connectionMade(self):
         self.open = True
@@ -81,10 +93,23 @@ class PluginCenterProtocol(Int32StringReceiver):
     def close(self):
         """Close the connection; nothing more is sent on it."""
         self.open = False
+        self.cancel_idle_timer()
         self.transport.loseConnection()
+
+    def abort(self):
+        """Close at once, dropping unsent data (the peer may be gone without a FIN)."""
+        self.open = False
+        self.cancel_idle_timer()
+        self.transport.abortConnection()
+
+    def cancel_idle_timer(self):
+        timer, self.idle_timer = self.idle_timer, None
+        if timer is not None and timer.active():
+            timer.cancel()
 
     def connectionLost(self, reason):
         self.open = False
+        self.cancel_idle_timer()
         self.center.connection_lost(self, reason)
 
     def send(self, message):
@@ -131,7 +156,15 @@ class PluginCenter:
 
     log = Logger()
 
-    def __init__(self, registry, faults, clock, urandom=os.urandom):
+    def __init__(self, registry, faults, clock, urandom=os.urandom,
+                 boot_timeout=BOOT_TIMEOUT, idle_timeout=IDLE_TIMEOUT):
+        """``boot_timeout``: seconds a new connection has to send Boot; ``idle_timeout``:
+        seconds a booted connection may send nothing.  ``None`` or 0 turns one off."""
+        for name, value in (("boot_timeout", boot_timeout), ("idle_timeout", idle_timeout)):
+            if value is not None and (isinstance(value, bool) or value < 0):
+                raise ValueError(f"{name} must be None or a number of seconds >= 0")
+        self.boot_timeout = boot_timeout
+        self.idle_timeout = idle_timeout
         self.registry = registry
         self.faults = faults
         self.clock = clock
@@ -219,6 +252,7 @@ class PluginCenter:
     def connection_made(self, connection):
         self._connections.add(connection)
         self.log.info("plugin center: connection from {peer}", peer=connection.peer())
+        self._arm_idle_timer(connection)
 
     def connection_lost(self, connection, reason):
         self._connections.discard(connection)
@@ -231,6 +265,10 @@ class PluginCenter:
 
     def request_received(self, connection, request):
         method = request.METHOD
+        if method == "Boot" and not connection.booted:
+            connection.booted = True
+        if connection.booted:
+            self._arm_idle_timer(connection)
         supported = REGISTER_ACTIONS if method == "Register" else REQUEST_ACTIONS
         fault = None
         if method != "Report":
@@ -259,6 +297,7 @@ class PluginCenter:
         pending = self._calls.get(id)
         if pending is None or pending.connection is not connection:
             return self.dropped(connection, f"a reply to ID {id}, which no call waits for")
+        self._arm_idle_timer(connection)
         self._finish(pending)
         try:
             reply = wire.decode_reply(wire.Post, msg)
@@ -342,6 +381,22 @@ class PluginCenter:
         return None, "report stored"
 
     # --------------------------------------------------------------- helpers
+
+    def _arm_idle_timer(self, connection):
+        """(Re)start the timer that closes ``connection`` if its peer stays silent."""
+        connection.cancel_idle_timer()
+        seconds = self.idle_timeout if connection.booted else self.boot_timeout
+        if connection.open and seconds:
+            connection.idle_timer = self.clock.callLater(seconds, self._idle, connection,
+                                                         seconds)
+
+    def _idle(self, connection, seconds):
+        connection.idle_timer = None
+        why = ("sent nothing" if connection.booted else "sent no Boot") + f" for {seconds:g} s"
+        self.log.warn("plugin center: {peer} {why}; closing", peer=connection.peer(), why=why)
+        connection.abort()
+        if self._forget(connection, f"the connection was idle ({why})"):
+            self.log.info("{mac} plugin connection closed", mac=connection.mac)
 
     def _forced_reply(self, connection, request, fault):
         if connection.open:
