@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 DEPS   := $(VENV)/.deps-stamp
 SRC    := cubegw twisted tests openwrt
 
-.PHONY: test lint install demo clean ipk
+.PHONY: test lint install demo clean ipk systools
 
 $(DEPS): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,8 +20,16 @@ install: $(DEPS)
 lint: $(DEPS)
 	$(PY) -m pyflakes $(SRC)
 
-test: install lint
+test: install lint systools
 	$(PY) -m twisted.trial tests
+
+# The real ping and traceroute for the diagnostics tests (Debian's packages, as root).
+systools:
+	@command -v ping >/dev/null && command -v traceroute >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    apt-get update -qq >/dev/null && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iputils-ping traceroute >/dev/null; } || \
+	  echo "note: ping/traceroute not installed; the tests that run them will skip"
 
 demo: install
 	$(PY) -m cubegw.demo

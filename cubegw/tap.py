@@ -17,7 +17,7 @@ from twisted.python import usage
 from cubegw import identity
 from cubegw.backend import LinuxBackend
 from cubegw.capabilities import CapabilityContext, Dispatcher, discover_providers
-from cubegw.capabilities import lan_devices, wifi
+from cubegw.capabilities import diagnostics, lan_devices, system_extra, upgrade, wifi
 from cubegw.capabilities.system import app_factory_reset
 from cubegw.config import ConfigError, load_config
 from cubegw.lan import LanServer
@@ -101,8 +101,8 @@ def makeService(options, reactor=None):
         from twisted.internet import reactor
     config, store, ident = options.config, options.store, options.identity
     top = service.MultiService()
-    wifi.ensure_schema(store.schema)
-    lan_devices.ensure_schema(store.schema)
+    for module in (wifi, lan_devices, diagnostics, upgrade, system_extra):
+        module.ensure_schema(store.schema)
     backend = LinuxBackend(reactor)
     registration = make_registration(config, store, ident, reactor)
     registration.app_reset = lambda: app_factory_reset(store, backend)

@@ -66,6 +66,7 @@ class PlatformConfig:
     report_limit: int = 20
     db: str = "cubeplat.db"
     flush_delay: float = 1.0
+    plugin_idle_timeout: float = 180.0  # close a plugin connection silent this long (0: never)
     accept_unknown: bool = False
     devices: tuple = ()
     faults: tuple = ()                # rule mappings, validated by faults.parse_rules
@@ -107,6 +108,7 @@ class PlatformConfig:
 
 _TOP = ("distribution", "operation", "message_server", "update_server",
         "heartbeat_interval", "trigger_timeout", "report_limit", "db", "flush_delay",
+        "plugin_idle_timeout",
         "accept_unknown", "devices", "faults", "plugin_center", "api", "users")
 
 
@@ -138,6 +140,8 @@ def parse_config(text, source="config"):
         report_limit=_int(raw.get("report_limit", d.report_limit), "report_limit", low=1),
         db=_str(raw.get("db", d.db), "db"),
         flush_delay=_seconds(raw.get("flush_delay", d.flush_delay), "flush_delay"),
+        plugin_idle_timeout=_seconds(raw.get("plugin_idle_timeout", d.plugin_idle_timeout),
+                                     "plugin_idle_timeout"),
         accept_unknown=_bool(raw.get("accept_unknown", d.accept_unknown), "accept_unknown"),
         devices=_devices(raw.get("devices")),
         faults=_faults(raw.get("faults")),

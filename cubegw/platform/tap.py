@@ -166,7 +166,8 @@ class TCPListener(service.Service):
 
 
 def build_plugin_center(reactor, config, registry, faults):
-    center = PluginCenter(registry, faults, reactor)
+    center = PluginCenter(registry, faults, reactor,
+                          idle_timeout=config.plugin_idle_timeout or None)
     listener = TCPListener(reactor, "plugin center", config.plugin_center, center.factory(),
                            on_stop=center.close_all)
     listener.setName("plugin_center")

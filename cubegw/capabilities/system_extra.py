@@ -1,0 +1,257 @@
+"""More system capabilities: self test, device snapshot, clock, services,
+TR-069 inform state and the LOID registration."""
+
+import datetime
+import re
+
+from twisted.logger import Logger
+
+from cubegw.capabilities import system
+from cubegw.capabilities.base import RIGHT_BOTH, Capability, CapabilityFailure
+from cubegw.store import ITMS, ParamSpec, StoreError, String
+from cubegw.store.uci import UciError
+
+__all__ = ["SelfTest", "DeviceInfoAll", "DateTimeSync", "Services", "InformDiag",
+           "LoidRegister", "ensure_schema", "wan_devices", "classify_ports",
+           "CWMP_CONFIGS", "selftest", "device_info_all", "date_time_sync",
+           "services", "inform_diag", "loid_register"]
+
+log = Logger()
+
+_WIFI = re.compile(r"(wlan|phy\d+-ap|ra|rai|ath)\d*")
+_LAN = re.compile(r"(lan\d*|eth\d+(\.\d+)?|br-lan)")
+#: The UCI configs of the TR-069 clients we read, in order.
+CWMP_CONFIGS = ("easycwmp", "cwmp")
+
+
+def _uci(backend, name):
+    try:
+        return backend.read_uci(name)
+    except (OSError, UciError):
+        return None
+
+
+def _option(section, name):
+    value = section.options.get(name, "")
+    if isinstance(value, list):
+        value = value[0] if value else ""
+    return value
+
+
+def wan_devices(backend):
+    """The WAN devices: those of UCI network interfaces named ``wan*``; without
+    UCI network, the devices of the default routes."""
+    network = _uci(backend, "network")
+    devices = []
+    if network is not None:
+        for section in network.sections:
+            if section.type == "interface" and (section.name or "").startswith("wan"):
+                device = _option(section, "device") or _option(section, "ifname")
+                if device and device not in devices:
+                    devices.append(device)
+        if devices:
+            return devices
+    for route in backend.routes():
+        if route["destination"] == "0.0.0.0" and route["iface"] not in devices:
+            devices.append(route["iface"])
+    return devices
+
+
+def classify_ports(stats, wan):
+    """Split ``net_if_stats()`` into (LAN ports, WiFi interfaces): names only."""
+    lan = sorted(n for n in stats if n not in wan and _LAN.fullmatch(n) and n != "br-lan")
+    wifi = sorted(n for n in stats if _WIFI.fullmatch(n))
+    return lan, wifi
+
+
+def _up(stats, name):
+    return "Up" if stats.get(name, {}).get("isup") else "Down"
+
+
+class SelfTest(Capability):
+    """SYSTEST: WANStatus, LANStatus per port, WIFIStatus."""
+
+    cmd_types = ("SYSTEST",)
+    default_right = RIGHT_BOTH
+
+    def handle_SYSTEST(self, payload, context):
+        backend = context.backend
+        stats = backend.net_if_stats()
+        wan = wan_devices(backend)
+        lan, wifi = classify_ports(stats, wan)
+        return {
+            "WANStatus": "Up" if any(_up(stats, d) == "Up" for d in wan) else "Down",
+            "WANList": [{"Port": d, "Status": _up(stats, d)} for d in wan],
+            "LANStatus": [{"Port": p, "Status": _up(stats, p)} for p in lan],
+            "WIFIStatus": ("Up" if any(_up(stats, w) == "Up" for w in wifi) else "Down")
+            if wifi else "None",
+        }
+
+
+class DeviceInfoAll(Capability):
+    """GET_DEVICE_INFO_ALL (USER/PASSWORD): system info, CPU, memory, uptime, WAN IP."""
+
+    cmd_types = ("GET_DEVICE_INFO_ALL",)
+    default_right = RIGHT_BOTH
+    needs_account = True
+
+    def handle_GET_DEVICE_INFO_ALL(self, payload, context):
+        backend = context.backend
+        fields = system.status.handle_QUERY_SYSTEM_INFO(payload, context)
+        addrs = backend.net_if_addrs()
+        wan_ip = ""
+        for device in wan_devices(backend):
+            for addr in addrs.get(device, []):
+                if addr["family"] == "ipv4":
+                    wan_ip = addr["address"]
+                    break
+            if wan_ip:
+                break
+        fields.update(CPU=round(backend.cpu_percent()), Memory=round(backend.memory()["percent"]),
+                      TimeDuration=int(backend.uptime()), WANIPAddress=wan_ip,
+                      BussinessStatus="SUCCESS" if context.registered() else "FAIL")
+        fields.update(SelfTest=SelfTest().handle_SYSTEST(payload, context))
+        return fields
+
+
+class DateTimeSync(Capability):
+    """SET_HG_DATE_TIME_SYNC (Time, ISO 8601): ``date -s`` (UTC when Time has an
+    offset, else local time); the command's error is the FailReason."""
+
+    cmd_types = ("SET_HG_DATE_TIME_SYNC",)
+    default_right = RIGHT_BOTH
+
+    async def handle_SET_HG_DATE_TIME_SYNC(self, payload, context):
+        text = payload.get("Time")
+        try:
+            when = datetime.datetime.fromisoformat(text)
+        except (TypeError, ValueError):
+            raise CapabilityFailure("Time must be an ISO 8601 date and time") from None
+        argv = ["date"]
+        if when.tzinfo is not None:
+            when = when.astimezone(datetime.timezone.utc)
+            argv.append("-u")
+        argv += ["-s", when.strftime("%Y-%m-%d %H:%M:%S")]
+        code, out, err = await context.backend.run(argv)
+        if code:
+            reason = err.decode("utf-8", "replace").strip().splitlines() or [f"exit {code}"]
+            raise CapabilityFailure(reason[0][:200])
+        return {"Time": when.isoformat()}
+
+
+class Services(Capability):
+    """GET_SERVICE: Internet, IPTV, VoIP "1"/"0" from the UCI network
+    interfaces (``wan*``, ``iptv*``/``*_iptv``, ``voip*``/``*_voip``, not
+    disabled); without UCI network, Internet is whether a default route exists."""
+
+    cmd_types = ("GET_SERVICE",)
+    default_right = RIGHT_BOTH
+
+    def handle_GET_SERVICE(self, payload, context):
+        network = _uci(context.backend, "network")
+        found = {"Internet": False, "IPTV": False, "VoIP": False}
+        names = []
+        if network is None:
+            found["Internet"] = any(r["destination"] == "0.0.0.0"
+                                    for r in context.backend.routes())
+        else:
+            for section in network.sections:
+                if section.type != "interface" or _option(section, "disabled") == "1":
+                    continue
+                name = (section.name or "").lower()
+                for service, key in (("Internet", "wan"), ("IPTV", "iptv"), ("VoIP", "voip")):
+                    if key in name and (service != "Internet" or name.startswith("wan")):
+                        found[service] = True
+                        names.append(section.name)
+        return dict(found, List=names)
+
+
+class InformDiag(Capability):
+    """INFORM_DIAG_REQ: the TR-069 client's ACS settings when one is installed
+    (``/etc/config/easycwmp`` or ``cwmp``); else Status 1 "no TR-069 client"."""
+
+    cmd_types = ("INFORM_DIAG_REQ",)
+    default_right = RIGHT_BOTH
+
+    def handle_INFORM_DIAG_REQ(self, payload, context):
+        for name in CWMP_CONFIGS:
+            package = _uci(context.backend, name)
+            if package is None:
+                continue
+            acs = next((s for s in package.sections if s.type == "acs"), None)
+            if acs is None:
+                return {"Client": name, "InformStatus": "Unknown", "ACSURL": ""}
+            return {"Client": name, "InformStatus": "Configured" if _option(acs, "url")
+                    else "NotConfigured",
+                    "ACSURL": _option(acs, "url"),
+                    "PeriodicEnable": _option(acs, "periodic_enable"),
+                    "PeriodicInterval": _option(acs, "periodic_interval")}
+        raise CapabilityFailure("no TR-069 client")
+
+
+LOID_SECTION = "loid"
+LOID_PARAMS = (
+    ParamSpec(LOID_SECTION, "userid", String(64, no_whitespace=True), "", ITMS,
+              doc="LOID given with REGISTER"),
+    ParamSpec(LOID_SECTION, "password", String(64), "", ITMS,
+              doc="LOID password given with REGISTER"),
+    ParamSpec(LOID_SECTION, "state", String(32), "NotRegistered", ITMS,
+              doc="REGISTER_GETSTAT's RegisterStatus"),
+)
+
+
+def ensure_schema(schema):
+    """Register the ``loid`` parameters (ITMS-owned) unless they are there."""
+    for spec in LOID_PARAMS:
+        try:
+            schema.param(spec.section, spec.name)
+        except StoreError:
+            schema.register(spec)
+
+
+class LoidRegister(Capability):
+    """REGISTER (USERID = LOID, PASSWORD = LOID password, not an account: no
+    account check) stores them in the store, ITMS-owned (the ITMS factory
+    reset clears them, as the LOID is the ITMS's credential).  Without a
+    TR-069 client nothing more can happen: RegisterStatus "Stored"; with one,
+    "Pending" (its ITMS registration is the client's job).
+    REGISTER_GETSTAT: USERID and RegisterStatus ("NotRegistered" before any)."""
+
+    cmd_types = ("REGISTER", "REGISTER_GETSTAT")
+    default_right = RIGHT_BOTH
+
+    def handle_REGISTER(self, payload, context):
+        store = context.store
+        ensure_schema(store.schema)
+        userid, password = payload.get("USERID"), payload.get("PASSWORD", "")
+        if not isinstance(userid, str) or not userid:
+            raise CapabilityFailure("USERID is required")
+        has_client = any(_uci(context.backend, n) is not None for n in CWMP_CONFIGS)
+        state = "Pending" if has_client else "Stored"
+        try:
+            store.update({(LOID_SECTION, "userid"): userid,
+                          (LOID_SECTION, "password"): password if password is not None else "",
+                          (LOID_SECTION, "state"): state})
+        except StoreError as e:
+            raise CapabilityFailure(str(e)) from None
+        return self._state(store, has_client)
+
+    def handle_REGISTER_GETSTAT(self, payload, context):
+        ensure_schema(context.store.schema)
+        has_client = any(_uci(context.backend, n) is not None for n in CWMP_CONFIGS)
+        return self._state(context.store, has_client)
+
+    def _state(self, store, has_client):
+        fields = {"USERID": store.get(LOID_SECTION, "userid"),
+                  "RegisterStatus": store.get(LOID_SECTION, "state")}
+        if not has_client:
+            fields["Note"] = "no TR-069 client: the LOID is kept for one"
+        return fields
+
+
+selftest = SelfTest()
+device_info_all = DeviceInfoAll()
+date_time_sync = DateTimeSync()
+services = Services()
+inform_diag = InformDiag()
+loid_register = LoidRegister()

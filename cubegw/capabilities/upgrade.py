@@ -1,0 +1,267 @@
+"""UPGRADE (download, verify, install in the background) and SET_WD_INFO
+(web pop-up settings, APP-owned).
+
+UPGRADE (downurl, mode, method, optional md5 / sha256):
+
+* ``mode`` "status": the state of the current or last upgrade (State Idle,
+  Downloading, Installing, Done, Failed; Bytes, Total, Reason).
+* otherwise: refuse a URL that is not http(s), an unknown ``method`` or a
+  system with no installer (Status 1), else answer Status 0 State
+  "Downloading" at once; the download runs in the background (the dispatcher
+  times calls out at 10 s) into ``config.state_dir``, capped at
+  ``MAX_UPGRADE_SIZE`` bytes, checked against md5 / sha256 when given, then
+  handed to the ``IUpgradeInstaller`` ``INSTALL_DELAY`` s later (the reply
+  left long before: the install never cuts it off).
+
+``method``: "" or "firmware" (sysupgrade), "ipk" (opkg install).
+"""
+
+import hashlib
+import os
+
+from twisted.internet import defer
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+from twisted.web.client import Agent, ResponseDone
+from twisted.web.http_headers import Headers
+from zope.interface import Interface, implementer
+
+from cubegw.capabilities.base import RIGHT_BOTH, RIGHT_REMOTE, Capability, CapabilityFailure
+from cubegw.store import APP, Bool, ParamSpec, StoreError, String, UnsignedInt
+
+__all__ = ["IUpgradeInstaller", "OpenWrtInstaller", "Upgrade", "WebPopup", "ensure_schema",
+           "MAX_UPGRADE_SIZE", "INSTALL_DELAY", "METHODS", "upgrade", "web_popup"]
+
+log = Logger()
+
+#: The largest image UPGRADE downloads, in bytes.
+MAX_UPGRADE_SIZE = 64 * 2 ** 20
+#: Seconds between a verified download and the install.
+INSTALL_DELAY = 2.0
+#: UPGRADE's ``method`` values and what each installs.
+METHODS = {"": "firmware", "firmware": "firmware", "ipk": "ipk"}
+IMAGE_NAME = "upgrade.bin"
+
+
+class IUpgradeInstaller(Interface):
+    """Installs a downloaded, verified image."""
+
+    def unavailable(kind, backend):
+        """None if ``kind`` ("firmware"/"ipk") can be installed on this
+        system, else the reason (a string)."""
+
+    def install(kind, path, backend):
+        """Install the file at ``path``; a Deferred firing with None on
+        success or a reason string.  A firmware install may reboot."""
+
+
+@implementer(IUpgradeInstaller)
+class OpenWrtInstaller:
+    """``sysupgrade <image>`` (firmware) or ``opkg install <ipk>`` through
+    ``backend.run``; nothing off OpenWrt."""
+
+    COMMANDS = {"firmware": ["sysupgrade"], "ipk": ["opkg", "install"]}
+
+    def unavailable(self, kind, backend):
+        if not backend.is_openwrt():
+            return "no installer on this system"
+        return None
+
+    def install(self, kind, path, backend):
+        argv = self.COMMANDS[kind] + [path]
+
+        def done(result):
+            code, out, err = result
+            if code:
+                return f"{argv[0]} exited {code}: " + err.decode("utf-8", "replace")[:200]
+            return None
+        return backend.run(argv).addCallback(done)
+
+
+class _Sink(Protocol):
+    """Writes the body to a file, hashing it, stopping at ``limit`` bytes."""
+
+    def __init__(self, path, limit, finished, progress):
+        self.file = open(path, "wb")
+        self.limit = limit
+        self.finished = finished
+        self.progress = progress
+        self.size = 0
+        self.md5, self.sha256 = hashlib.md5(), hashlib.sha256()
+        self.too_large = False
+        self.reason = None
+
+    def dataReceived(self, data):
+        if self.too_large:
+            return
+        self.size += len(data)
+        if self.size > self.limit:
+            self.too_large = True
+            self.transport.stopProducing()
+            return
+        self.file.write(data)
+        self.md5.update(data)
+        self.sha256.update(data)
+        self.progress(self.size)
+
+    def connectionLost(self, reason):
+        self.file.close()
+        self.reason = reason
+        if not self.finished.called:
+            self.finished.callback(None)
+
+
+class Upgrade(Capability):
+    """UPGRADE: see the module documentation."""
+
+    cmd_types = ("UPGRADE",)
+    default_right = RIGHT_REMOTE
+
+    def __init__(self, installer=None, agent_factory=Agent, max_size=MAX_UPGRADE_SIZE):
+        self.installer = installer if installer is not None else OpenWrtInstaller()
+        self.agent_factory = agent_factory
+        self.max_size = max_size
+        self.state = {"State": "Idle", "Bytes": 0, "Total": "", "Reason": ""}
+        self.task = None
+
+    def handle_UPGRADE(self, payload, context):
+        if payload.get("mode") == "status":
+            return dict(self.state)
+        if self.state["State"] in ("Downloading", "Installing"):
+            raise CapabilityFailure("busy")
+        url = payload.get("downurl")
+        if not isinstance(url, str) or not (url.startswith("http://")
+                                            or url.startswith("https://")) \
+                or any(c.isspace() for c in url):
+            raise CapabilityFailure("downurl must be an http:// or https:// URL")
+        method = payload.get("method") or ""
+        if method not in METHODS:
+            raise CapabilityFailure(f"unknown method {method}")
+        kind = METHODS[method]
+        why = self.installer.unavailable(kind, context.backend)
+        if why:
+            raise CapabilityFailure(why)
+        sums = {}
+        for name, length in (("md5", 32), ("sha256", 64)):
+            value = payload.get(name) or payload.get(name.upper())
+            if value:
+                value = str(value).lower()
+                if len(value) != length or any(c not in "0123456789abcdef" for c in value):
+                    raise CapabilityFailure(f"{name} must be {length} hex characters")
+                sums[name] = value
+        self.state = {"State": "Downloading", "Bytes": 0, "Total": "", "Reason": ""}
+        self.task = defer.ensureDeferred(self._run(url, kind, sums, context))
+        self.task.addErrback(self._crashed)
+        return {"State": "Downloading"}
+
+    def _crashed(self, failure):
+        log.failure("upgrade failed", failure=failure)
+        self._fail("internal error")
+
+    def _fail(self, reason):
+        log.warn("upgrade failed: {reason}", reason=reason)
+        self.state.update(State="Failed", Reason=reason)
+
+    async def _run(self, url, kind, sums, context):
+        directory = context.config.state_dir
+        os.makedirs(directory, exist_ok=True)
+        path = os.path.join(directory, IMAGE_NAME)
+        partial = path + ".part"
+        try:
+            response = await self.agent_factory(context.clock).request(
+                b"GET", url.encode("ascii"), Headers({b"User-Agent": [b"cubegw"]}))
+        except Exception as e:
+            return self._fail(f"download failed: {type(e).__name__}")
+        if response.code != 200:
+            response.deliverBody(Protocol())
+            return self._fail(f"HTTP status {response.code}")
+        length = response.length if isinstance(response.length, int) else None
+        if length is not None and length > self.max_size:
+            response.deliverBody(Protocol())
+            return self._fail(f"image too large ({length} bytes, at most {self.max_size})")
+        self.state["Total"] = "" if length is None else length
+        finished = defer.Deferred()
+        sink = _Sink(partial, self.max_size, finished,
+                     lambda n: self.state.__setitem__("Bytes", n))
+        response.deliverBody(sink)
+        await finished
+        if sink.too_large:
+            os.unlink(partial)
+            return self._fail(f"image too large (more than {self.max_size} bytes)")
+        if sink.reason is None or not sink.reason.check(ResponseDone):
+            os.unlink(partial)
+            return self._fail("download interrupted")
+        for name, expected in sums.items():
+            if getattr(sink, name).hexdigest() != expected:
+                os.unlink(partial)
+                return self._fail(f"{name} mismatch")
+        os.replace(partial, path)
+        self.state["State"] = "Installing"
+        log.info("upgrade image {path} ({n} bytes) verified; installing", path=path,
+                 n=sink.size)
+        await _sleep(context.clock, INSTALL_DELAY)
+        why = await self.installer.install(kind, path, context.backend)
+        if why:
+            return self._fail(why)
+        self.state["State"] = "Done"
+
+
+def _sleep(clock, seconds):
+    d = defer.Deferred()
+    clock.callLater(seconds, d.callback, None)
+    return d
+
+
+# -- SET_WD_INFO ------------------------------------------------------------------
+
+WD_SECTION = "web_popup"
+WD_FIELDS = {  # request field -> store parameter
+    "enable": ParamSpec(WD_SECTION, "enable", Bool(), False, APP, doc="pop-up on"),
+    "W": ParamSpec(WD_SECTION, "width", UnsignedInt(0, 4096), 0, APP, doc="width, px"),
+    "H": ParamSpec(WD_SECTION, "height", UnsignedInt(0, 4096), 0, APP, doc="height, px"),
+    "Place": ParamSpec(WD_SECTION, "place", String(32, no_whitespace=True), "", APP,
+                       doc="where the pop-up shows"),
+    "WDurl": ParamSpec(WD_SECTION, "url", String(256, no_whitespace=True), "", APP,
+                       doc="page shown in the pop-up"),
+    "time": ParamSpec(WD_SECTION, "time", UnsignedInt(0, 86400), 0, APP,
+                      doc="seconds the pop-up stays"),
+}
+
+
+def ensure_schema(schema):
+    """Register the ``web_popup`` parameters (APP-owned) unless they are there."""
+    for spec in WD_FIELDS.values():
+        try:
+            schema.param(spec.section, spec.name)
+        except StoreError:
+            schema.register(spec)
+
+
+class WebPopup(Capability):
+    """SET_WD_INFO: web pop-up settings, kept in the store (APP-owned: the APP
+    factory reset clears them).  Absent or "" fields are left unchanged."""
+
+    cmd_types = ("SET_WD_INFO",)
+    default_right = RIGHT_BOTH
+
+    def handle_SET_WD_INFO(self, payload, context):
+        store = context.store
+        ensure_schema(store.schema)
+        changes = {}
+        for field, spec in WD_FIELDS.items():
+            value = payload.get(field)
+            if value is None or value == "":
+                continue
+            if field == "WDurl" and not (str(value).startswith("http://")
+                                         or str(value).startswith("https://")):
+                raise CapabilityFailure("WDurl must be an http:// or https:// URL")
+            changes[spec.key] = value
+        try:
+            store.update(changes)
+        except StoreError as e:
+            raise CapabilityFailure(str(e)) from None
+        return {field: store.get(spec.section, spec.name) for field, spec in WD_FIELDS.items()}
+
+
+upgrade = Upgrade()
+web_popup = WebPopup()

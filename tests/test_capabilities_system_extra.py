@@ -1,0 +1,148 @@
+"""SYSTEST, GET_DEVICE_INFO_ALL, SET_HG_DATE_TIME_SYNC, GET_SERVICE,
+INFORM_DIAG_REQ, REGISTER / REGISTER_GETSTAT on a TempDirBackend."""
+
+import os
+
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
+
+from cubegw.capabilities import IGatewayCapability
+from cubegw.capabilities import system_extra
+
+from tests.test_dispatch import TELECOMADMIN, Harness
+
+NETWORK = """\
+config interface 'loopback'
+	option device 'lo'
+
+config interface 'lan'
+	option device 'br-lan'
+
+config interface 'wan'
+	option device 'eth1'
+	option proto 'dhcp'
+
+config interface 'iptv'
+	option device 'eth1.45'
+	option proto 'dhcp'
+
+config interface 'voip'
+	option device 'eth1.46'
+	option disabled '1'
+"""
+
+EASYCWMP = """\
+config acs 'acs'
+	option url 'http://itms.example:9090/acs'
+	option periodic_enable '1'
+	option periodic_interval '86400'
+"""
+
+
+def up(flag):
+    return {"isup": flag, "speed": 1000, "mtu": 1500}
+
+
+class SystemExtraTests(SynchronousTestCase):
+    """The capabilities of system_extra."""
+
+    def setUp(self):
+        self.h = Harness(self, providers=[
+            system_extra.selftest, system_extra.device_info_all, system_extra.date_time_sync,
+            system_extra.services, system_extra.inform_diag, system_extra.loid_register])
+        self.h.backend.stats = {"eth1": up(True), "lan1": up(True), "lan2": up(False),
+                                "wlan0": up(True), "br-lan": up(True), "lo": up(True)}
+        self.h.backend.addrs = {"eth1": [{"family": "ipv4", "address": "100.64.1.2",
+                                          "netmask": "255.255.255.0"}]}
+
+    def write(self, name, text):
+        path = os.path.join(self.h.dir, "etc", "config")
+        os.makedirs(path, exist_ok=True)
+        with open(os.path.join(path, name), "w") as f:
+            f.write(text)
+
+    def call(self, cmd, **args):
+        return self.h.call(self, cmd, **args).payload
+
+    def test_verify(self):
+        """Every provider of the module provides IGatewayCapability."""
+        for provider in self.h.providers:
+            self.assertTrue(verifyObject(IGatewayCapability, provider))
+
+    def test_systest(self):
+        """WAN from UCI, LAN ports each Up/Down, WiFi Up."""
+        self.write("network", NETWORK)
+        reply = self.call("SYSTEST")
+        self.assertEqual(reply["WANStatus"], "Up")
+        self.assertEqual(reply["LANStatus"], [{"Port": "lan1", "Status": "Up"},
+                                              {"Port": "lan2", "Status": "Down"}])
+        self.assertEqual(reply["WIFIStatus"], "Up")
+        self.h.backend.stats["eth1"] = up(False)
+        del self.h.backend.stats["wlan0"]
+        reply = self.call("SYSTEST")
+        self.assertEqual((reply["WANStatus"], reply["WIFIStatus"]), ("Down", "None"))
+
+    def test_device_info_all(self):
+        """Needs the account; a snapshot with the WAN address."""
+        self.write("network", NETWORK)
+        self.assertEqual(self.call("GET_DEVICE_INFO_ALL")["FailReason"],
+                         "wrong user or password")
+        reply = self.call("GET_DEVICE_INFO_ALL", USER="telecomadmin", PASSWORD=TELECOMADMIN)
+        self.assertEqual(reply["Status"], "0")
+        self.assertEqual((reply["WANIPAddress"], reply["CPU"], reply["Memory"], reply["SN"]),
+                         ("100.64.1.2", "12", "25", self.h.context.identity.sn))
+        self.assertEqual(reply["SelfTest"]["WANStatus"], "Up")
+
+    def test_date_time(self):
+        """An offset time is set in UTC with date -u -s; a refusal is the FailReason."""
+        reply = self.call("SET_HG_DATE_TIME_SYNC", Time="2024-05-01T10:00:00+08:00")
+        self.assertEqual(reply["Status"], "0")
+        self.assertEqual(self.h.backend.commands, [["date", "-u", "-s", "2024-05-01 02:00:00"]])
+        self.call("SET_HG_DATE_TIME_SYNC", Time="2024-05-01T10:00:00")
+        self.assertEqual(self.h.backend.commands[-1], ["date", "-s", "2024-05-01 10:00:00"])
+        self.h.backend.results["date"] = (1, b"", b"date: cannot set date: Operation not "
+                                          b"permitted\n")
+        self.assertEqual(self.call("SET_HG_DATE_TIME_SYNC", Time="2024-05-01T10:00:00Z")[
+            "FailReason"], "date: cannot set date: Operation not permitted")
+        for bad in ("yesterday", "", None, "2024-13-01T00:00:00"):
+            self.assertEqual(self.call("SET_HG_DATE_TIME_SYNC", Time=bad)["Status"], "1")
+        self.assertEqual(len(self.h.backend.commands), 3)
+
+    def test_services(self):
+        """Internet and IPTV from UCI interfaces; a disabled voip does not count."""
+        self.write("network", NETWORK)
+        reply = self.call("GET_SERVICE")
+        self.assertEqual((reply["Internet"], reply["IPTV"], reply["VoIP"]), ("1", "1", "0"))
+
+    def test_services_without_uci(self):
+        """Without UCI network: Internet is whether there is a default route."""
+        self.assertEqual(self.call("GET_SERVICE")["Internet"], "0")
+
+    def test_inform(self):
+        """No TR-069 client: Status 1; with easycwmp its ACS settings."""
+        self.assertEqual(self.call("INFORM_DIAG_REQ")["FailReason"], "no TR-069 client")
+        self.write("easycwmp", EASYCWMP)
+        reply = self.call("INFORM_DIAG_REQ")
+        self.assertEqual((reply["Client"], reply["InformStatus"], reply["ACSURL"],
+                          reply["PeriodicInterval"]),
+                         ("easycwmp", "Configured", "http://itms.example:9090/acs", "86400"))
+
+    def test_register(self):
+        """REGISTER stores the LOID (ITMS-owned); GETSTAT reports it; ITMS reset clears it."""
+        self.assertEqual(self.call("REGISTER_GETSTAT")["RegisterStatus"], "NotRegistered")
+        reply = self.call("REGISTER", USERID="0755123456", PASSWORD="loidpw")
+        self.assertEqual((reply["Status"], reply["RegisterStatus"]), ("0", "Stored"))
+        reply = self.call("REGISTER_GETSTAT")
+        self.assertEqual((reply["USERID"], reply["RegisterStatus"]), ("0755123456", "Stored"))
+        self.assertIn("no TR-069 client", reply["Note"])
+        self.assertEqual(self.call("REGISTER")["FailReason"], "USERID is required")
+        self.h.store.factory_reset_app()
+        self.assertEqual(self.h.store.get("loid", "userid"), "0755123456")
+        self.h.store.factory_reset_itms()
+        self.assertEqual(self.call("REGISTER_GETSTAT")["RegisterStatus"], "NotRegistered")
+
+    def test_register_with_client(self):
+        """With a TR-069 client the state is Pending."""
+        self.write("easycwmp", EASYCWMP)
+        self.assertEqual(self.call("REGISTER", USERID="L1", PASSWORD="p")["RegisterStatus"],
+                         "Pending")

@@ -1,0 +1,207 @@
+"""UPGRADE (background download, checks, installer) and SET_WD_INFO."""
+
+import hashlib
+import os
+
+from twisted.internet import defer, reactor
+from twisted.internet.task import Clock, deferLater
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web import resource, server
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
+
+from cubegw.backend import TempDirBackend
+from cubegw.capabilities import CapabilityContext, Dispatcher, IGatewayCapability
+from cubegw.capabilities.upgrade import (
+    IUpgradeInstaller, OpenWrtInstaller, Upgrade, WebPopup, upgrade, web_popup,
+)
+from cubegw.config import Accounts, GatewayConfig
+from cubegw.store import Store, builtin_schema
+
+from tests.helpers import IDENTITY
+from tests.test_dispatch import SEQ, Harness
+
+IMAGE = bytes(range(256)) * 400  # 102400 bytes
+
+
+@implementer(IUpgradeInstaller)
+class FakeInstaller:
+    """Records installs; ``why`` is what unavailable() says."""
+
+    def __init__(self, why=None, result=None):
+        self.why, self.result = why, result
+        self.installed = []
+
+    def unavailable(self, kind, backend):
+        return self.why
+
+    def install(self, kind, path, backend):
+        with open(path, "rb") as f:
+            self.installed.append((kind, os.path.basename(path), f.read()))
+        return defer.succeed(self.result)
+
+
+class _Static(resource.Resource):
+    isLeaf = True
+
+    def __init__(self, body):
+        super().__init__()
+        self.body = body
+
+    def render_GET(self, request):
+        return self.body
+
+
+class InstallerTests(SynchronousTestCase):
+    """OpenWrtInstaller through a TempDirBackend."""
+
+    def test_verify(self):
+        """The providers and installers provide their interfaces."""
+        self.assertTrue(verifyObject(IGatewayCapability, upgrade))
+        self.assertTrue(verifyObject(IGatewayCapability, web_popup))
+        self.assertTrue(verifyObject(IUpgradeInstaller, OpenWrtInstaller()))
+        self.assertTrue(verifyObject(IUpgradeInstaller, FakeInstaller()))
+
+    def test_openwrt(self):
+        """On OpenWrt: sysupgrade / opkg install via run; elsewhere unavailable."""
+        tmp = self.mktemp()
+        backend = TempDirBackend(tmp, Clock())
+        installer = OpenWrtInstaller()
+        self.assertEqual(installer.unavailable("firmware", backend),
+                         "no installer on this system")
+        os.makedirs(os.path.join(tmp, "etc"))
+        open(os.path.join(tmp, "etc", "openwrt_release"), "w").close()
+        self.assertIsNone(installer.unavailable("firmware", backend))
+        self.assertIsNone(self.successResultOf(installer.install("firmware", "/tmp/x", backend)))
+        backend.results["opkg"] = (255, b"", b"bad ipk")
+        self.assertEqual(self.successResultOf(installer.install("ipk", "/tmp/y", backend)),
+                         "opkg exited 255: bad ipk")
+        self.assertEqual(backend.commands, [["sysupgrade", "/tmp/x"],
+                                            ["opkg", "install", "/tmp/y"]])
+
+    def test_no_installer(self):
+        """UPGRADE off OpenWrt (default installer): Status 1, nothing downloaded."""
+        h = Harness(self, providers=[Upgrade()])
+        reply = h.call(self, "UPGRADE", side="remote", downurl="http://127.0.0.1/x").payload
+        self.assertEqual((reply["Status"], reply["FailReason"]),
+                         ("1", "no installer on this system"))
+
+    def test_refused(self):
+        """Not http(s), bad method, bad checksum, local side: refused."""
+        h = Harness(self, providers=[Upgrade(FakeInstaller())])
+        for args in ({"downurl": "ftp://x/y"}, {"downurl": "file:///etc/passwd"}, {},
+                     {"downurl": "http://x/y", "method": "rpm"},
+                     {"downurl": "http://x/y", "md5": "abc"}):
+            self.assertEqual(h.call(self, "UPGRADE", side="remote", **args).payload["Status"],
+                             "1", args)
+        self.assertEqual(h.call(self, "UPGRADE", side="local", downurl="http://x/y").result,
+                         -12)
+
+    def test_status_idle(self):
+        """mode status before any upgrade: State Idle."""
+        h = Harness(self, providers=[Upgrade(FakeInstaller())])
+        self.assertEqual(h.call(self, "UPGRADE", side="remote", mode="status").payload["State"],
+                         "Idle")
+
+
+class DownloadTests(TestCase):
+    """UPGRADE against a twisted.web server on 127.0.0.1."""
+
+    timeout = 20
+
+    def setUp(self):
+        root = resource.Resource()
+        root.putChild(b"image.bin", _Static(IMAGE))
+        root.putChild(b"big.bin", _Static(b"z" * 300000))
+        self.port = reactor.listenTCP(0, server.Site(root), interface="127.0.0.1")
+        self.addCleanup(self.port.stopListening)
+        self.base = f"http://127.0.0.1:{self.port.getHost().port}"
+        self.tmp = os.path.abspath(self.mktemp())
+        os.makedirs(self.tmp)
+        self.state_dir = os.path.join(self.tmp, "state")
+        self.clock = Clock()
+        self.installer = FakeInstaller()
+        store = Store(os.path.join(self.tmp, "cubegw"), builtin_schema())
+        context = CapabilityContext(
+            store, GatewayConfig(accounts=Accounts("u", "t"), state_dir=self.state_dir),
+            IDENTITY, TempDirBackend(self.tmp, self.clock), reactor)
+        self.provider = Upgrade(self.installer, max_size=200000)
+        self.dispatcher = Dispatcher([self.provider], store, context, reactor)
+
+    def call(self, **args):
+        parameter = {"CmdType": "UPGRADE", "SequenceId": SEQ}
+        parameter.update(args)
+        return self.dispatcher.dispatch("remote", parameter).addCallback(lambda o: o.payload)
+
+    @defer.inlineCallbacks
+    def wait(self, *states):
+        for _ in range(200):
+            if self.provider.state["State"] in states:
+                return
+            yield deferLater(reactor, 0.02, lambda: None)
+        self.fail(f"state still {self.provider.state}")
+
+    @defer.inlineCallbacks
+    def test_download_verify_install(self):
+        """Status 0 at once; downloaded to the state dir, sha256 checked, installed."""
+        reply = yield self.call(downurl=self.base + "/image.bin",
+                                sha256=hashlib.sha256(IMAGE).hexdigest(),
+                                md5=hashlib.md5(IMAGE).hexdigest().upper())
+        self.assertEqual((reply["Status"], reply["State"]), ("0", "Downloading"), reply)
+        busy = yield self.call(downurl=self.base + "/image.bin")
+        self.assertEqual(busy["FailReason"], "busy")
+        yield self.wait("Installing", "Failed")
+        self.assertEqual(self.provider.state["State"], "Installing")
+        self.assertEqual(self.installer.installed, [])  # INSTALL_DELAY (2 s) later
+        yield self.wait("Done", "Failed")
+        self.assertEqual(self.installer.installed, [("firmware", "upgrade.bin", IMAGE)])
+        status = yield self.call(mode="status")
+        self.assertEqual((status["State"], status["Bytes"], status["Total"]),
+                         ("Done", str(len(IMAGE)), str(len(IMAGE))))
+
+    @defer.inlineCallbacks
+    def test_checksum_mismatch(self):
+        """A wrong md5: Failed "md5 mismatch", nothing installed, no file left."""
+        yield self.call(downurl=self.base + "/image.bin", md5="0" * 32)
+        yield self.wait("Failed", "Done")
+        self.assertEqual(self.provider.state["Reason"], "md5 mismatch")
+        self.assertEqual(self.installer.installed, [])
+        self.assertEqual(os.listdir(self.state_dir), [])
+
+    @defer.inlineCallbacks
+    def test_too_large(self):
+        """An image over the size cap fails, nothing kept."""
+        yield self.call(downurl=self.base + "/big.bin")
+        yield self.wait("Failed", "Done")
+        self.assertIn("too large", self.provider.state["Reason"])
+        self.assertEqual(os.listdir(self.state_dir), [])
+
+    @defer.inlineCallbacks
+    def test_http_error(self):
+        """A 404 fails with its status."""
+        yield self.call(downurl=self.base + "/none.bin")
+        yield self.wait("Failed", "Done")
+        self.assertEqual(self.provider.state["Reason"], "HTTP status 404")
+
+
+class WebPopupTests(SynchronousTestCase):
+    """SET_WD_INFO: stored, validated, APP-owned."""
+
+    def test_store_and_reset(self):
+        """Fields are stored; bad values refused; the APP reset clears them."""
+        h = Harness(self, providers=[WebPopup()])
+        reply = h.call(self, "SET_WD_INFO", enable="1", W="300", H="200", Place="center",
+                       WDurl="http://portal.example/ad", time="30").payload
+        self.assertEqual(reply["Status"], "0", reply)
+        self.assertEqual((reply["W"], reply["WDurl"], reply["enable"]),
+                         ("300", "http://portal.example/ad", "1"))
+        self.assertEqual(h.store.get("web_popup", "time"), 30)
+        for bad in ({"W": "-1"}, {"time": "x"}, {"WDurl": "javascript:alert(1)"},
+                    {"Place": "a b"}):
+            self.assertEqual(h.call(self, "SET_WD_INFO", **bad).payload["Status"], "1", bad)
+        self.assertEqual(h.store.get("web_popup", "width"), 300)
+        h.store.factory_reset_itms()
+        self.assertEqual(h.store.get("web_popup", "width"), 300)
+        h.store.factory_reset_app()
+        self.assertEqual(h.store.get("web_popup", "width"), 0)
+        self.assertEqual(h.store.get("web_popup", "enable"), False)
