@@ -62,6 +62,8 @@ class GatewayConfig:
     accounts: Accounts = field(default_factory=Accounts)
     wifi: Wifi = field(default_factory=Wifi)
     confdir: str = "/etc/config"
+    persist_dir: str = ""             # mirror of X_CT-COM_Mgt outside the overlay ("" = none)
+    fw_env: bool = False              # or: mirror it in the bootloader environment
     state_dir: str = "/var/run/cubegw"
     lan_addresses: tuple = ()
     lan_idle_timeout: float = 10.0    # a LAN client that sends nothing is dropped after this
@@ -89,6 +91,10 @@ def _convert(kind, value, where):
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             raise ConfigError(f"{where}: must be a string")
         return str(value)
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: must be true or false")
+        return value
     if kind in ("float", "int"):
         if (isinstance(value, bool) or not isinstance(value, (int, float))
                 or not math.isfinite(value) or value < 0):
@@ -115,7 +121,7 @@ def parse_config(text, source="config"):
             raise ConfigError(f"{key}: unknown key (known: {', '.join(sorted(allowed))})")
     store = {} if raw.get("store") is None else raw["store"]
     lan = {} if raw.get("lan") is None else raw["lan"]
-    for name, section, known in (("store", store, ("confdir",)),
+    for name, section, known in (("store", store, ("confdir", "persist_dir", "fw_env")),
                                  ("lan", lan, ("addresses", "idle_timeout"))):
         if not isinstance(section, dict):
             raise ConfigError(f"{name}: must be a mapping")
@@ -131,6 +137,9 @@ def parse_config(text, source="config"):
         accounts=_section(Accounts, raw.get("accounts"), "accounts"),
         wifi=_section(Wifi, raw.get("wifi"), "wifi"),
         confdir=_convert("str", store.get("confdir", defaults.confdir), "store.confdir"),
+        persist_dir=_convert("str", store.get("persist_dir", defaults.persist_dir),
+                             "store.persist_dir"),
+        fw_env=_convert("bool", store.get("fw_env", defaults.fw_env), "store.fw_env"),
         state_dir=_convert("str", raw.get("state_dir", defaults.state_dir), "state_dir"),
         lan_addresses=tuple(addresses),
         lan_idle_timeout=_convert("float", lan.get("idle_timeout", defaults.lan_idle_timeout),

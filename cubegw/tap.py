@@ -24,8 +24,10 @@ from cubegw.lan import LanServer
 from cubegw.pluginchannel import PluginChannel
 from cubegw.service import STORE_FILE, RegistrationService, build_identity
 from cubegw.store import Store, StoreError
+from cubegw.store import mirror as store_mirror
 
 DEFAULT_CONFIG = "/etc/cubegw/cubegw.yaml"
+_log = Logger()
 
 
 class Options(usage.Options):
@@ -49,8 +51,14 @@ class Options(usage.Options):
         except identity.IdentityError as e:
             raise usage.UsageError(f"device: {e}")
         try:
+            if config.persist_dir and config.fw_env:
+                raise StoreError("store.persist_dir and store.fw_env: set one, not both")
             os.makedirs(config.confdir, exist_ok=True)
-            self.store = Store(os.path.join(config.confdir, STORE_FILE))
+            path = os.path.join(config.confdir, STORE_FILE)
+            sync = _mirror_sync(config, self["config"])
+            self.store = Store(path, on_contents=sync)
+            if sync is not None:
+                sync.sync_file(path)
             overrides = {("mgt", name): self[opt] for opt, name in
                          [("mgt-url", "MgtURL"), ("port", "Port")] if self[opt] is not None}
             if overrides:
@@ -58,6 +66,20 @@ class Options(usage.Options):
         except (StoreError, OSError) as e:
             raise usage.UsageError(f"store: {e}")
         self.config = config
+
+
+def _mirror_sync(config, config_path):
+    """Keeps X_CT-COM_Mgt and the registration mirrored outside the overlay, if configured.
+
+    The restore side runs at first boot after a factory reset (openwrt uci-defaults).
+    """
+    mirror = store_mirror.mirror_from_config(
+        {"persist_dir": config.persist_dir, "fw_env": config.fw_env})
+    if mirror is None:
+        return None
+    pending = os.path.join(os.path.dirname(os.path.abspath(config_path)), "restore-pending")
+    return store_mirror.MirrorSync(mirror, pending=pending,
+                                   log=lambda msg: _log.warn("store mirror: {msg}", msg=msg))
 
 
 def make_registration(config, store, ident, reactor, net_if_addrs=psutil.net_if_addrs):

@@ -262,7 +262,7 @@ class ExampleFileTests(SynchronousTestCase):
         for name, cls in [("device", Device), ("accounts", Accounts), ("wifi", Wifi),
                           ("timing", Timing)]:
             self.assertEqual(set(raw[name]), {f.name for f in fields(cls)}, name)
-        self.assertEqual(set(raw["store"]), {"confdir"})
+        self.assertEqual(set(raw["store"]), {"confdir", "persist_dir", "fw_env"})
         self.assertEqual(set(raw["lan"]), {"addresses", "idle_timeout"})
 
     def test_every_key_commented(self):
@@ -274,3 +274,12 @@ class ExampleFileTests(SynchronousTestCase):
             if stripped and not stripped.startswith("#") and not stripped.endswith(":"):
                 self.assertTrue(lines[number - 1].strip().startswith("#"),
                                 f"line {number + 1} has no comment: {line}")
+
+
+class MirrorKeyTests(SynchronousTestCase):
+    def test_mirror_keys(self):
+        """store.persist_dir and store.fw_env are read; fw_env must be a boolean."""
+        config = parse_config("store:\n  persist_dir: /mnt/persist/cubegw\n")
+        self.assertEqual((config.persist_dir, config.fw_env), ("/mnt/persist/cubegw", False))
+        self.assertTrue(parse_config("store:\n  fw_env: true\n").fw_env)
+        self.assertRaises(ConfigError, parse_config, "store:\n  fw_env: 1\n")

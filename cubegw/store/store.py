@@ -109,8 +109,12 @@ class Store:
     """
 
     def __init__(self, path, schema: Optional[Schema] = None,
-                 fs: Optional[FileSystem] = None):
+                 fs: Optional[FileSystem] = None,
+                 on_contents: Optional[Callable[[uci.Package], Any]] = None):
         self.path = os.fspath(path)
+        #: Called with the file's contents after each write and each reload
+        #: (e.g. cubegw.store.mirror.MirrorSync); must not raise.
+        self.on_contents = on_contents
         self.schema = schema if schema is not None else DEFAULT_SCHEMA
         self._fs = fs if fs is not None else FileSystem()
         directory, base = os.path.split(os.path.abspath(self.path))
@@ -172,6 +176,8 @@ class Store:
         changed = _diff(self.schema, self._reported, package)
         self._package = package
         self._reported = copy.deepcopy(package)
+        if self.on_contents is not None:
+            self.on_contents(package)
         return changed
 
     # -- writing ---------------------------------------------------------------
@@ -343,6 +349,8 @@ class Store:
             raise StoreError(f"{self.path}: cannot write: {e.strerror or e}") from e
         self._package = package
         apply(self._reported)
+        if self.on_contents is not None:
+            self.on_contents(package)
         return package
 
 

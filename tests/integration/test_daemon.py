@@ -3,6 +3,8 @@
 import io
 import json
 import os
+import subprocess
+import sys
 
 from twisted.internet import defer, threads
 from twisted.trial.unittest import TestCase
@@ -11,7 +13,7 @@ from cubegw import identity
 from cubegw.app import main as app_main
 from cubegw.ctl import main as ctl_main
 
-from tests.integration.support import MAC, Daemon, UdpPeer, gateway_config, sleep
+from tests.integration.support import ROOT, MAC, Daemon, UdpPeer, gateway_config, sleep
 
 CHALLENGE = "00112233445566778899AABBCCDDEEFF"
 
@@ -178,3 +180,36 @@ def free_tcp_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class MirrorTests(TestCase):
+    """X_CT-COM_Mgt survives a factory reset through the mirror the daemon keeps."""
+
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def test_daemon_mirrors_and_restore_recovers(self):
+        """The daemon mirrors --port into persist_dir; after the UCI file is wiped, restore brings it back."""
+        tmp = os.path.abspath(self.mktemp())
+        persist = os.path.join(tmp, "persist")
+        os.makedirs(persist)
+        dist = UdpPeer().listen()
+        self.addCleanup(dist.port.stopListening)
+        config = gateway_config(tmp, store={"persist_dir": persist})
+        daemon = Daemon("cubegw", ["--config", config, "--mgt-url", "127.0.0.1",
+                                   "--port", str(dist.address[1])], tmp).start()
+        self.addCleanup(daemon.stop)
+        yield dist.next()
+        yield daemon.stop()
+        with open(os.path.join(persist, "mgt")) as f:
+            self.assertIn(f"option Port '{dist.address[1]}'", f.read())
+        uci_file = os.path.join(tmp, "config", "cubegw")
+        os.unlink(uci_file)                      # firstboot: back to the ROM default
+        proc = yield threads.deferToThread(
+            subprocess.run, [sys.executable, "-m", "cubegw.store.mirror", "restore",
+                             "--config", uci_file, "--mirror-dir", persist],
+            capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=ROOT))
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        out = io.StringIO()
+        self.assertEqual(ctl_main(["--config", config, "mgt", "get", "Port"], out=out), 0)
+        self.assertEqual(out.getvalue().strip(), str(dist.address[1]))

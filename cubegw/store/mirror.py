@@ -1,0 +1,594 @@
+"""A copy of X_CT-COM_Mgt and the stored operation platform outside the overlay.
+
+protocol.md section 10 wants the ``mgt`` section (X_CT-COM_Mgt) and the
+``registration`` section (the stored operation platform) kept across every
+factory reset.  OpenWrt's ``firstboot`` (and ``sysupgrade -n``) wipe the
+overlay, so ``/etc/config/cubegw`` goes back to the ROM default; a mirror kept
+somewhere the reset does not touch brings the two sections back:
+
+- ``DirectoryMirror(path)``: the file ``<path>/mgt`` on a persistent partition
+  (a UBI volume, a data partition mounted at e.g. ``/mnt/persist/cubegw``), in
+  UCI syntax, with a checksum line, written atomically;
+- ``FwEnvMirror(run)``: the bootloader environment variable ``cubegw_mgt``,
+  set with ``fw_setenv`` and read with ``fw_printenv -n``.
+
+The daemon saves the mirror after each change (``MirrorSync`` as the Store's
+``on_contents`` callback); ``/etc/uci-defaults/90-cubegw`` restores it at the
+first boot after a reset or upgrade::
+
+    python3 -m cubegw.store.mirror restore --config /etc/config/cubegw \\
+        --yaml /etc/cubegw/cubegw.yaml [--pending FILE]
+    python3 -m cubegw.store.mirror save --config /etc/config/cubegw --mirror-dir DIR
+    python3 -m cubegw.store.mirror show --fw-env
+
+Exit status: 0 done (also: no mirror configured, no mirror saved yet: nothing
+changed), 1 error (a corrupt mirror or config: nothing changed), 2 usage,
+3 the mirror location is not available (not mounted, no fw_printenv): with
+``--pending FILE`` the file is created so that the init script tries again
+before the daemon starts, and ``MirrorSync`` does not save while it exists
+(saving then would overwrite the good mirror with the ROM defaults).
+
+Standard library only (PyYAML used when present): it runs from the
+uci-defaults script, without Twisted.
+"""
+
+import argparse
+import base64
+import contextlib
+import copy
+import json
+import os
+import subprocess
+import sys
+import zlib
+from typing import Callable, List, Optional, Sequence, Tuple
+
+from cubegw.store import uci
+from cubegw.store.schema import DEFAULT_SCHEMA, MGT, REGISTRATION, Schema, StoreError
+from cubegw.store.store import FileSystem
+
+__all__ = [
+    "MirrorError", "MirrorUnavailable", "Mirror", "DirectoryMirror", "FwEnvMirror",
+    "PERSISTENT_OWNERS", "persistent_section_names", "extract", "merge",
+    "check_sections", "encode_file", "decode_file", "encode_env", "decode_env",
+    "restore", "save", "MirrorSync", "mirror_from_config", "read_store_keys", "main",
+]
+
+#: The owner classes the mirror keeps (never reset by any factory reset).
+PERSISTENT_OWNERS = (MGT, REGISTRATION)
+
+#: Name of the file a DirectoryMirror keeps in its directory.
+MIRROR_FILE = "mgt"
+#: The bootloader environment variable of a FwEnvMirror.
+ENV_NAME = "cubegw_mgt"
+
+_FILE_MAGIC = "# cubegw-mirror 1 crc32 "
+_FILE_HEAD = ("# cubegw: copy of /etc/config/cubegw's mgt and registration sections,\n"
+              "# restored after a factory reset.  Written by cubegw; do not edit.\n")
+_ENV_VERSION = "1"
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
+
+
+class MirrorError(StoreError):
+    """A mirror that cannot be read or written, with a one-line reason."""
+
+
+class MirrorUnavailable(MirrorError):
+    """The mirror's location is not there (not mounted, no fw_printenv)."""
+
+
+# -- pure functions ---------------------------------------------------------------
+
+
+def persistent_section_names(schema: Schema = DEFAULT_SCHEMA) -> List[str]:
+    """The sections holding X_CT-COM_Mgt and the registration, in schema order."""
+    names: List[str] = []
+    for spec in schema.params(PERSISTENT_OWNERS):
+        if spec.section not in names:
+            names.append(spec.section)
+    return names
+
+
+def extract(package: uci.Package, schema: Schema = DEFAULT_SCHEMA) -> List[uci.Section]:
+    """Copies of the persistent sections of ``package`` (those it has)."""
+    out = []
+    for name in persistent_section_names(schema):
+        section = package.section(name)
+        if section is not None:
+            out.append(copy.deepcopy(section))
+    return out
+
+
+def merge(package: uci.Package, sections: Sequence[uci.Section]) -> Tuple[uci.Package, bool]:
+    """A copy of ``package`` with the mirror's ``sections`` put in; whether it changed.
+
+    The mirror wins for every option it has; an option only ``package`` has
+    (say one a newer firmware added) stays; every other section stays as it is.
+    """
+    merged = copy.deepcopy(package)
+    changed = False
+    for mirrored in sections:
+        target = merged.section(mirrored.name)
+        if target is None:
+            merged.sections.append(copy.deepcopy(mirrored))
+            changed = True
+            continue
+        for name, value in mirrored.options.items():
+            if target.options.get(name) != value:
+                target.options[name] = copy.deepcopy(value)
+                changed = True
+    return merged, changed
+
+
+def check_sections(sections: Sequence[uci.Section], schema: Schema = DEFAULT_SCHEMA,
+                   where: str = "mirror") -> List[uci.Section]:
+    """Refuse a mirror that is not what ``extract`` makes: only persistent named
+    sections, single values, and every writable known value valid."""
+    allowed = persistent_section_names(schema)
+    specs = {spec.key: spec for spec in schema.params(PERSISTENT_OWNERS)}
+    seen = set()
+    for section in sections:
+        if section.name not in allowed or section.name in seen:
+            raise MirrorError(f"{where}: unexpected section {section.name or section.type!r}")
+        seen.add(section.name)
+        for name, value in section.options.items():
+            if not isinstance(value, str):
+                raise MirrorError(f"{where}: {section.name}.{name}: not a single value")
+            spec = specs.get((section.name, name))
+            if spec is not None and spec.writable:
+                try:
+                    spec.convert(value)
+                except StoreError as e:
+                    raise MirrorError(f"{where}: {spec.label}: {e}") from None
+    if not seen:
+        raise MirrorError(f"{where}: no section")
+    return list(sections)
+
+
+def encode_file(sections: Sequence[uci.Section]) -> bytes:
+    """A DirectoryMirror's file: a header, a checksum line and the UCI sections."""
+    body = uci.serialize(uci.Package(list(sections))).encode("utf-8", "surrogateescape")
+    return (_FILE_HEAD + f"{_FILE_MAGIC}{zlib.crc32(body):08x}\n").encode() + body
+
+
+def decode_file(data: bytes, schema: Schema = DEFAULT_SCHEMA,
+                where: str = "mirror") -> List[uci.Section]:
+    """The sections of ``encode_file``'s output; MirrorError if it is not whole."""
+    head = _FILE_HEAD.encode()
+    if not data.startswith(head):
+        raise MirrorError(f"{where}: not a cubegw mirror (bad header)")
+    line, sep, body = data[len(head):].partition(b"\n")
+    text = line.decode("ascii", "replace")
+    if not sep or not text.startswith(_FILE_MAGIC):
+        raise MirrorError(f"{where}: not a cubegw mirror (no checksum line)")
+    if text[len(_FILE_MAGIC):] != f"{zlib.crc32(body):08x}":
+        raise MirrorError(f"{where}: checksum mismatch (truncated or corrupt)")
+    try:
+        package = uci.parse(body.decode("utf-8", "surrogateescape"))
+    except uci.UciError as e:
+        raise MirrorError(f"{where}: {e}") from None
+    return check_sections(package.sections, schema, where)
+
+
+def encode_env(sections: Sequence[uci.Section]) -> str:
+    """A FwEnvMirror's value: ``1.<base64url of compact JSON>.<crc32>``.
+
+    Only ``[A-Za-z0-9_.-]``: nothing a bootloader environment or a shell
+    could misread.
+    """
+    doc = [[s.type, s.name, s.options] for s in sections]
+    raw = json.dumps(doc, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+    b64 = base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+    return f"{_ENV_VERSION}.{b64}.{zlib.crc32(raw):08x}"
+
+
+def decode_env(text: str, schema: Schema = DEFAULT_SCHEMA,
+               where: str = "mirror") -> List[uci.Section]:
+    """The sections of ``encode_env``'s output; MirrorError if it is not whole."""
+    parts = text.strip().split(".")
+    if len(parts) != 3 or parts[0] != _ENV_VERSION:
+        raise MirrorError(f"{where}: not a cubegw mirror value")
+    try:
+        raw = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
+    except (ValueError, TypeError):
+        raise MirrorError(f"{where}: bad encoding") from None
+    if f"{zlib.crc32(raw):08x}" != parts[2]:
+        raise MirrorError(f"{where}: checksum mismatch (truncated or corrupt)")
+    try:
+        doc = json.loads(raw.decode("ascii"))
+        sections = [uci.Section(t, n, dict(o)) for t, n, o in doc]
+        for s in sections:
+            if not isinstance(s.type, str) or not isinstance(s.name, str):
+                raise TypeError
+    except (ValueError, TypeError):
+        raise MirrorError(f"{where}: bad contents") from None
+    return check_sections(sections, schema, where)
+
+
+# -- the two mirrors ----------------------------------------------------------------
+
+
+class Mirror:
+    """Where the persistent sections are copied.
+
+    ``load`` returns the sections, or None when none were ever saved; it
+    raises MirrorUnavailable when the location is not there and MirrorError
+    when what is there is corrupt.  ``save`` replaces the copy as a whole.
+    """
+
+    def load(self, schema: Schema = DEFAULT_SCHEMA) -> Optional[List[uci.Section]]:
+        raise NotImplementedError
+
+    def save(self, sections: Sequence[uci.Section]) -> None:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+
+class DirectoryMirror(Mirror):
+    """``<path>/mgt`` on a persistent partition.
+
+    The directory must exist (it is never created: a missing one is a
+    partition that is not mounted, and writing there would land in the
+    overlay or in RAM).
+    """
+
+    def __init__(self, path, fs: Optional[FileSystem] = None):
+        self.path = os.fspath(path)
+        self.file = os.path.join(self.path, MIRROR_FILE)
+        self._fs = fs if fs is not None else FileSystem()
+
+    def describe(self):
+        return self.file
+
+    def _check_directory(self):
+        if not os.path.isdir(self.path):
+            raise MirrorUnavailable(f"{self.path}: no such directory (not mounted?)")
+
+    def load(self, schema=DEFAULT_SCHEMA):
+        self._check_directory()
+        try:
+            data = self._fs.read(self.file)
+        except OSError as e:
+            raise MirrorError(f"{self.file}: cannot read: {e.strerror or e}") from None
+        if data is None:
+            return None
+        return decode_file(data, schema, self.file)
+
+    def save(self, sections):
+        self._check_directory()
+        try:
+            self._fs.write_atomic(self.file, encode_file(sections))
+        except (OSError, uci.UciError) as e:
+            raise MirrorError(f"{self.file}: cannot write: {getattr(e, 'strerror', None) or e}") \
+                from None
+
+
+def _subprocess_run(argv: Sequence[str]) -> Tuple[int, str, str]:
+    result = subprocess.run(list(argv), capture_output=True, text=True, timeout=60)
+    return result.returncode, result.stdout, result.stderr
+
+
+class FwEnvMirror(Mirror):
+    """The bootloader environment variable ``cubegw_mgt`` (uboot-envtools).
+
+    ``run(argv) -> (returncode, stdout, stderr)`` runs a command (injectable
+    for tests).  fw_setenv rewrites the environment in one go; with a
+    redundant environment (two copies, as most boards configure in
+    /etc/fw_env.config) an interrupted write leaves the old copy valid.
+    """
+
+    def __init__(self, run: Callable[[Sequence[str]], Tuple[int, str, str]] = _subprocess_run,
+                 name: str = ENV_NAME, printenv: str = "fw_printenv",
+                 setenv: str = "fw_setenv"):
+        self.run = run
+        self.name = name
+        self.printenv = printenv
+        self.setenv = setenv
+
+    def describe(self):
+        return f"bootloader environment {self.name}"
+
+    def _run(self, argv):
+        try:
+            return self.run(argv)
+        except (OSError, subprocess.SubprocessError) as e:
+            raise MirrorUnavailable(f"{argv[0]}: {getattr(e, 'strerror', None) or e}") from None
+
+    def load(self, schema=DEFAULT_SCHEMA):
+        code, out, err = self._run([self.printenv, "-n", self.name])
+        if code != 0:
+            if "not defined" in err:
+                return None
+            raise MirrorUnavailable(
+                f"{self.printenv} -n {self.name}: exit {code}: {err.strip()[:200]}")
+        return decode_env(out, schema, self.describe())
+
+    def save(self, sections):
+        try:
+            value = encode_env(sections)
+        except (TypeError, ValueError) as e:
+            raise MirrorError(f"{self.describe()}: cannot encode: {e}") from None
+        code, _, err = self._run([self.setenv, self.name, value])
+        if code != 0:
+            raise MirrorError(f"{self.setenv} {self.name}: exit {code}: {err.strip()[:200]}")
+
+
+# -- config file <-> mirror -----------------------------------------------------------
+
+
+def _lock_path(config: str) -> str:
+    """The Store's lock file for ``config`` (same convention as Store)."""
+    directory, base = os.path.split(os.path.abspath(config))
+    return os.path.join(directory, f".{base}.lock")
+
+
+def _read_package(fs: FileSystem, config: str) -> Optional[uci.Package]:
+    try:
+        data = fs.read(config)
+    except OSError as e:
+        raise MirrorError(f"{config}: cannot read: {e.strerror or e}") from None
+    if data is None:
+        return None
+    try:
+        return uci.parse(data.decode("utf-8", "surrogateescape"))
+    except uci.UciError as e:
+        raise MirrorError(f"{config}: line {e.line}: {e.reason}") from None
+
+
+def restore(config, mirror: Mirror, schema: Schema = DEFAULT_SCHEMA,
+            fs: Optional[FileSystem] = None) -> Optional[bool]:
+    """Put the mirror's sections into the UCI file ``config``.
+
+    None when there is no mirror (the file is not touched), else whether the
+    file changed.  The mirror is read and checked before the file is locked:
+    a corrupt mirror raises MirrorError and the file stays as it is.  A
+    missing file is created with the mirror's sections alone.
+    """
+    config = os.fspath(config)
+    fs = fs if fs is not None else FileSystem()
+    sections = mirror.load(schema)
+    if sections is None:
+        return None
+    try:
+        with fs.locked(_lock_path(config)):
+            package = _read_package(fs, config) or uci.Package()
+            merged, changed = merge(package, sections)
+            if changed:
+                text = uci.serialize(merged)
+                fs.write_atomic(config, text.encode("utf-8", "surrogateescape"))
+    except (OSError, uci.UciError) as e:
+        raise MirrorError(f"{config}: cannot write: {getattr(e, 'strerror', None) or e}") \
+            from None
+    return changed
+
+
+def save(config, mirror: Mirror, schema: Schema = DEFAULT_SCHEMA,
+         fs: Optional[FileSystem] = None) -> None:
+    """Copy the persistent sections of the UCI file ``config`` to the mirror."""
+    config = os.fspath(config)
+    fs = fs if fs is not None else FileSystem()
+    package = _read_package(fs, config)
+    if package is None:
+        raise MirrorError(f"{config}: no such file")
+    sections = extract(package, schema)
+    if not sections:
+        raise MirrorError(f"{config}: no {' or '.join(persistent_section_names(schema))} section")
+    mirror.save(sections)
+
+
+class MirrorSync:
+    """Keeps a mirror in step with a Store: pass it as ``Store(on_contents=...)``.
+
+    Called with the file's contents after each write and reload; saves only
+    when the persistent sections differ from what it last saved (so an ITMS
+    or APP reset, or any other write, costs nothing).  Never raises: a
+    failure is given to ``log`` (a callable taking one string) and retried
+    at the next call.  While the file ``pending`` exists (a restore that
+    could not be done yet) nothing is saved.
+    """
+
+    def __init__(self, mirror: Mirror, schema: Schema = DEFAULT_SCHEMA,
+                 pending: Optional[str] = None, log: Optional[Callable[[str], None]] = None):
+        self.mirror = mirror
+        self.schema = schema
+        self.pending = pending
+        self.log = log if log is not None else (lambda message: None)
+        self._saved: Optional[List[uci.Section]] = None
+
+    def __call__(self, package: uci.Package) -> bool:
+        """Save if needed; whether a save was made."""
+        sections = extract(package, self.schema)
+        if not sections or sections == self._saved:
+            return False
+        if self.pending is not None and os.path.exists(self.pending):
+            self.log(f"mirror not saved: a restore is pending ({self.pending})")
+            return False
+        try:
+            self.mirror.save(sections)
+        except MirrorError as e:
+            self.log(f"mirror not saved: {e}")
+            return False
+        self._saved = sections
+        return True
+
+    def sync_file(self, config) -> bool:
+        """At daemon start: save the persistent sections of the file ``config``
+        unless the mirror already holds them (no flash write then); whether a
+        save was made.  Never raises."""
+        try:
+            package = _read_package(FileSystem(), os.fspath(config))
+        except MirrorError as e:
+            self.log(f"mirror not saved: {e}")
+            return False
+        if package is None:
+            return False
+        try:
+            current = self.mirror.load(self.schema)
+        except MirrorError:
+            current = None  # missing, corrupt or unavailable: __call__ decides
+        if current is not None and current == extract(package, self.schema):
+            self._saved = current
+            return False
+        return self(package)
+
+
+# -- configuration and command line ------------------------------------------------------
+
+
+def _scalar(text: str):
+    text = text.split(" #", 1)[0].strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+        return text[1:-1]
+    lowered = text.lower()
+    if lowered in ("true", "yes", "on"):
+        return True
+    if lowered in ("false", "no", "off"):
+        return False
+    if lowered in ("", "null", "~"):
+        return None
+    return text
+
+
+def read_store_keys(text: str) -> dict:
+    """The ``store`` mapping of the daemon's YAML (PyYAML, else a line reader
+    good for the router's flat ``store:`` block)."""
+    try:
+        import yaml
+    except ImportError:
+        yaml = None
+    if yaml is not None:
+        try:
+            raw = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise MirrorError(f"not valid YAML: {e}") from None
+        store = raw.get("store") if isinstance(raw, dict) else None
+        return store if isinstance(store, dict) else {}
+    store, inside = {}, False
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if not line[0].isspace():
+            inside = line.split("#", 1)[0].strip() == "store:"
+            continue
+        if inside and ":" in line:
+            key, _, value = line.strip().partition(":")
+            store[key.strip()] = _scalar(value)
+    return store
+
+
+def mirror_from_config(store: dict, run=_subprocess_run) -> Optional[Mirror]:
+    """The mirror that ``store.persist_dir`` / ``store.fw_env`` configure, or None."""
+    persist_dir = store.get("persist_dir")
+    fw_env = store.get("fw_env", False)
+    if persist_dir not in (None, "") and not isinstance(persist_dir, str):
+        raise MirrorError("store.persist_dir: must be a string")
+    if not isinstance(fw_env, bool):
+        raise MirrorError("store.fw_env: must be true or false")
+    if persist_dir and fw_env:
+        raise MirrorError("store.persist_dir and store.fw_env: set one, not both")
+    if persist_dir:
+        return DirectoryMirror(persist_dir)
+    if fw_env:
+        return FwEnvMirror(run)
+    return None
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="python3 -m cubegw.store.mirror",
+        description="Copy cubegw's mgt and registration sections to or from a mirror "
+                    "outside the overlay.")
+    parser.add_argument("action", choices=("restore", "save", "show"))
+    parser.add_argument("--config", default="/etc/config/cubegw",
+                        help="the UCI file (default: /etc/config/cubegw)")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--mirror-dir", help="a directory on a persistent partition")
+    where.add_argument("--fw-env", action="store_true",
+                       help="the bootloader environment (fw_setenv / fw_printenv)")
+    where.add_argument("--yaml", help="take store.persist_dir / store.fw_env from this "
+                                      "daemon configuration (nothing to do if neither is set)")
+    parser.add_argument("--pending", help="restore: a file created when the mirror is "
+                                          "not available, removed after a restore")
+    return parser
+
+
+def main(argv=None, run=_subprocess_run, out=None, err=None) -> int:
+    out = out if out is not None else sys.stdout
+    err = err if err is not None else sys.stderr
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            args = _parser().parse_args(argv)
+    except SystemExit as e:
+        return EXIT_USAGE if e.code else EXIT_OK
+    prog = "cubegw-mirror"
+    try:
+        if args.yaml is not None:
+            try:
+                with open(args.yaml, encoding="utf-8") as f:
+                    text = f.read()
+            except (OSError, UnicodeDecodeError) as e:
+                raise MirrorError(f"{args.yaml}: cannot read: {getattr(e, 'strerror', e)}")
+            try:
+                mirror = mirror_from_config(read_store_keys(text), run)
+            except MirrorError as e:
+                raise MirrorError(f"{args.yaml}: {e}") from None
+            if mirror is None:
+                print(f"{prog}: no mirror configured (store.persist_dir, store.fw_env)",
+                      file=out)
+                _done_pending(args)
+                return EXIT_OK
+        elif args.mirror_dir is not None:
+            mirror = DirectoryMirror(args.mirror_dir)
+        else:
+            mirror = FwEnvMirror(run)
+        if args.action == "restore":
+            changed = restore(args.config, mirror)
+            if changed is None:
+                print(f"{prog}: no mirror saved in {mirror.describe()}; nothing changed",
+                      file=out)
+            else:
+                print(f"{prog}: {args.config}: "
+                      f"{'restored from' if changed else 'already matches'} "
+                      f"{mirror.describe()}", file=out)
+            _done_pending(args)
+        elif args.action == "save":
+            save(args.config, mirror)
+            print(f"{prog}: saved to {mirror.describe()}", file=out)
+        else:
+            sections = mirror.load()
+            if sections is None:
+                print(f"{prog}: no mirror saved in {mirror.describe()}", file=err)
+                return EXIT_ERROR
+            out.write(uci.serialize(uci.Package(sections)).lstrip("\n"))
+        return EXIT_OK
+    except MirrorUnavailable as e:
+        print(f"{prog}: {e}", file=err)
+        if args.action == "restore" and args.pending:
+            try:
+                with open(args.pending, "a"):
+                    pass
+                print(f"{prog}: will try again before the daemon starts ({args.pending})",
+                      file=err)
+            except OSError as e2:
+                print(f"{prog}: {args.pending}: {e2.strerror}", file=err)
+        return EXIT_UNAVAILABLE
+    except MirrorError as e:
+        print(f"{prog}: {e}; nothing changed", file=err)
+        # a corrupt mirror is not worth waiting for: let the daemon write a good one
+        _done_pending(args)
+        return EXIT_ERROR
+
+
+def _done_pending(args) -> None:
+    if args.action == "restore" and args.pending:
+        try:
+            os.unlink(args.pending)
+        except FileNotFoundError:
+            pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())
