@@ -1,0 +1,110 @@
+"""docs/CATALOGUE.md against the providers it describes, so the table cannot drift."""
+
+import os
+import re
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from cubegw.capabilities import discover_providers
+
+DOC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                   "docs", "CATALOGUE.md")
+HEADER = ["CmdType", "right", "account", "data it changes (owner)", "on OpenWrt",
+          "on a plain Linux host"]
+RIGHT_WORDS = {0: "none", 1: "local", 2: "remote", 3: "both"}
+_ACCOUNT = re.compile(r"(yes|no)\b")
+
+
+def _cells(line):
+    """The cells of a Markdown table row, stripped (no cell of the table holds a "|")."""
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
+def catalogue_rows(text):
+    """The rows of the catalogue table (the one whose header is HEADER): lists of cells."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("|") and _cells(line) == HEADER:
+            break
+    else:
+        raise AssertionError(f"no table with header {HEADER} in {DOC}")
+    rows = []
+    for line in lines[i + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append(_cells(line))
+    return rows
+
+
+def served():
+    """CmdType -> provider, for every discovered provider."""
+    return {cmd: provider for provider in discover_providers() for cmd in provider.cmd_types}
+
+
+class CatalogueDocTests(SynchronousTestCase):
+    """docs/CATALOGUE.md lists exactly the served CmdTypes, with their rights and accounts."""
+
+    def setUp(self):
+        with open(DOC, encoding="utf-8") as f:
+            self.rows = catalogue_rows(f.read())
+        self.served = served()
+
+    def test_table_shape(self):
+        """The table has rows, each with as many cells as the header."""
+        self.assertTrue(self.rows)
+        for row in self.rows:
+            self.assertEqual(len(row), len(HEADER), row)
+
+    def test_every_cmd_type_has_one_row(self):
+        """Every discovered CmdType is named by exactly one row."""
+        names = [row[0].strip("`") for row in self.rows]
+        for cmd in self.served:
+            self.assertEqual(names.count(cmd), 1, f"{cmd}: {names.count(cmd)} rows")
+
+    def test_no_row_for_unserved_cmd_type(self):
+        """No row names a CmdType that no provider serves."""
+        extra = sorted({row[0].strip("`") for row in self.rows} - set(self.served))
+        self.assertEqual(extra, [])
+
+    def test_right_is_default_right(self):
+        """The right column is each provider's default_right (none/local/remote/both)."""
+        for row in self.rows:
+            provider = self.served.get(row[0].strip("`"))
+            if provider is not None:
+                self.assertEqual(row[1], RIGHT_WORDS[provider.default_right], row[0])
+
+    def test_account_is_needs_account(self):
+        """The account column starts with yes exactly when the provider needs_account."""
+        for row in self.rows:
+            provider = self.served.get(row[0].strip("`"))
+            if provider is None:
+                continue
+            match = _ACCOUNT.match(row[2])
+            self.assertIsNotNone(match, f"{row[0]}: account {row[2]!r} is not yes/no")
+            self.assertEqual(match.group(1) == "yes", bool(provider.needs_account), row[0])
+
+    def test_data_and_sources_filled(self):
+        """Every row says what it changes and where its answer comes from on both hosts."""
+        for row in self.rows:
+            for cell, name in zip(row[3:], HEADER[3:]):
+                self.assertTrue(cell, f"{row[0]}: empty {name}")
+
+    def test_store_writers_name_their_owner(self):
+        """A row that writes to the store names the owner class the code registers."""
+        from cubegw.capabilities import diagnostics, lan_devices, system_extra, upgrade, wifi
+        from cubegw.capabilities.dispatch import RIGHTS_TYPE
+        from cubegw.store import APP, DEFAULT_SCHEMA, ITMS, MGT, MGT_SECTION, SHARED_ACCESS
+        mgt = DEFAULT_SCHEMA.param(MGT_SECTION, "MgtURL").owner
+        owners = {"SET_HG_WIFI_TIMER": (wifi.TIMER_TYPE.owner, "APP-only"),
+                  "SET_HTTP_CFG": (diagnostics.HTTP_PARAMS[0].owner, "APP-only"),
+                  "SET_WD_INFO": (upgrade.WD_FIELDS["enable"].owner, "APP-only"),
+                  "SET_ATTACH_DEVICE_RIGHT": (lan_devices.ACCESS_TYPE.owner, "SHARED_ACCESS"),
+                  "REGISTER": (system_extra.LOID_PARAMS[0].owner, "ITMS-only"),
+                  "SET_BUSINESS_PLATFORM_PARAM": (mgt, "MGT"),
+                  "SET_BUSSINESS_PLATFORM_PARAM": (mgt, "MGT"),
+                  "SET_RIGHT": (RIGHTS_TYPE.owner, "MGT")}
+        words = {APP: "APP-only", ITMS: "ITMS-only", SHARED_ACCESS: "SHARED_ACCESS", MGT: "MGT"}
+        data = {row[0].strip("`"): row[3] for row in self.rows}
+        for cmd, (owner, word) in owners.items():
+            self.assertEqual(words[owner], word, cmd)
+            self.assertIn(word, data[cmd], cmd)
