@@ -105,8 +105,11 @@ def _convert(kind, value, where):
     raise ConfigError(f"{where}: unsupported type {kind}")  # pragma: no cover
 
 
-def parse_config(text, source="config"):
-    """YAML text -> ``GatewayConfig``."""
+def yaml_mapping(text, source, allowed):
+    """YAML text -> its top-level mapping, every key checked against ``allowed``.
+
+    Shared by the gateway's and the platform's configuration files.
+    """
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
@@ -115,10 +118,29 @@ def parse_config(text, source="config"):
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: the top level must be a mapping")
-    allowed = {"device", "accounts", "wifi", "store", "state_dir", "lan", "udp_bind", "timing"}
     for key in raw:
         if key not in allowed:
-            raise ConfigError(f"{key}: unknown key (known: {', '.join(sorted(allowed))})")
+            raise ConfigError(f"{key}: unknown key (known: {', '.join(allowed)})")
+    return raw
+
+
+def read_text(path):
+    """The UTF-8 text of a configuration file, or ConfigError saying why not."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text")
+
+
+_TOP = ("accounts", "device", "lan", "state_dir", "store", "timing", "udp_bind", "wifi")
+
+
+def parse_config(text, source="config"):
+    """YAML text -> ``GatewayConfig``."""
+    raw = yaml_mapping(text, source, _TOP)
     store = {} if raw.get("store") is None else raw["store"]
     lan = {} if raw.get("lan") is None else raw["lan"]
     for name, section, known in (("store", store, ("confdir", "persist_dir", "fw_env")),
@@ -151,11 +173,4 @@ def parse_config(text, source="config"):
 
 def load_config(path):
     """Read and parse the YAML file at ``path``."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read: {e.strerror}")
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text")
-    return parse_config(text, path)
+    return parse_config(read_text(path), path)

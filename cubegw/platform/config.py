@@ -7,10 +7,9 @@
 import dataclasses
 from dataclasses import dataclass
 
-import yaml
 
 from cubegw import identity
-from cubegw.config import ConfigError
+from cubegw.config import ConfigError, read_text, yaml_mapping
 from cubegw.platform import faults as faults_module
 
 __all__ = ["ConfigError", "DeviceConfig", "Endpoint", "PlatformConfig", "UserConfig",
@@ -114,17 +113,7 @@ _TOP = ("distribution", "operation", "message_server", "update_server",
 
 def parse_config(text, source="config"):
     """YAML text -> ``PlatformConfig``."""
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{source}: not valid YAML: {e}")
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: the top level must be a mapping")
-    for key in raw:
-        if key not in _TOP:
-            raise ConfigError(f"{key}: unknown key (known: {', '.join(_TOP)})")
+    raw = yaml_mapping(text, source, _TOP)
     d = PlatformConfig()
     values = dict(
         distribution=_endpoint(raw.get("distribution"), d.distribution, "distribution",
@@ -163,14 +152,7 @@ def parse_config(text, source="config"):
 
 def load_config(path):
     """Read and parse the YAML file at ``path``."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read: {e.strerror}")
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text")
-    return parse_config(text, path)
+    return parse_config(read_text(path), path)
 
 
 def _endpoint(raw, default, where, advertise=True):
