@@ -39,6 +39,8 @@ class AccessProtocol(DatagramProtocol):
         self.resolve = resolve
         self.effects = effects
         self.dropped = 0
+        self._drop_logged_at = None  # clock time of the last "dropped" log line
+        self._drops_unlogged = 0
         self._timer = None
         self._reply_from = None      # resolved (ip, port) the pending request went to
         self._operation_from = None  # resolved (ip, port) of the operation platform
@@ -64,14 +66,19 @@ class AccessProtocol(DatagramProtocol):
             if "RPCMethod" in msg:
                 if msg["RPCMethod"] not in wire.TO_GATEWAY_UDP:
                     return self._drop(addr, f"unexpected RPCMethod {msg['RPCMethod']!r:.40}")
+                from_operation = addr == self._operation_from
                 commands = self.machine.trigger_received(
-                    msg, addr, self.clock.seconds(), addr == self._operation_from)
+                    msg, addr, self.clock.seconds(), from_operation)
+                if not from_operation:
+                    # counted by the machine; logged rate-limited, and no status-file
+                    # write per datagram, so a spoofed flood is not amplified
+                    return self._drop(addr, "trigger from an address that is not the "
+                                            "operation platform")
             elif self.machine.pending is None or addr != self._reply_from:
                 return self._drop(addr, "stray reply: no request is waiting for it")
             else:
                 self.log.info("received {method} reply: Result {result}",
-                              method=self.machine.pending.METHOD, result=msg.get("Result"),
-                              message=msg)
+                              method=self.machine.pending.METHOD, result=msg.get("Result"))
                 commands = self.machine.reply_received(msg)
         except wire.WireError as e:
             return self._drop(addr, e.reason)
@@ -114,7 +121,7 @@ class AccessProtocol(DatagramProtocol):
             self.transport.write(wire.encode_datagram(message), self._reply_from)
             self.log.info("sent {method} to the {target} platform {host}:{port}",
                           method=message.METHOD, target=cmd.target, host=cmd.host,
-                          port=cmd.port, message=message.to_wire())
+                          port=cmd.port)
 
         def failed(reason):
             self.log.warn("cannot resolve {host}: {error}; the reply timer will retry",
@@ -151,7 +158,18 @@ class AccessProtocol(DatagramProtocol):
             self._timer.cancel()
         self._timer = None
 
+    DROP_LOG_INTERVAL = 1.0      # s: at most one "dropped" line this often (log flood)
+
     def _drop(self, addr, reason):
+        """Count and log a dropped datagram; under a flood, one line per interval."""
         self.dropped += 1
-        self.log.warn("dropped a datagram from {addr}: {reason}", addr=addr, reason=reason)
+        now = self.clock.seconds()
+        if self._drop_logged_at is not None and now - self._drop_logged_at < self.DROP_LOG_INTERVAL:
+            self._drops_unlogged += 1
+            return
+        more, self._drops_unlogged = self._drops_unlogged, 0
+        self._drop_logged_at = now
+        self.log.warn("dropped a datagram from {addr}: {reason}" +
+                      (" ({more} more dropped, not logged)" if more else ""),
+                      addr=addr, reason=reason, more=more)
 

@@ -8,6 +8,9 @@ reply has left the gateway first.  ``LanServer`` listens on each configured LAN 
 only, never on a wildcard, and moves when X_CT-COM_Mgt.LocatePort changes.
 """
 
+import ipaddress
+import socket
+
 from twisted.application import service
 from twisted.internet import defer, error
 from twisted.internet.protocol import Factory
@@ -26,6 +29,31 @@ RESULT_TIMEOUT = -100           # plugin operation timed out
 WILDCARDS = frozenset(["", "*", "0.0.0.0", "::", "0:0:0:0:0:0:0:0", "::0"])
 
 _log = Logger()
+
+
+def is_wildcard(address):
+    """Whether binding ``address`` would listen on every interface (so also the WAN).
+
+    Catches the spellings the kernel accepts for "any": ``0.0.0.0`` and its short
+    forms (``0``, ``0.0``), every IPv6 form of ``::`` (``::0``, ``0::0``, ``[::]``,
+    with a zone), the IPv4-mapped ``::ffff:0.0.0.0``, ``*`` and the empty string.
+    """
+    text = str(address).strip().lower()
+    if text in WILDCARDS:
+        return True
+    bare = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    bare = bare.split("%", 1)[0]
+    try:
+        ip = ipaddress.ip_address(bare)
+    except ValueError:
+        pass
+    else:
+        mapped = getattr(ip, "ipv4_mapped", None)
+        return ip.is_unspecified or bool(mapped and mapped.is_unspecified)
+    try:                            # inet_aton's legacy forms: "0", "0.0", "0x0", "00.0.0"
+        return socket.inet_aton(bare) == b"\0\0\0\0"
+    except (OSError, ValueError):
+        return False
 
 
 def call_dispatcher(dispatcher, side, parameter, clock, timeout=None):
@@ -92,12 +120,30 @@ class LanProtocol(Int32StringReceiver, TimeoutMixin):
         self._request_seen = False
         self._after = []
         self._gone = False
+        self._deadline = None
 
     def callLater(self, period, func):
         return self.factory.clock.callLater(period, func)
 
     def connectionMade(self):
         self.setTimeout(self.factory.idle_timeout)
+        # The idle timeout restarts on every byte, so a client dribbling one byte a
+        # second would hold one of the five slots for ever (slowloris): the whole
+        # request must also arrive within request_timeout.
+        self._deadline = self.factory.clock.callLater(
+            self.factory.request_timeout, self._request_too_slow)
+
+    def _request_too_slow(self):
+        self._deadline = None
+        if not self._request_seen and not self._gone:
+            self.log.warn("LAN client {peer} did not complete a request in {timeout} s; "
+                          "aborting", peer=self._peer(), timeout=self.factory.request_timeout)
+            self.transport.abortConnection()
+
+    def _cancel_deadline(self):
+        deadline, self._deadline = getattr(self, "_deadline", None), None
+        if deadline is not None and deadline.active():
+            deadline.cancel()
 
     def dataReceived(self, data):
         if self._request_seen or self._gone:
@@ -123,6 +169,7 @@ class LanProtocol(Int32StringReceiver, TimeoutMixin):
         if self._request_seen:
             return
         self._request_seen = True
+        self._cancel_deadline()
         self.setTimeout(None)        # the dispatcher's own time limit applies now
         try:
             msg = wire.decode_frame(data)
@@ -174,12 +221,14 @@ class LanProtocol(Int32StringReceiver, TimeoutMixin):
     def _close(self):
         """Close after the buffered reply is written; abort if the client will not read it."""
         self._request_seen = True
+        self._cancel_deadline()
         self.setTimeout(self.factory.idle_timeout)
         self.transport.loseConnection()
 
     def connectionLost(self, reason):
         self._gone = True
         self.setTimeout(None)
+        self._cancel_deadline()
         self.factory.released(self)
         after, self._after = self._after, []
         run_actions(after, self.log, "LAN")
@@ -198,11 +247,14 @@ class LanFactory(Factory):
     log = Logger()
 
     def __init__(self, store, dispatcher, clock, idle_timeout=10.0, max_connections=5,
-                 dispatch_timeout=30.0):
+                 dispatch_timeout=30.0, request_timeout=None):
         self.store = store
         self.dispatcher = dispatcher
         self.clock = clock
         self.idle_timeout = idle_timeout
+        # a request must be complete this long after connecting (default 2 x idle)
+        self.request_timeout = (2 * idle_timeout if request_timeout is None
+                                else request_timeout)
         self.max_connections = max_connections
         self.dispatch_timeout = dispatch_timeout
         self.active = set()
@@ -274,7 +326,7 @@ class LanServer(service.Service):
         self.port_number = port = self.store.get("mgt", "LocatePort")
         wanted = []
         for address in self.addresses:
-            if address.strip().lower() in WILDCARDS:
+            if is_wildcard(address):
                 self.log.error("LAN address {address!r} is a wildcard; not listening there "
                                "(the LAN interface must never face the WAN)", address=address)
             else:

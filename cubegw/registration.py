@@ -10,6 +10,7 @@ The machine has at most one outstanding request and exactly one timer at any tim
 running: the reply timeout, a retry wait, the heartbeat interval or the -2 silence.
 """
 
+import hmac
 import random
 from collections import deque
 from dataclasses import dataclass, field
@@ -217,7 +218,7 @@ class RegistrationMachine:
         expected = identity.trigger_key(
             self.dev_rnd, self.identity.sn, settings.wifi_ssid, settings.wifi_password,
             settings.useradmin_password)
-        if trigger.Key != expected:
+        if not hmac.compare_digest(trigger.Key, expected):
             return self._refuse(source, "wrong Key")
         answer = AnswerTrigger(0, source)
         if self._last_trigger is not None:

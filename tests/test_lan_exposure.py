@@ -1,0 +1,154 @@
+"""The LAN Post1 server never faces the WAN (protocol.md section 8), on a MemoryReactor.
+
+``LanServer`` on its own, and the whole ``twistd cubegw`` wiring (``tap.makeService``),
+must listen on the configured LAN addresses only: never on ``0.0.0.0``, ``""``, ``::``,
+``::0`` or another spelling of "every interface", whatever else is configured, at start
+and after LocatePort moves.
+"""
+
+import os
+import signal
+
+from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import globalLogPublisher
+from twisted.trial.unittest import SynchronousTestCase
+
+from cubegw import lan, tap
+from cubegw.store import Store, builtin_schema
+
+from tests.integration.support import gateway_config
+from tests.test_lan import FakeDispatcher, FakeStore
+
+LAN = ("192.168.1.1", "10.0.0.1", "fd00::1")
+WILDCARD_SPELLINGS = ("0.0.0.0", "", "::", "::0", " 0.0.0.0 ", "*", "0:0:0:0:0:0:0:0",
+                      "0::0", "[::]", "::ffff:0.0.0.0", "0", "0.0", "00.000.0.0")
+
+
+class UdpMemoryReactor(MemoryReactorClock):
+    """MemoryReactorClock with listenUDP recorded (the registration service needs one)."""
+
+    def __init__(self):
+        super().__init__()
+        self.udpServers = []
+
+    def listenUDP(self, port, protocol, interface="", maxPacketSize=8192):
+        self.udpServers.append((port, protocol, interface, maxPacketSize))
+
+        class Port:
+            def getHost(self_):
+                return None
+
+            def stopListening(self_):
+                return None
+        protocol.makeConnection(_NullDatagramTransport())
+        return Port()
+
+
+class _NullDatagramTransport:
+    def write(self, data, addr):
+        pass
+
+    def getHost(self):
+        return None
+
+
+def tcp_interfaces(reactor):
+    return [interface for _, _, _, interface in reactor.tcpServers]
+
+
+def capture(testcase):
+    events = []
+    globalLogPublisher.addObserver(events.append)
+    testcase.addCleanup(globalLogPublisher.removeObserver, events.append)
+    return events
+
+
+class WildcardTests(SynchronousTestCase):
+    def test_every_spelling_is_a_wildcard(self):
+        for spelling in WILDCARD_SPELLINGS:
+            self.assertTrue(lan.is_wildcard(spelling), spelling)
+
+    def test_lan_addresses_are_not(self):
+        for address in LAN + ("127.0.0.1", "::1", "fe80::1%br-lan", "192.168.0.0"):
+            self.assertFalse(lan.is_wildcard(address), address)
+
+
+class LanServerExposureTests(SynchronousTestCase):
+    def start(self, addresses):
+        self.reactor = MemoryReactorClock()
+        self.store = FakeStore()
+        server = lan.LanServer(addresses, self.store, FakeDispatcher(), self.reactor)
+        server.startService()
+        self.addCleanup(server.stopService)
+        return server
+
+    def assertOnlyLan(self, expected):
+        interfaces = tcp_interfaces(self.reactor)
+        for interface in interfaces:
+            self.assertFalse(lan.is_wildcard(interface),
+                             f"LAN server listens on wildcard {interface!r}")
+        self.assertEqual(sorted(interfaces), sorted(expected))
+
+    def test_each_wildcard_among_lan_addresses_refused(self):
+        """A wildcard mixed into lan.addresses is refused; the LAN addresses are served."""
+        for spelling in WILDCARD_SPELLINGS:
+            events = capture(self)
+            self.start((LAN[0], spelling, LAN[2]))
+            self.assertOnlyLan([LAN[0], LAN[2]])
+            self.assertTrue([e for e in events if "wildcard" in e.get("log_format", "")],
+                            spelling)
+
+    def test_only_wildcards_listens_nowhere(self):
+        """Only wildcards configured: nothing listens (never fall back to "all")."""
+        self.start(WILDCARD_SPELLINGS)
+        self.assertEqual(self.reactor.tcpServers, [])
+
+    def test_nothing_configured_listens_nowhere(self):
+        self.start(())
+        self.assertEqual(self.reactor.tcpServers, [])
+
+    def test_relisten_after_locateport_change_stays_on_lan(self):
+        """Moving to a new LocatePort binds the LAN addresses again, nothing more."""
+        server = self.start(("::", LAN[0], "0.0.0.0", LAN[1]))
+        self.store.mgt["LocatePort"] = 18000
+        server.relisten()
+        self.assertOnlyLan([LAN[0], LAN[1], LAN[0], LAN[1]])
+        self.assertEqual([p for p, _, _, _ in self.reactor.tcpServers],
+                         [17998, 17998, 18000, 18000])
+
+
+class TapWiringExposureTests(SynchronousTestCase):
+    """``twistd cubegw`` as wired by ``tap.makeService``, on a memory reactor."""
+
+    def make(self, addresses):
+        tmp = os.path.abspath(self.mktemp())
+        os.makedirs(tmp)
+        config = gateway_config(tmp, lan={"addresses": list(addresses)})
+        options = tap.Options()
+        options.parseOptions(["--config", config])
+        # makeService registers the capabilities' sections in the store's schema: give it
+        # a copy, not the module-wide default other tests compare against
+        options.store = Store(options.store.path, builtin_schema())
+        # makeService installs a SIGHUP handler: give the test process its own back
+        previous = signal.getsignal(signal.SIGHUP)
+        self.addCleanup(signal.signal, signal.SIGHUP, previous)
+        self.reactor = UdpMemoryReactor()
+        top = tap.makeService(options, self.reactor)
+        top.startService()
+        self.addCleanup(top.stopService)
+        return top
+
+    def test_listens_only_on_configured_lan_addresses(self):
+        self.make(["127.0.0.1", "127.0.0.2"])
+        self.assertEqual(tcp_interfaces(self.reactor), ["127.0.0.1", "127.0.0.2"])
+        self.assertEqual([p for p, _, _, _ in self.reactor.tcpServers], [17998, 17998])
+
+    def test_wildcards_in_config_not_bound(self):
+        self.make(["0.0.0.0", "127.0.0.1", "::", "", "::0"])
+        self.assertEqual(tcp_interfaces(self.reactor), ["127.0.0.1"])
+
+    def test_no_lan_address_no_tcp_listener(self):
+        """With no LAN address the daemon serves no TCP at all; only the UDP session."""
+        self.make([])
+        self.assertEqual(self.reactor.tcpServers, [])
+        self.assertEqual([i for _, _, i, _ in self.reactor.udpServers], ["127.0.0.1"])
