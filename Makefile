@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 DEPS   := $(VENV)/.deps-stamp
 SRC    := cubegw twisted tests openwrt
 
-.PHONY: test lint install demo clean ipk systools
+.PHONY: test lint install demo clean ipk systools fuzz
 
 $(DEPS): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ systools:
 
 demo: install
 	$(PY) -m cubegw.demo
+
+# A longer fuzz run of the codecs, UCI reader, store, dispatcher and state machine
+# (hypothesis; figures in docs/FUZZING.md). Several minutes.
+fuzz: install
+	$(PY) fuzz/run.py --examples 20000 --seconds 60
 
 # The OpenWrt package, standard library only (no venv): dist/cubegw_<version>_all.ipk
 ipk:

@@ -23,8 +23,9 @@ from cubegw.config import ConfigError, load_config
 from cubegw.lan import LanServer
 from cubegw.pluginchannel import PluginChannel
 from cubegw.service import STORE_FILE, RegistrationService, build_identity
-from cubegw.store import Store, StoreError
+from cubegw.store import StoreError
 from cubegw.store import mirror as store_mirror
+from cubegw.store.recovery import open_store, save_backup
 
 DEFAULT_CONFIG = "/etc/cubegw/cubegw.yaml"
 _log = Logger()
@@ -56,16 +57,39 @@ class Options(usage.Options):
             os.makedirs(config.confdir, exist_ok=True)
             path = os.path.join(config.confdir, STORE_FILE)
             sync = _mirror_sync(config, self["config"])
-            self.store = Store(path, on_contents=sync)
+            after_write = _after_store_write(sync)
+            self.store, _ = open_store(
+                path, on_contents=after_write,
+                log=lambda msg: _log.warn("store recovery: {msg}", msg=msg))
+            after_write.store = self.store
             if sync is not None:
                 sync.sync_file(path)
             overrides = {("mgt", name): self[opt] for opt, name in
                          [("mgt-url", "MgtURL"), ("port", "Port")] if self[opt] is not None}
             if overrides:
                 self.store.update(overrides)
+            _backup(self.store)
         except (StoreError, OSError) as e:
             raise usage.UsageError(f"store: {e}")
         self.config = config
+
+
+def _backup(store):
+    """Keep ``<store>.bak``, the last good file a corrupt store is recovered from."""
+    try:
+        save_backup(store)
+    except StoreError as e:
+        _log.warn("store backup: {error}", error=e)
+
+
+def _after_store_write(sync):
+    """After every write or reload of the store: the mirror (if any), then the backup."""
+    def after(package):
+        if sync is not None:
+            sync(package)
+        _backup(after.store)
+    after.store = None
+    return after
 
 
 def _mirror_sync(config, config_path):

@@ -213,3 +213,30 @@ class MirrorTests(TestCase):
         out = io.StringIO()
         self.assertEqual(ctl_main(["--config", config, "mgt", "get", "Port"], out=out), 0)
         self.assertEqual(out.getvalue().strip(), str(dist.address[1]))
+
+
+class CorruptStoreTests(TestCase):
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def test_corrupt_store_recovered_from_backup(self):
+        """A store file that does not parse at start is moved aside; X_CT-COM_Mgt comes from the backup."""
+        tmp = os.path.abspath(self.mktemp())
+        os.makedirs(tmp)
+        dist = UdpPeer().listen()
+        self.addCleanup(dist.port.stopListening)
+        config = gateway_config(tmp)
+        daemon = Daemon("cubegw", ["--config", config, "--mgt-url", "127.0.0.1",
+                                   "--port", str(dist.address[1])], tmp).start()
+        yield dist.next()
+        yield daemon.stop()
+        uci_file = os.path.join(tmp, "config", "cubegw")
+        with open(uci_file, "w") as f:
+            f.write("config mgt 'mgt\n\toption Port '1\n")       # torn, does not parse
+        daemon = Daemon("cubegw", ["--config", config], tmp).start()
+        self.addCleanup(daemon.stop)
+        msg, _ = yield dist.next()               # the Port from the backup, not the default
+        self.assertEqual(msg["RPCMethod"], "BootFirst")
+        self.assertIn("store recovery", daemon.text())
+        self.assertTrue(any(name.startswith("cubegw.corrupt-")
+                            for name in os.listdir(os.path.join(tmp, "config"))))
