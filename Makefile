@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 DEPS   := $(VENV)/.deps-stamp
 SRC    := cubegw twisted tests openwrt
 
-.PHONY: test lint install demo clean ipk systools fuzz
+.PHONY: test lint install demo clean ipk systools fuzz bench
 
 $(DEPS): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ systools:
 
 demo: install
 	$(PY) -m cubegw.demo
+
+# Benchmarks on 127.0.0.1 (about 8 min, bounded): writes bench/RESULTS.md
+bench: install
+	$(PY) bench/run.py
 
 # A longer fuzz run of the codecs, UCI reader, store, dispatcher and state machine
 # (hypothesis; figures in docs/FUZZING.md). Several minutes.
