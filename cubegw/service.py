@@ -180,7 +180,7 @@ class RegistrationService(service.Service):
             self._hb_seen = hb_ok
             self.last_hb = self.reactor.seconds()
         try:
-            self.status_file.write(self.snapshot())
+            self.status_file.write(self.snapshot(), self.reactor.seconds())
         except OSError as e:
             self.log.warn("cannot write the status file: {error}", error=e)
 

@@ -10,15 +10,19 @@ import tempfile
 STATUS_FILE = "status.json"
 
 
-def atomic_write(path, data, mode=0o644):
-    """Write ``data`` (bytes) to ``path`` so a reader sees the old or the new file, never half."""
+def atomic_write(path, data, mode=0o644, fsync=True):
+    """Write ``data`` (bytes) to ``path`` so a reader sees the old or the new file, never half.
+
+    ``fsync=False`` for files in RAM (``/var/run``) that need no power-cut safety.
+    """
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if fsync:
+                os.fsync(f.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
@@ -29,19 +33,42 @@ def atomic_write(path, data, mode=0o644):
         raise
 
 
+#: Fields that change with every heartbeat: alone, they are written at most this often.
+ROUTINE_FIELDS = ("counters", "last_heartbeat")
+ROUTINE_INTERVAL = 10.0
+
+
+def _significant(snapshot):
+    """The snapshot less what every heartbeat changes (but "never" -> "some time" counts)."""
+    out = {k: v for k, v in snapshot.items() if k not in ROUTINE_FIELDS}
+    out["has_heartbeat"] = snapshot.get("last_heartbeat") is not None
+    return out
+
+
 class StatusFile:
-    """Writes a snapshot dict to ``<state_dir>/status.json`` when it differs from the last one."""
+    """Writes a snapshot dict to ``<state_dir>/status.json``.
+
+    A change of state, platform or the like is written at once; a change of counters
+    and heartbeat time alone at most every ``ROUTINE_INTERVAL`` seconds, so a heartbeat
+    costs no file write on a router's slow flash or CPU.
+    """
 
     def __init__(self, state_dir):
         self.path = os.path.join(state_dir, STATUS_FILE)
         self._last = None
+        self._written_at = None
 
-    def write(self, snapshot):
+    def write(self, snapshot, now):
         if snapshot == self._last:
             return False
+        routine = self._last is not None and _significant(snapshot) == _significant(self._last)
+        if routine and now - self._written_at < ROUTINE_INTERVAL:
+            return False
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        atomic_write(self.path, json.dumps(snapshot, indent=1, sort_keys=True).encode())
+        atomic_write(self.path, json.dumps(snapshot, indent=1, sort_keys=True).encode(),
+                     fsync=False)
         self._last = snapshot
+        self._written_at = now
         return True
 
 

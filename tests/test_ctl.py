@@ -65,7 +65,7 @@ class CtlTests(SynchronousTestCase):
     def test_status_dead_daemon(self):
         """status of a snapshot whose process is gone says "not running"."""
         StatusFile(self.state).write({"pid": 2 ** 22 + 12345, "running": True, "state": "online",
-                                      "counters": {"hb_ok": 3}, "last_heartbeat": None})
+                                      "counters": {"hb_ok": 3}, "last_heartbeat": None}, 0)
         code, out = self.ctl("status")
         self.assertEqual(code, 0)
         self.assertIn("not running", out)

@@ -17,8 +17,6 @@ import time
 
 from twisted.internet import defer
 from twisted.logger import Logger
-from twisted.web.client import Agent, ResponseDone
-from twisted.web.http_headers import Headers
 from twisted.internet.protocol import Protocol
 
 from cubegw.capabilities.base import RIGHT_BOTH, Capability, CapabilityFailure
@@ -178,6 +176,12 @@ def _device(payload, context):
             if isinstance(device, str) and _IFNAME.fullmatch(device):
                 return device
     raise CapabilityFailure(f"unknown WANName {name}")
+
+
+def _web():
+    """twisted.web's client, imported on first use: it costs start-up time on a router."""
+    from twisted.web import client, http_headers
+    return client, http_headers.Headers
 
 
 class _Run:
@@ -343,7 +347,7 @@ class HttpDownload(Capability):
     cmd_types = ("HTTP_DOWNLOAD_REQUEST", "SET_HTTP_CFG")
     default_right = RIGHT_BOTH
 
-    def __init__(self, agent_factory=Agent, now=time.monotonic):
+    def __init__(self, agent_factory=None, now=time.monotonic):
         self.agent_factory = agent_factory
         self.now = now
         self.running = False
@@ -384,7 +388,8 @@ class HttpDownload(Capability):
             self.running = False
 
     async def _measure(self, url, seconds, reactor):
-        agent = self.agent_factory(reactor)
+        client, Headers = _web()
+        agent = (self.agent_factory or client.Agent)(reactor)
         started = self.now()
         request = agent.request(b"GET", url.encode("ascii", "strict"),
                                 Headers({b"User-Agent": [b"cubegw speed test"]}))
@@ -418,7 +423,7 @@ class HttpDownload(Capability):
             timer.cancel()
         ended = self.now()
         reason = counter.reason
-        complete = reason is not None and reason.check(ResponseDone) is not None
+        complete = reason is not None and reason.check(client.ResponseDone) is not None
         if reason is not None and not complete:
             log.info("download of {url} ended early: {why}", url=url, why=reason.value)
         duration = max(ended - body_started, 1e-6)

@@ -22,8 +22,6 @@ import os
 from twisted.internet import defer
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
-from twisted.web.client import Agent, ResponseDone
-from twisted.web.http_headers import Headers
 from zope.interface import Interface, implementer
 
 from cubegw.capabilities.base import RIGHT_BOTH, RIGHT_REMOTE, Capability, CapabilityFailure
@@ -41,6 +39,12 @@ INSTALL_DELAY = 2.0
 #: UPGRADE's ``method`` values and what each installs.
 METHODS = {"": "firmware", "firmware": "firmware", "ipk": "ipk"}
 IMAGE_NAME = "upgrade.bin"
+
+
+def _web():
+    """twisted.web's client, imported on first use: it costs start-up time on a router."""
+    from twisted.web import client, http_headers
+    return client, http_headers.Headers
 
 
 class IUpgradeInstaller(Interface):
@@ -117,7 +121,7 @@ class Upgrade(Capability):
     cmd_types = ("UPGRADE",)
     default_right = RIGHT_REMOTE
 
-    def __init__(self, installer=None, agent_factory=Agent, max_size=MAX_UPGRADE_SIZE):
+    def __init__(self, installer=None, agent_factory=None, max_size=MAX_UPGRADE_SIZE):
         self.installer = installer if installer is not None else OpenWrtInstaller()
         self.agent_factory = agent_factory
         self.max_size = max_size
@@ -168,7 +172,8 @@ class Upgrade(Capability):
         path = os.path.join(directory, IMAGE_NAME)
         partial = path + ".part"
         try:
-            response = await self.agent_factory(context.clock).request(
+            client, Headers = _web()
+            response = await (self.agent_factory or client.Agent)(context.clock).request(
                 b"GET", url.encode("ascii"), Headers({b"User-Agent": [b"cubegw"]}))
         except Exception as e:
             return self._fail(f"download failed: {type(e).__name__}")
@@ -188,7 +193,7 @@ class Upgrade(Capability):
         if sink.too_large:
             os.unlink(partial)
             return self._fail(f"image too large (more than {self.max_size} bytes)")
-        if sink.reason is None or not sink.reason.check(ResponseDone):
+        if sink.reason is None or not sink.reason.check(_web()[0].ResponseDone):
             os.unlink(partial)
             return self._fail("download interrupted")
         for name, expected in sums.items():
