@@ -75,7 +75,7 @@ class ChildDaemon(protocol.ProcessProtocol):
                 self.process.signalProcess(how)
             except Exception:  # already gone: processEnded is on its way
                 pass
-        return self.ended
+        return defer.succeed(self.exit) if self.ended.called else self.ended
 
 
 def with_timeout(reactor, d, timeout, what):

@@ -10,6 +10,13 @@ succeeds.
 
 ``PluginProtocol`` only frames and decodes; ``PluginChannel`` holds the state, the timers
 and the reconnects, and ignores every event of a connection it has already left.
+
+Bounded output: each connection registers its protocol as a streaming producer on the
+transport, whose write buffer pauses it past ``HIGH_WATER`` bytes (a center that does not
+read).  While paused, Reports are refused (the caller falls back to one UDP datagram, which
+does not queue) and the center's requests are not read, so it cannot make the gateway
+buffer replies without bound; the heartbeat reply timeout then drops a center that stays
+wedged.
 """
 
 from twisted.application.internet import backoffPolicy
@@ -34,6 +41,8 @@ STOPPED = "stopped"
 
 _ACTIVE = (CONNECTING, BOOTING, REGISTERING, ONLINE)
 
+HIGH_WATER = 256 * 1024          # bytes of unsent output before the transport pauses us
+
 
 class PluginProtocol(Int32StringReceiver):
     """Frames to dicts for the channel; malformed or oversized input closes the connection."""
@@ -46,10 +55,38 @@ class PluginProtocol(Int32StringReceiver):
         self.attempt = attempt
         self.closing = False
         self.gone = False
+        self.paused = False              # the transport's write buffer is over HIGH_WATER
+        self._producing = False          # registered as the transport's producer
         self._waiters = []
 
     def connectionMade(self):
+        if hasattr(self.transport, "bufferSize"):     # a FileDescriptor: TCP
+            self.transport.bufferSize = HIGH_WATER
+        self.transport.registerProducer(self, True)
+        self._producing = True
         self.channel._connection_made(self)
+
+    # IPushProducer: called by the transport when its write buffer passes HIGH_WATER
+    # (pause) and when it has drained (resume).
+
+    def pauseProducing(self):
+        if not self.paused and not self.closing:
+            self.log.warn("plugin center is not reading (over {limit} bytes unsent): "
+                          "Reports go by UDP and its requests wait", limit=HIGH_WATER)
+        self.paused = True
+        if not self.closing:
+            self.transport.pauseProducing()              # stop reading its requests
+
+    def resumeProducing(self):
+        if not self.paused:
+            return
+        self.paused = False
+        if not self.closing:
+            self.log.info("plugin center reads again")
+            self.transport.resumeProducing()
+
+    def stopProducing(self):
+        self.paused = True
 
     def stringReceived(self, data):
         if self.closing:
@@ -80,6 +117,10 @@ class PluginProtocol(Int32StringReceiver):
 
     def close(self, abort=False):
         self.closing = True
+        if self._producing:
+            # a paused producer would keep loseConnection waiting for it for ever
+            self._producing = False
+            self.transport.unregisterProducer()
         if abort:
             self.transport.abortConnection()
         else:
@@ -140,7 +181,7 @@ class PluginChannel:
         self.failures = 0                # failed attempts since the last Register 0
         self.in_flight = 0               # Posts being dispatched
         self.counters = {"connects": 0, "registered": 0, "posts": 0, "reports": 0,
-                         "heartbeats": 0}
+                         "reports_refused": 0, "heartbeats": 0}
         self._attempt = 0                # events of older attempts are ignored
         self._proto = None
         self._connector = None
@@ -176,8 +217,12 @@ class PluginChannel:
         return self._leave(STOPPED)
 
     def send_report(self, parameter):
-        """Send a Report over the channel; False when it is down (use UDP instead)."""
+        """Send a Report over the channel; False when it is down or the center is not
+        reading (its write buffer is over HIGH_WATER): use UDP instead, nothing queues."""
         if self.state != ONLINE or self._proto is None:
+            return False
+        if self._proto.paused:
+            self.counters["reports_refused"] += 1
             return False
         report = wire.Report(MAC=self.identity.mac, Parameter=parameter)
         if self._proto.send(report):

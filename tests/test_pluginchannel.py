@@ -6,7 +6,7 @@ Backoff is ``backoffPolicy(initialDelay=1, factor=2, jitter=0)``: the n-th retry
 import struct
 
 from twisted.application.internet import backoffPolicy
-from twisted.internet import error
+from twisted.internet import abstract, error
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
@@ -446,9 +446,120 @@ class ChannelTests(SynchronousTestCase):
         self.assertFalse(self.channel.send_report({"a": "b"}))
         self.assertEqual(link.sent(), [BOOT])
 
+    # ------------------------------------------------- bounded output (producer)
+
+    def test_registers_as_streaming_producer(self):
+        """Each connection registers its protocol on the transport as a push producer."""
+        link = self.online()
+        self.assertIs(link.transport.producer, link.proto)
+        self.assertTrue(link.transport.streaming)
+
+    def test_report_refused_while_center_not_reading(self):
+        """pauseProducing (write buffer over the high-water mark): Reports are refused at
+        once (the caller uses UDP), nothing is queued, the center's requests are not read;
+        resumeProducing brings both back."""
+        link = self.online()
+        link.proto.pauseProducing()                   # what the transport does when full
+        self.assertEqual(link.transport.producerState, "paused")   # reading stopped
+        for _ in range(100):
+            self.assertFalse(self.channel.send_report({"CmdType": "LAN_DEVICE_ACCESS"}))
+        self.assertEqual(link.sent(), [])
+        self.assertEqual((self.channel.counters["reports"],
+                          self.channel.counters["reports_refused"]), (0, 100))
+        self.assertTrue(self.channel.connected)       # still registered: only paused
+        self.assertTrue(logged(self.events, "not reading"))
+        link.proto.resumeProducing()
+        self.assertEqual(link.transport.producerState, "producing")
+        self.assertTrue(self.channel.send_report({"CmdType": "LAN_DEVICE_ACCESS"}))
+        self.assertEqual(len(link.sent()), 1)
+
+    def test_close_while_paused_unregisters_producer(self):
+        """Closing a paused connection unregisters the producer first, else a TCP
+        transport would wait for the producer before closing."""
+        link = self.online()
+        link.proto.pauseProducing()
+        self.channel.stop()
+        self.assertIsNone(link.transport.producer)
+        self.assertTrue(link.transport.disconnecting)
+        link.lose()
+
+    def test_paused_center_dropped_by_heartbeat_timeout(self):
+        """A center that stays wedged (not reading) is dropped by the heartbeat timeout."""
+        link = self.online()
+        link.proto.pauseProducing()
+        self.reactor.advance(60)                      # Heartbeat written (small), no reply
+        self.reactor.advance(30)
+        self.assertTrue(link.transport.disconnecting)
+        link.lose()
+        self.assertEqual(self.channel.state, pluginchannel.WAITING)
+
+    def test_high_water_mark_on_a_real_file_descriptor(self):
+        """With Twisted's own FileDescriptor buffer (a socket that accepts nothing), the
+        gateway writes at most HIGH_WATER + one Report, then refuses; once the buffer
+        drains, Reports go over TCP again."""
+        self.channel.connect(*CENTER)
+        host, port, factory, _, _ = self.reactor.tcpClients[-1]
+        proto = factory.buildProtocol(IPv4Address("TCP", host, port))
+        transport = StuckSocket()
+        proto.makeConnection(transport)
+        self.assertEqual(transport.bufferSize, pluginchannel.HIGH_WATER)
+        proto.dataReceived(frame({"Result": 0, "ChallengeCode": CHALLENGE}))
+        proto.dataReceived(frame({"Result": 0}))
+        self.assertTrue(self.channel.connected)
+        report = {"CmdType": "LAN_DEVICE_ACCESS", "Data": "x" * 8000}
+        sent = 0
+        while self.channel.send_report(report):
+            sent += 1
+            self.assertLess(sent, 1000)
+        unsent = transport._tempDataLen + len(transport.dataBuffer)
+        self.assertGreater(unsent, pluginchannel.HIGH_WATER)
+        self.assertLess(unsent, pluginchannel.HIGH_WATER + 9000)
+        self.assertTrue(proto.paused)
+        self.assertFalse(self.channel.send_report(report))
+        self.assertEqual(self.channel.counters["reports_refused"], 2)
+        transport.accept = True                       # the center reads again
+        transport.doWrite()
+        self.assertFalse(proto.paused)
+        self.assertTrue(self.channel.send_report(report))
+        self.channel.stop()
+        self.assertTrue(transport.disconnecting)
+        proto.connectionLost(Failure(error.ConnectionDone()))
+
     def test_snapshot(self):
         """snapshot() reports state, address and counters for the status file."""
         self.online()
         snap = self.channel.snapshot()
         self.assertEqual((snap["state"], snap["connected"], snap["address"]),
                          ("online", True, "127.0.0.5:8080"))
+
+
+class StuckSocket(abstract.FileDescriptor):
+    """Twisted's write buffer with a socket that takes no byte until ``accept`` is set."""
+
+    connected = 1
+    accept = False
+
+    def __init__(self):
+        super().__init__(reactor=MemoryReactorClock())
+        self.connected = 1
+
+    def writeSomeData(self, data):
+        return len(data) if self.accept else 0
+
+    def startWriting(self):
+        pass
+
+    def stopWriting(self):
+        pass
+
+    def startReading(self):
+        pass
+
+    def stopReading(self):
+        pass
+
+    def getPeer(self):
+        return IPv4Address("TCP", *CENTER)
+
+    def getHost(self):
+        return IPv4Address("TCP", "127.0.0.1", 40000)

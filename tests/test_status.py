@@ -34,6 +34,13 @@ class StatusFileTests(SynchronousTestCase):
         self.assertTrue(self.status.write(self.snap(hb=3, last=102.0), ROUTINE_INTERVAL))
         self.assertEqual(read_status(self.dir)["counters"], {"hb_ok": 3})
 
+    def test_other_counters_written_at_once(self):
+        """A refused trigger or a timeout is news: written at once."""
+        self.status.write(self.snap(), 0)
+        snap = self.snap()
+        snap["counters"]["triggers_refused"] = 1
+        self.assertTrue(self.status.write(snap, 0.5))
+
     def test_atomic_and_no_temp_left(self):
         """Only status.json remains, and it is valid JSON."""
         self.status.write(self.snap(), 0)
