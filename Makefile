@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 DEPS   := $(VENV)/.deps-stamp
 SRC    := cubegw twisted tests openwrt
 
-.PHONY: test lint install demo clean ipk systools fuzz bench
+.PHONY: test lint install demo clean ipk systools fuzz bench test-qemu test-old-twisted
 
 $(DEPS): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,16 @@ systools:
 
 demo: install
 	$(PY) -m cubegw.demo
+
+# The unit suite on a foreign CPU: a Debian bookworm root for ARCH under qemu-user, with
+# Debian's own Twisted 22.4 (about 13 min the first time; the root is cached in qemu/roots).
+ARCH ?= arm64
+test-qemu:
+	qemu/test-qemu.sh $(ARCH)
+
+# The whole suite on Twisted 22.4.0, the oldest supported (what Debian 12 ships).
+test-old-twisted:
+	qemu/test-old-twisted.sh
 
 # Benchmarks on 127.0.0.1 (about 8 min, bounded): writes bench/RESULTS.md
 bench: install
