@@ -6,12 +6,14 @@
 
 import json
 import os
+import socket
 
 import yaml
 from twisted.internet import defer, protocol, reactor
 from twisted.internet.task import deferLater
 
 from cubegw.children import ChildDaemon, with_timeout
+from cubegw.demo import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MAC = "02AB54000001"
@@ -101,3 +103,8 @@ def register_gateway(dist, oper, hb_interval=30):
     register, _ = yield reply(oper, "Register", lambda m, a: {"Result": 2})
     hb, source = yield reply(oper, "Hb", lambda m, a: {"Result": 0, "Interval": hb_interval})
     return register, source
+
+
+def free_tcp_port():
+    """A TCP port free on 127.0.0.1 right now."""
+    return free_port(socket.SOCK_STREAM)

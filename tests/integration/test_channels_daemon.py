@@ -6,7 +6,6 @@ plugin center on TCP) and the phone app (raw Int32 clients).
 
 import json
 import os
-import socket
 
 from twisted.internet import defer, protocol, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint, connectProtocol
@@ -17,16 +16,10 @@ from cubegw import identity, wire
 from cubegw.ctl import main as ctl_main
 
 from tests.integration.support import (
-    CHALLENGE, MAC, Daemon, UdpPeer, gateway_config, register_gateway, sleep)
+    CHALLENGE, MAC, Daemon, UdpPeer, free_tcp_port, gateway_config, register_gateway, sleep)
 
 WIFI = ("ChinaNet-TEST", "wifipass")
 USERADMIN = "admin1"
-
-
-def free_tcp_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class FrameClient(Int32StringReceiver):

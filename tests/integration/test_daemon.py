@@ -13,7 +13,8 @@ from cubegw import identity
 from cubegw.app import main as app_main
 from cubegw.ctl import main as ctl_main
 
-from tests.integration.support import ROOT, MAC, Daemon, UdpPeer, gateway_config, sleep
+from tests.integration.support import (
+    MAC, ROOT, Daemon, UdpPeer, free_tcp_port, gateway_config, sleep)
 
 CHALLENGE = "00112233445566778899AABBCCDDEEFF"
 
@@ -175,11 +176,6 @@ class LocalCallTests(TestCase):
         self.assertEqual(out.splitlines()[0], "Result -12")
 
 
-def free_tcp_port():
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class MirrorTests(TestCase):

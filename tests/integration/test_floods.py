@@ -34,7 +34,8 @@ from cubegw.ctl import main as ctl_main
 from cubegw.pluginchannel import PluginChannel
 
 from tests.helpers import IDENTITY
-from tests.integration.support import Daemon, UdpPeer, gateway_config, register_gateway, sleep
+from tests.integration.support import (
+    Daemon, UdpPeer, free_tcp_port, gateway_config, register_gateway, sleep)
 from tests.test_dispatch import Harness
 from tests.test_lan import FakeDispatcher, FakeStore, LanHarness, frame, lose, post
 
@@ -47,12 +48,6 @@ STORM_IN_FLIGHT = 1          # garbage/storm connections open at once (slots: 2 
 PROBE_EVERY = 0.8            # s between Post1 probes
 POST1_DEADLINE = 1.0         # s: the answer every probe must beat
 SEED = 20240611
-
-
-def free_tcp_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Probe(Int32StringReceiver):
