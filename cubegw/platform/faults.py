@@ -206,6 +206,31 @@ def _address(value, bad):
     return (host, int(port))
 
 
+class Delayed:
+    """Calls put off by ``delay`` rules, cancelled together when their server stops."""
+
+    def __init__(self, clock):
+        self.clock = clock
+        self._calls = set()
+
+    def soon(self, delay, f, *args):
+        """Call ``f(*args)`` now, or after ``delay`` seconds."""
+        if delay <= 0:
+            return f(*args)
+
+        def run():
+            self._calls.discard(call)
+            f(*args)
+        call = self.clock.callLater(delay, run)
+        self._calls.add(call)
+
+    def cancel_all(self):
+        for call in list(self._calls):
+            if call.active():
+                call.cancel()
+        self._calls.clear()
+
+
 class FaultRules:
     """The live rule list: ``decide`` consults and consumes it; ``set_rules`` replaces it."""
 

@@ -20,6 +20,7 @@ from twisted.logger import Logger
 from twisted.protocols.basic import Int32StringReceiver
 
 from cubegw import identity, wire
+from cubegw.platform.faults import Delayed
 from cubegw.platform.udp import new_challenge
 
 #: What the request handlers can carry out; Register can also be followed by a Disconnect.
@@ -172,7 +173,7 @@ class PluginCenter:
         self._sessions = {}      # MAC -> registered PluginCenterProtocol
         self._calls = {}         # ID -> _Call
         self._connections = set()
-        self._later = set()
+        self._later = Delayed(clock)
         self._next_id = 1
 
     # ------------------------------------------------------------ public API
@@ -242,10 +243,7 @@ class PluginCenter:
         for connection in list(self._connections):
             connection.close()
             self._forget(connection, "the plugin center stopped")
-        for call in list(self._later):
-            if call.active():
-                call.cancel()
-        self._later.clear()
+        self._later.cancel_all()
 
     # ------------------------------------------------------- from connections
 
@@ -471,12 +469,5 @@ class PluginCenter:
         return id
 
     def _soon(self, delay, f, *args):
-        """Call ``f(*args)`` now, or after ``delay`` seconds (cancelled by ``close_all``)."""
-        if delay <= 0:
-            return f(*args)
-
-        def run():
-            self._later.discard(call)
-            f(*args)
-        call = self.clock.callLater(delay, run)
-        self._later.add(call)
+        """Call ``f(*args)`` now, or after ``delay`` seconds (cancelled when stopping)."""
+        return self._later.soon(delay, f, *args)

@@ -19,7 +19,7 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
 from cubegw import identity, wire
-from cubegw.platform.faults import TRIGGER_ACTIONS, UDP_ACTIONS
+from cubegw.platform.faults import TRIGGER_ACTIONS, UDP_ACTIONS, Delayed
 
 
 class TriggerError(Exception):
@@ -58,7 +58,7 @@ class PlatformProtocol(DatagramProtocol):
         self.clock = clock
         self.urandom = urandom
         self.counters = collections.Counter()
-        self._later = set()
+        self._later = Delayed(clock)
 
     # ------------------------------------------------------------ receiving
 
@@ -129,15 +129,8 @@ class PlatformProtocol(DatagramProtocol):
             self.transport.write(wire.encode_datagram(message), addr)
 
     def _soon(self, delay, f, *args):
-        """Call ``f(*args)`` now, or after ``delay`` seconds (cancelled if the port stops)."""
-        if delay <= 0:
-            return f(*args)
-
-        def run():
-            self._later.discard(call)
-            f(*args)
-        call = self.clock.callLater(delay, run)
-        self._later.add(call)
+        """Call ``f(*args)`` now, or after ``delay`` seconds (cancelled when stopping)."""
+        return self._later.soon(delay, f, *args)
 
     def _drop(self, addr, reason):
         self.counters["dropped"] += 1
@@ -152,10 +145,7 @@ class PlatformProtocol(DatagramProtocol):
         return getattr(self.config, self.endpoint).port
 
     def stopProtocol(self):
-        for call in list(self._later):
-            if call.active():
-                call.cancel()
-        self._later.clear()
+        self._later.cancel_all()
 
     def _known(self, request, learn):
         """The device's record and "", or None and why it is refused.
