@@ -13,6 +13,7 @@ first served.
 
 import collections
 import os
+import socket
 
 from twisted.internet import defer
 from twisted.internet.protocol import DatagramProtocol
@@ -20,6 +21,10 @@ from twisted.logger import Logger
 
 from cubegw import identity, wire
 from cubegw.platform.faults import TRIGGER_ACTIONS, UDP_ACTIONS, Delayed
+
+
+#: SO_RCVBUF of the platform's UDP sockets (the kernel may cap it at net.core.rmem_max).
+RECEIVE_BUFFER = 4 * 1024 * 1024
 
 
 class TriggerError(Exception):
@@ -59,6 +64,15 @@ class PlatformProtocol(DatagramProtocol):
         self.urandom = urandom
         self.counters = collections.Counter()
         self._later = Delayed(clock)
+
+    def startProtocol(self):
+        """A large receive buffer: a burst of many gateways' datagrams is queued, not lost."""
+        try:
+            self.transport.getHandle().setsockopt(
+                socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+        except (AttributeError, OSError) as e:  # a fake transport, or a capped kernel
+            self.log.info("{server}: receive buffer left as it is: {error}",
+                          server=self.server, error=e)
 
     # ------------------------------------------------------------ receiving
 
