@@ -309,11 +309,7 @@ HTTP_PARAMS = (
 
 def ensure_schema(schema):
     """Register the ``http_test`` parameters (APP-owned) unless they are there."""
-    for spec in HTTP_PARAMS:
-        try:
-            schema.param(spec.section, spec.name)
-        except StoreError:
-            schema.register(spec)
+    schema.ensure(*HTTP_PARAMS)
 
 
 def _http_url(url):

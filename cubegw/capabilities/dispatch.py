@@ -21,7 +21,7 @@ from cubegw.capabilities.base import (
     IGatewayCapability, allows, check_account,
 )
 from cubegw.store import (
-    MGT, MGT_SECTION, ParamSpec, SectionType, StoreError, String, UnsignedInt,
+    MGT, MGT_SECTION, ParamSpec, SectionType, String, UnsignedInt,
 )
 
 __all__ = [
@@ -52,10 +52,7 @@ RIGHTS_TYPE = SectionType(
 
 def ensure_rights_schema(schema) -> None:
     """Register ``RIGHTS_TYPE`` in ``schema`` unless it is there already."""
-    try:
-        schema.section_type(RIGHTS_TYPE.type)
-    except StoreError:  # not registered yet
-        schema.register_type(RIGHTS_TYPE)
+    schema.ensure_type(RIGHTS_TYPE)
 
 
 class DuplicateCmdType(ValueError):

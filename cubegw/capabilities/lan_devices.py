@@ -45,10 +45,7 @@ ACCESS_TYPE = SectionType(
 
 def ensure_schema(schema):
     """Register the ``lan_access`` section type in ``schema`` unless it is there."""
-    try:
-        schema.section_type(ACCESS_TYPE.type)
-    except StoreError:
-        schema.register_type(ACCESS_TYPE)
+    schema.ensure_type(ACCESS_TYPE)
 
 
 def normalize_mac(value):

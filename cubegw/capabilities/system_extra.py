@@ -202,11 +202,7 @@ LOID_PARAMS = (
 
 def ensure_schema(schema):
     """Register the ``loid`` parameters (ITMS-owned) unless they are there."""
-    for spec in LOID_PARAMS:
-        try:
-            schema.param(spec.section, spec.name)
-        except StoreError:
-            schema.register(spec)
+    schema.ensure(*LOID_PARAMS)
 
 
 class LoidRegister(Capability):

@@ -235,11 +235,7 @@ WD_FIELDS = {  # request field -> store parameter
 
 def ensure_schema(schema):
     """Register the ``web_popup`` parameters (APP-owned) unless they are there."""
-    for spec in WD_FIELDS.values():
-        try:
-            schema.param(spec.section, spec.name)
-        except StoreError:
-            schema.register(spec)
+    schema.ensure(*WD_FIELDS.values())
 
 
 class WebPopup(Capability):

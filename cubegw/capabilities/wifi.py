@@ -65,10 +65,7 @@ TIMER_TYPE = SectionType(
 
 def ensure_schema(schema):
     """Register the ``wifi_timer`` section type in ``schema`` unless it is there."""
-    try:
-        schema.section_type(TIMER_TYPE.type)
-    except StoreError:
-        schema.register_type(TIMER_TYPE)
+    schema.ensure_type(TIMER_TYPE)
 
 
 def _opt(section, name, default=""):

@@ -262,6 +262,17 @@ class Schema:
         self._types[section_type.type] = section_type
         return section_type
 
+    def ensure(self, *specs: ParamSpec) -> None:
+        """Register each parameter unless it is there already (modules call this lazily)."""
+        for spec in specs:
+            if spec.key not in self._params:
+                self.register(spec)
+
+    def ensure_type(self, section_type: SectionType) -> None:
+        """Register a repeatable section type unless it is there already."""
+        if section_type.type not in self._types:
+            self.register_type(section_type)
+
     def param(self, section: str, name: str) -> ParamSpec:
         try:
             return self._params[(section, name)]
