@@ -45,7 +45,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 from cubegw.store import uci
 from cubegw.store.schema import DEFAULT_SCHEMA, MGT, REGISTRATION, Schema, StoreError
-from cubegw.store.store import FileSystem
+from cubegw.store.store import FileSystem, lock_path_for, read_package
 
 __all__ = [
     "MirrorError", "MirrorUnavailable", "Mirror", "DirectoryMirror", "FwEnvMirror",
@@ -319,25 +319,6 @@ class FwEnvMirror(Mirror):
 # -- config file <-> mirror -----------------------------------------------------------
 
 
-def _lock_path(config: str) -> str:
-    """The Store's lock file for ``config`` (same convention as Store)."""
-    directory, base = os.path.split(os.path.abspath(config))
-    return os.path.join(directory, f".{base}.lock")
-
-
-def _read_package(fs: FileSystem, config: str) -> Optional[uci.Package]:
-    try:
-        data = fs.read(config)
-    except OSError as e:
-        raise MirrorError(f"{config}: cannot read: {e.strerror or e}") from None
-    if data is None:
-        return None
-    try:
-        return uci.parse(data.decode("utf-8", "surrogateescape"))
-    except uci.UciError as e:
-        raise MirrorError(f"{config}: line {e.line}: {e.reason}") from None
-
-
 def restore(config, mirror: Mirror, schema: Schema = DEFAULT_SCHEMA,
             fs: Optional[FileSystem] = None) -> Optional[bool]:
     """Put the mirror's sections into the UCI file ``config``.
@@ -353,8 +334,8 @@ def restore(config, mirror: Mirror, schema: Schema = DEFAULT_SCHEMA,
     if sections is None:
         return None
     try:
-        with fs.locked(_lock_path(config)):
-            package = _read_package(fs, config) or uci.Package()
+        with fs.locked(lock_path_for(config)):
+            package = read_package(fs, config, MirrorError) or uci.Package()
             merged, changed = merge(package, sections)
             if changed:
                 text = uci.serialize(merged)
@@ -370,7 +351,7 @@ def save(config, mirror: Mirror, schema: Schema = DEFAULT_SCHEMA,
     """Copy the persistent sections of the UCI file ``config`` to the mirror."""
     config = os.fspath(config)
     fs = fs if fs is not None else FileSystem()
-    package = _read_package(fs, config)
+    package = read_package(fs, config, MirrorError)
     if package is None:
         raise MirrorError(f"{config}: no such file")
     sections = extract(package, schema)
@@ -419,7 +400,7 @@ class MirrorSync:
         unless the mirror already holds them (no flash write then); whether a
         save was made.  Never raises."""
         try:
-            package = _read_package(FileSystem(), os.fspath(config))
+            package = read_package(FileSystem(), os.fspath(config), MirrorError)
         except MirrorError as e:
             self.log(f"mirror not saved: {e}")
             return False

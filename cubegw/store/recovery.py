@@ -15,7 +15,7 @@ from typing import Callable, List, Optional, Tuple
 
 from cubegw.store import uci
 from cubegw.store.schema import DEFAULT_SCHEMA, MGT, REGISTRATION, StoreError
-from cubegw.store.store import FileSystem, Store
+from cubegw.store.store import FileSystem, Store, lock_path_for
 
 __all__ = ["RecoveryEvent", "open_store", "save_backup", "backup_path_for"]
 
@@ -66,9 +66,8 @@ def open_store(path, backup_path: Optional[str] = None,
             log(message)
 
     directory, base = os.path.split(os.path.abspath(path))
-    lock_path = os.path.join(directory, f".{base}.lock")
     try:
-        with fs.locked(lock_path):
+        with fs.locked(lock_path_for(path)):
             _remove_stale_temps(fs, directory, base, event)
             data = fs.read(path)
             if data is not None:

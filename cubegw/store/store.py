@@ -100,6 +100,26 @@ class FileSystem:
             self.os.close(fd)
 
 
+def lock_path_for(path: str) -> str:
+    """The flock file every writer of the UCI file ``path`` shares: ``.<name>.lock`` beside it."""
+    directory, base = os.path.split(os.path.abspath(path))
+    return os.path.join(directory, f".{base}.lock")
+
+
+def read_package(fs: "FileSystem", path: str, error=StoreError) -> Optional[uci.Package]:
+    """The parsed UCI file ``path``, None if it does not exist; ``error`` says why not."""
+    try:
+        data = fs.read(path)
+    except OSError as e:
+        raise error(f"{path}: cannot read: {e.strerror or e}") from e
+    if data is None:
+        return None
+    try:
+        return uci.parse(data.decode("utf-8", "surrogateescape"))
+    except uci.UciError as e:
+        raise error(f"{path}: line {e.line}: {e.reason}") from e
+
+
 class Store:
     """Typed access to the parameters of a Schema, kept in the UCI file ``path``.
 
@@ -117,8 +137,7 @@ class Store:
         self.on_contents = on_contents
         self.schema = schema if schema is not None else DEFAULT_SCHEMA
         self._fs = fs if fs is not None else FileSystem()
-        directory, base = os.path.split(os.path.abspath(self.path))
-        self.lock_path = os.path.join(directory, f".{base}.lock")
+        self.lock_path = lock_path_for(self.path)
         self._package = self._read() or uci.Package()
         # What reload() has reported so far: the file as last read, plus our
         # own writes, so that a change made by another process is reported
@@ -308,16 +327,7 @@ class Store:
 
     def _read(self) -> Optional[uci.Package]:
         """The parsed file, or None if it does not exist."""
-        try:
-            data = self._fs.read(self.path)
-        except OSError as e:
-            raise StoreError(f"{self.path}: cannot read: {e.strerror or e}") from e
-        if data is None:
-            return None
-        try:
-            return uci.parse(data.decode("utf-8", "surrogateescape"))
-        except uci.UciError as e:
-            raise StoreError(f"{self.path}: line {e.line}: {e.reason}") from e
+        return read_package(self._fs, self.path)
 
     def _modify(self, apply: Callable[[uci.Package], Optional[bool]],
                 check: Optional[Callable[[uci.Package], None]] = None) -> uci.Package:
