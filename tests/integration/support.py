@@ -108,3 +108,32 @@ def register_gateway(dist, oper, hb_interval=30):
 def free_tcp_port():
     """A TCP port free on 127.0.0.1 right now."""
     return free_port(socket.SOCK_STREAM)
+
+
+def scratch_dir(testcase):
+    """An absolute, empty directory of the test's own (daemons run with another cwd)."""
+    tmp = os.path.abspath(testcase.mktemp())
+    os.makedirs(tmp)
+    return tmp
+
+
+def udp_peer(testcase):
+    """A listening UdpPeer that stops with the test."""
+    peer = UdpPeer().listen()
+    testcase.addCleanup(peer.port.stopListening)
+    return peer
+
+
+def lan_gateway_config(tmp, lan=None, **extra):
+    """A gateway config whose LAN server listens on 127.0.0.1 at a free LocatePort.
+
+    Returns (config path, LocatePort); the port is written into the store with cubegw-ctl,
+    as an operator would.
+    """
+    from cubegw.ctl import main as ctl_main
+    port = free_tcp_port()
+    path = gateway_config(tmp, lan=dict({"addresses": ["127.0.0.1"]}, **(lan or {})), **extra)
+    with open(os.devnull, "w") as devnull:
+        if ctl_main(["--config", path, "mgt", "set", "LocatePort", str(port)], out=devnull):
+            raise AssertionError("cubegw-ctl could not set LocatePort")
+    return path, port

@@ -5,7 +5,6 @@ plugin center on TCP) and the phone app (raw Int32 clients).
 """
 
 import json
-import os
 
 from twisted.internet import defer, protocol, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint, connectProtocol
@@ -13,10 +12,9 @@ from twisted.protocols.basic import Int32StringReceiver
 from twisted.trial.unittest import TestCase
 
 from cubegw import identity, wire
-from cubegw.ctl import main as ctl_main
 
 from tests.integration.support import (
-    CHALLENGE, MAC, Daemon, UdpPeer, free_tcp_port, gateway_config, register_gateway, sleep)
+    CHALLENGE, MAC, Daemon, lan_gateway_config, register_gateway, scratch_dir, sleep, udp_peer)
 
 WIFI = ("ChinaNet-TEST", "wifipass")
 USERADMIN = "admin1"
@@ -48,18 +46,10 @@ class DaemonTestCase(TestCase):
     timeout = 60
 
     def setUp(self):
-        self.tmp = os.path.abspath(self.mktemp())
-        os.makedirs(self.tmp)
-        self.dist = UdpPeer().listen()
-        self.oper = UdpPeer().listen()
-        self.addCleanup(self.dist.port.stopListening)
-        self.addCleanup(self.oper.port.stopListening)
-        self.lan_port = free_tcp_port()
-        self.config = gateway_config(
-            self.tmp, lan={"addresses": ["127.0.0.1"], "idle_timeout": 1.5},
-            wifi={"ssid": WIFI[0], "password": WIFI[1]})
-        assert ctl_main(["--config", self.config, "mgt", "set", "LocatePort",
-                         str(self.lan_port)], out=open(os.devnull, "w")) == 0
+        self.tmp = scratch_dir(self)
+        self.dist, self.oper = udp_peer(self), udp_peer(self)
+        self.config, self.lan_port = lan_gateway_config(
+            self.tmp, lan={"idle_timeout": 1.5}, wifi={"ssid": WIFI[0], "password": WIFI[1]})
         self.daemon = Daemon("cubegw", ["--config", self.config, "--mgt-url", "127.0.0.1",
                                         "--port", str(self.dist.address[1])], self.tmp).start()
         self.addCleanup(self.daemon.stop)

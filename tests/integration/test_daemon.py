@@ -14,7 +14,8 @@ from cubegw.app import main as app_main
 from cubegw.ctl import main as ctl_main
 
 from tests.integration.support import (
-    MAC, ROOT, Daemon, UdpPeer, free_tcp_port, gateway_config, sleep)
+    MAC, ROOT, Daemon, UdpPeer, gateway_config, lan_gateway_config, scratch_dir, sleep,
+    udp_peer)
 
 CHALLENGE = "00112233445566778899AABBCCDDEEFF"
 
@@ -23,12 +24,8 @@ class RegistrationFlowTests(TestCase):
     timeout = 60
 
     def setUp(self):
-        self.tmp = os.path.abspath(self.mktemp())
-        os.makedirs(self.tmp)
-        self.dist = UdpPeer().listen()
-        self.oper = UdpPeer().listen()
-        self.addCleanup(self.dist.port.stopListening)
-        self.addCleanup(self.oper.port.stopListening)
+        self.tmp = scratch_dir(self)
+        self.dist, self.oper = udp_peer(self), udp_peer(self)
         self.config = gateway_config(self.tmp)
         self.daemons = []
 
@@ -136,12 +133,8 @@ class LocalCallTests(TestCase):
     timeout = 60
 
     def setUp(self):
-        self.tmp = os.path.abspath(self.mktemp())
-        os.makedirs(self.tmp)
-        self.lan_port = free_tcp_port()
-        self.config = gateway_config(self.tmp, lan={"addresses": ["127.0.0.1"]})
-        self.assertEqual(ctl_main(["--config", self.config, "mgt", "set", "LocatePort",
-                                   str(self.lan_port)], out=_Null()), 0)
+        self.tmp = scratch_dir(self)
+        self.config, self.lan_port = lan_gateway_config(self.tmp)
         self.daemon = Daemon("cubegw", ["--config", self.config, "--mgt-url", "127.0.0.1",
                                         "--port", "9"], self.tmp).start()
         self.addCleanup(self.daemon.stop)

@@ -15,7 +15,6 @@ dispatcher's concurrency cap (-5) and that Reports never queue.
 """
 
 import json
-import os
 import random
 import socket
 import struct
@@ -30,12 +29,11 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from cubegw import wire
 from cubegw.capabilities import Capability
-from cubegw.ctl import main as ctl_main
 from cubegw.pluginchannel import PluginChannel
 
 from tests.helpers import IDENTITY
 from tests.integration.support import (
-    Daemon, UdpPeer, free_tcp_port, gateway_config, register_gateway, sleep)
+    Daemon, lan_gateway_config, register_gateway, scratch_dir, sleep, udp_peer)
 from tests.test_dispatch import Harness
 from tests.test_lan import FakeDispatcher, FakeStore, LanHarness, frame, lose, post
 
@@ -142,17 +140,9 @@ class FloodTests(TestCase):
 
     @defer.inlineCallbacks
     def setUp(self):
-        self.tmp = os.path.abspath(self.mktemp())
-        os.makedirs(self.tmp)
-        self.dist = UdpPeer().listen()
-        self.oper = UdpPeer().listen()
-        self.addCleanup(self.dist.port.stopListening)
-        self.addCleanup(self.oper.port.stopListening)
-        self.lan_port = free_tcp_port()
-        self.config = gateway_config(self.tmp, lan={"addresses": ["127.0.0.1"],
-                                                    "idle_timeout": 1.5})
-        assert ctl_main(["--config", self.config, "mgt", "set", "LocatePort",
-                         str(self.lan_port)], out=open(os.devnull, "w")) == 0
+        self.tmp = scratch_dir(self)
+        self.dist, self.oper = udp_peer(self), udp_peer(self)
+        self.config, self.lan_port = lan_gateway_config(self.tmp, lan={"idle_timeout": 1.5})
         self.daemon = Daemon("cubegw", ["--config", self.config, "--mgt-url", "127.0.0.1",
                                         "--port", str(self.dist.address[1])], self.tmp).start()
         self.addCleanup(self.daemon.stop)
