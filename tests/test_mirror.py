@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
 
 from cubegw.store import FileSystem, Store, StoreError, mirror, uci
 from tests.test_store import FailingOS
@@ -192,6 +193,10 @@ class DirectoryMirrorTests(SynchronousTestCase):
         os.makedirs(self.dir)
         self.mirror = mirror.DirectoryMirror(self.dir)
 
+    def test_provides_interface(self):
+        """It provides IMirror, as restore, save and MirrorSync expect."""
+        self.assertTrue(verifyObject(mirror.IMirror, self.mirror))
+
     def test_round_trip(self):
         self.assertIsNone(self.mirror.load())
         self.mirror.save(sections())
@@ -235,6 +240,10 @@ class FwEnvMirrorTests(SynchronousTestCase):
     def setUp(self):
         self.fake = FakeEnv()
         self.mirror = mirror.FwEnvMirror(self.fake)
+
+    def test_provides_interface(self):
+        """It provides IMirror, as restore, save and MirrorSync expect."""
+        self.assertTrue(verifyObject(mirror.IMirror, self.mirror))
 
     def test_round_trip(self):
         self.assertIsNone(self.mirror.load())

@@ -43,12 +43,14 @@ import sys
 import zlib
 from typing import Callable, List, Optional, Sequence, Tuple
 
+from zope.interface import Interface, implementer
+
 from cubegw.store import uci
 from cubegw.store.schema import DEFAULT_SCHEMA, MGT, REGISTRATION, Schema, StoreError
 from cubegw.store.store import FileSystem, lock_path_for, read_package
 
 __all__ = [
-    "MirrorError", "MirrorUnavailable", "Mirror", "DirectoryMirror", "FwEnvMirror",
+    "MirrorError", "MirrorUnavailable", "IMirror", "DirectoryMirror", "FwEnvMirror",
     "PERSISTENT_OWNERS", "persistent_section_names", "extract", "merge",
     "check_sections", "encode_file", "decode_file", "encode_env", "decode_env",
     "restore", "save", "MirrorSync", "mirror_from_config", "read_store_keys", "main",
@@ -209,25 +211,25 @@ def decode_env(text: str, schema: Schema = DEFAULT_SCHEMA,
 # -- the two mirrors ----------------------------------------------------------------
 
 
-class Mirror:
-    """Where the persistent sections are copied.
+class IMirror(Interface):
+    """Where the persistent sections are copied."""
 
-    ``load`` returns the sections, or None when none were ever saved; it
-    raises MirrorUnavailable when the location is not there and MirrorError
-    when what is there is corrupt.  ``save`` replaces the copy as a whole.
-    """
+    def load(schema=DEFAULT_SCHEMA):
+        """The saved sections, or None when none were ever saved.
 
-    def load(self, schema: Schema = DEFAULT_SCHEMA) -> Optional[List[uci.Section]]:
-        raise NotImplementedError
+        Raises MirrorUnavailable when the location is not there and MirrorError
+        when what is there is corrupt.
+        """
 
-    def save(self, sections: Sequence[uci.Section]) -> None:
-        raise NotImplementedError
+    def save(sections):
+        """Replace the copy as a whole."""
 
-    def describe(self) -> str:
-        raise NotImplementedError
+    def describe():
+        """Where the copy is, for messages."""
 
 
-class DirectoryMirror(Mirror):
+@implementer(IMirror)
+class DirectoryMirror:
     """``<path>/mgt`` on a persistent partition.
 
     The directory must exist (it is never created: a missing one is a
@@ -271,7 +273,8 @@ def _subprocess_run(argv: Sequence[str]) -> Tuple[int, str, str]:
     return result.returncode, result.stdout, result.stderr
 
 
-class FwEnvMirror(Mirror):
+@implementer(IMirror)
+class FwEnvMirror:
     """The bootloader environment variable ``cubegw_mgt`` (uboot-envtools).
 
     ``run(argv) -> (returncode, stdout, stderr)`` runs a command (injectable
@@ -319,7 +322,7 @@ class FwEnvMirror(Mirror):
 # -- config file <-> mirror -----------------------------------------------------------
 
 
-def restore(config, mirror: Mirror, schema: Schema = DEFAULT_SCHEMA,
+def restore(config, mirror: IMirror, schema: Schema = DEFAULT_SCHEMA,
             fs: Optional[FileSystem] = None) -> Optional[bool]:
     """Put the mirror's sections into the UCI file ``config``.
 
@@ -346,7 +349,7 @@ def restore(config, mirror: Mirror, schema: Schema = DEFAULT_SCHEMA,
     return changed
 
 
-def save(config, mirror: Mirror, schema: Schema = DEFAULT_SCHEMA,
+def save(config, mirror: IMirror, schema: Schema = DEFAULT_SCHEMA,
          fs: Optional[FileSystem] = None) -> None:
     """Copy the persistent sections of the UCI file ``config`` to the mirror."""
     config = os.fspath(config)
@@ -371,7 +374,7 @@ class MirrorSync:
     could not be done yet) nothing is saved.
     """
 
-    def __init__(self, mirror: Mirror, schema: Schema = DEFAULT_SCHEMA,
+    def __init__(self, mirror: IMirror, schema: Schema = DEFAULT_SCHEMA,
                  pending: Optional[str] = None, log: Optional[Callable[[str], None]] = None):
         self.mirror = mirror
         self.schema = schema
@@ -460,7 +463,7 @@ def read_store_keys(text: str) -> dict:
     return store
 
 
-def mirror_from_config(store: dict, run=_subprocess_run) -> Optional[Mirror]:
+def mirror_from_config(store: dict, run=_subprocess_run) -> Optional[IMirror]:
     """The mirror that ``store.persist_dir`` / ``store.fw_env`` configure, or None."""
     persist_dir = store.get("persist_dir")
     fw_env = store.get("fw_env", False)
