@@ -57,11 +57,9 @@ class Options(usage.Options):
             os.makedirs(config.confdir, exist_ok=True)
             path = os.path.join(config.confdir, STORE_FILE)
             sync = _mirror_sync(config, self["config"])
-            after_write = _after_store_write(sync)
             self.store, _ = open_store(
-                path, on_contents=after_write,
-                log=lambda msg: _log.warn("store recovery: {msg}", msg=msg))
-            after_write.store = self.store
+                path, log=lambda msg: _log.warn("store recovery: {msg}", msg=msg))
+            self.store.on_contents = _after_store_write(sync, self.store)
             if sync is not None:
                 sync.sync_file(path)
             overrides = {("mgt", name): self[opt] for opt, name in
@@ -82,13 +80,12 @@ def _backup(store):
         _log.warn("store backup: {error}", error=e)
 
 
-def _after_store_write(sync):
+def _after_store_write(sync, store):
     """After every write or reload of the store: the mirror (if any), then the backup."""
     def after(package):
         if sync is not None:
             sync(package)
-        _backup(after.store)
-    after.store = None
+        _backup(store)
     return after
 
 
