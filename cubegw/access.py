@@ -9,10 +9,10 @@ Malformed, oversized and stray datagrams are logged and dropped; the port lives 
 from twisted.internet import defer
 from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.protocol import DatagramProtocol
-from twisted.logger import Logger
 
 from cubegw import registration as reg
 from cubegw import wire
+from cubegw.logs import Logger
 
 
 def resolver_for(reactor):
@@ -77,8 +77,10 @@ class AccessProtocol(DatagramProtocol):
             elif self.machine.pending is None or addr != self._reply_from:
                 return self._drop(addr, "stray reply: no request is waiting for it")
             else:
-                self.log.info("received {method} reply: Result {result}",
-                              method=self.machine.pending.METHOD, result=msg.get("Result"))
+                method, result = self.machine.pending.METHOD, msg.get("Result")
+                routine = method == "Hb" and result == 0
+                (self.log.debug if routine else self.log.info)(
+                    "received {method} reply: Result {result}", method=method, result=result)
                 commands = self.machine.reply_received(msg)
         except wire.WireError as e:
             return self._drop(addr, e.reason)
@@ -119,9 +121,9 @@ class AccessProtocol(DatagramProtocol):
             if cmd.target == reg.OPERATION:
                 self._operation_from = self._reply_from
             self.transport.write(wire.encode_datagram(message), self._reply_from)
-            self.log.info("sent {method} to the {target} platform {host}:{port}",
-                          method=message.METHOD, target=cmd.target, host=cmd.host,
-                          port=cmd.port)
+            (self.log.debug if message.METHOD == "Hb" else self.log.info)(
+                "sent {method} to the {target} platform {host}:{port}",
+                method=message.METHOD, target=cmd.target, host=cmd.host, port=cmd.port)
 
         def failed(reason):
             self.log.warn("cannot resolve {host}: {error}; the reply timer will retry",

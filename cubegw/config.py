@@ -68,6 +68,7 @@ class GatewayConfig:
     lan_addresses: tuple = ()
     lan_idle_timeout: float = 10.0    # a LAN client that sends nothing is dropped after this
     udp_bind: str = ""                # address of the platform-side UDP socket ("" = all)
+    log_level: str = "info"           # "debug": also each heartbeat and successful call
     timing: Timing = field(default_factory=Timing)
 
 
@@ -135,7 +136,8 @@ def read_text(path):
         raise ConfigError(f"{path}: not UTF-8 text")
 
 
-_TOP = ("accounts", "device", "lan", "state_dir", "store", "timing", "udp_bind", "wifi")
+_TOP = ("accounts", "device", "lan", "log_level", "state_dir", "store", "timing", "udp_bind",
+        "wifi")
 
 
 def parse_config(text, source="config"):
@@ -167,8 +169,17 @@ def parse_config(text, source="config"):
         lan_idle_timeout=_convert("float", lan.get("idle_timeout", defaults.lan_idle_timeout),
                                   "lan.idle_timeout"),
         udp_bind=_convert("str", raw.get("udp_bind", defaults.udp_bind), "udp_bind"),
+        log_level=log_level(raw.get("log_level", defaults.log_level)),
         timing=_section(Timing, raw.get("timing"), "timing"),
     )
+
+
+def log_level(value):
+    """A validated ``log_level`` value (both daemons' configurations have one)."""
+    from cubegw.logs import LEVELS
+    if value not in LEVELS:
+        raise ConfigError(f"log_level: must be one of {', '.join(LEVELS)}")
+    return value
 
 
 def load_config(path):

@@ -89,6 +89,7 @@ class Demo:
                          "useradmin_password": ACCOUNTS["useradmin"],
                          "telecomadmin_password": ACCOUNTS["telecomadmin"]}],
             "faults": list(faults),
+            "log_level": "debug",   # the demo shows every heartbeat and call
         }
         gateway = {
             "device": {"mac": MAC, "sn": "auto", "loid": "0755DEMO01", "vendor": "cubegw",
@@ -98,6 +99,7 @@ class Demo:
             "state_dir": os.path.join(self.workdir, "state"),
             "udp_bind": "127.0.0.1",
             "lan": {"addresses": ["127.0.0.1"]},
+            "log_level": "debug",
             "timing": {"boot_jitter": 0.5, "retry_initial": 0.5, "retry_factor": 2,
                        "retry_max": 4, "silence": 5, "reply_timeout": 1, "hb_timeout": 2,
                        "wan_check": 1, "store_check": 0.5},

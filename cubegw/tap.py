@@ -14,7 +14,7 @@ from twisted.application import service
 from twisted.logger import Logger
 from twisted.python import usage
 
-from cubegw import identity
+from cubegw import identity, logs
 from cubegw.backend import LinuxBackend
 from cubegw.capabilities import CapabilityContext, Dispatcher, discover_providers
 from cubegw.capabilities import diagnostics, lan_devices, system_extra, upgrade, wifi
@@ -143,6 +143,7 @@ def makeService(options, reactor=None):
     if reactor is None:
         from twisted.internet import reactor
     config, store, ident = options.config, options.store, options.identity
+    logs.set_level(config.log_level)
     top = service.MultiService()
     for module in (wifi, lan_devices, diagnostics, upgrade, system_extra):
         module.ensure_schema(store.schema)

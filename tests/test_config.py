@@ -141,6 +141,13 @@ class RefusalTests(SynchronousTestCase):
         for section in ["device", "accounts", "wifi", "timing", "store", "lan"]:
             self.assertRefused(f"{section}:\n  bogus_key: 1\n", f"{section}.bogus_key")
 
+    def test_log_level(self):
+        """log_level is "info" or "debug"; anything else is refused and named."""
+        self.assertEqual(parse_config("log_level: debug\n").log_level, "debug")
+        self.assertEqual(parse_config("").log_level, "info")
+        for value in ["warn", "DEBUG", "1", "[debug]"]:
+            self.assertRefused(f"log_level: {value}\n", "log_level", "info, debug")
+
     def test_timing_string(self):
         """A string for a timing value is refused, even a numeric one."""
         for value in ["'5'", "five", "5s"]:
@@ -258,7 +265,7 @@ class ExampleFileTests(SynchronousTestCase):
         with open(EXAMPLE, encoding="utf-8") as f:
             raw = yaml.safe_load(f)
         self.assertEqual(set(raw), {"device", "accounts", "wifi", "store", "state_dir", "lan",
-                                    "udp_bind", "timing"})
+                                    "udp_bind", "log_level", "timing"})
         for name, cls in [("device", Device), ("accounts", Accounts), ("wifi", Wifi),
                           ("timing", Timing)]:
             self.assertEqual(set(raw[name]), {f.name for f in fields(cls)}, name)

@@ -674,6 +674,14 @@ class ConfigTests(SynchronousTestCase):
                           (), ()))
         self.assertFalse(c.separate_message_server())
 
+    def test_log_level(self):
+        """log_level is "info" (default) or "debug"; anything else is refused and named."""
+        self.assertEqual(parse_config("").log_level, "info")
+        self.assertEqual(parse_config("log_level: debug").log_level, "debug")
+        with self.assertRaises(ConfigError) as caught:
+            parse_config("log_level: trace")
+        self.assertIn("log_level", str(caught.exception))
+
     def test_shipped_file(self):
         """etc/cubeplat.yaml loads, with its example device."""
         c = load_config(SHIPPED)

@@ -13,13 +13,13 @@ import re
 from typing import Any, Callable, Dict, Iterable, NamedTuple, Optional, Tuple
 
 from twisted.internet import defer
-from twisted.logger import Logger
 from twisted.plugin import getPlugins
 
 from cubegw.capabilities.base import (
     RIGHT_BOTH, SIDE_RIGHT, CapabilityFailure, CapabilityUnavailable,
     IGatewayCapability, allows, check_account,
 )
+from cubegw.logs import Logger
 from cubegw.store import (
     MGT, MGT_SECTION, ParamSpec, SectionType, String, UnsignedInt,
 )
@@ -30,7 +30,7 @@ __all__ = [
     "DuplicateCmdType", "discover_providers", "index_providers", "ensure_rights_schema",
 ]
 
-log = Logger()
+log = Logger()  # a successful call is routine: debug
 
 RESULT_OK = 0
 RESULT_BUSY = -5
@@ -220,7 +220,8 @@ class Dispatcher:
                 log.error("capability {cmd}: provider returned {type}, not a dict",
                           cmd=cmd_type, type=type(fields).__name__)
                 return self._reply(cmd_type, seq, None, "internal error")
-            log.info("capability {cmd} {seq} from {side}: ok", cmd=cmd_type, seq=seq, side=side)
+            log.debug("capability {cmd} {seq} from {side}: ok", cmd=cmd_type, seq=seq,
+                      side=side)
             return self._reply(cmd_type, seq, fields, None, context.after)
 
         def failed(failure):

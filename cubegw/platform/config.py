@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 
 from cubegw import identity
-from cubegw.config import ConfigError, read_text, yaml_mapping
+from cubegw.config import ConfigError, log_level, read_text, yaml_mapping
 from cubegw.platform import faults as faults_module
 
 __all__ = ["ConfigError", "DeviceConfig", "Endpoint", "PlatformConfig", "UserConfig",
@@ -72,6 +72,7 @@ class PlatformConfig:
     plugin_center: Endpoint = Endpoint(port=9000)   # TCP; advertised in RequestPlug-in
     api: Endpoint = Endpoint(port=8080)             # HTTP API for the phone app
     users: tuple = ()                 # UserConfig: who may use the HTTP API
+    log_level: str = "info"           # "debug": also each answered heartbeat
 
     def with_overrides(self, db=None, distribution_port=None, operation_port=None,
                        plugin_center_port=None, api_port=None):
@@ -108,7 +109,8 @@ class PlatformConfig:
 _TOP = ("distribution", "operation", "message_server", "update_server",
         "heartbeat_interval", "trigger_timeout", "report_limit", "db", "flush_delay",
         "plugin_idle_timeout",
-        "accept_unknown", "devices", "faults", "plugin_center", "api", "users")
+        "accept_unknown", "devices", "faults", "plugin_center", "api", "users",
+        "log_level")
 
 
 def parse_config(text, source="config"):
@@ -137,6 +139,7 @@ def parse_config(text, source="config"):
         plugin_center=_endpoint(raw.get("plugin_center"), d.plugin_center, "plugin_center"),
         api=_endpoint(raw.get("api"), d.api, "api", advertise=False),
         users=_users(raw.get("users")),
+        log_level=log_level(raw.get("log_level", d.log_level)),
     )
     if not values["db"]:
         raise ConfigError("db: must be a file path")

@@ -12,6 +12,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python import usage
 
+from cubegw import logs
 from cubegw.platform.api import Api, build_site
 from cubegw.platform.config import ConfigError, PlatformConfig, load_config
 from cubegw.platform.faults import FaultRules
@@ -194,6 +195,7 @@ def makeService(options, reactor=None):
     if reactor is None:  # pragma: no cover - twistd's path
         from twisted.internet import reactor
     config = options["platform"]
+    logs.set_level(config.log_level)
     registry = build_registry(reactor, config)
     faults = FaultRules(config.faults)
     top = PlatformService(reactor, config, registry, faults)

@@ -29,6 +29,7 @@ def gateway_config(tmpdir, **extra):
         "store": {"confdir": os.path.join(tmpdir, "config")},
         "state_dir": os.path.join(tmpdir, "state"),
         "udp_bind": "127.0.0.1",
+        "log_level": "debug",   # the tests follow each heartbeat and call in the log
         "timing": {"boot_jitter": 0.2, "retry_initial": 0.2, "retry_factor": 2,
                    "retry_max": 2, "silence": 3, "reply_timeout": 0.5, "hb_timeout": 1,
                    "wan_check": 0.5, "store_check": 0.2},

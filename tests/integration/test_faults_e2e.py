@@ -74,6 +74,7 @@ class FaultFlowTests(TestCase):
                               "telecomadmin_password": "telecom1", "user_id": USER},
                              **device)],
             "faults": list(faults),
+            "log_level": "debug",   # the tests follow each Hb in the log
         }
         path = os.path.join(self.tmp, "cubeplat.yaml")
         with open(path, "w") as f:
