@@ -63,7 +63,7 @@ def call_dispatcher(dispatcher, side, parameter, clock, timeout=None):
     than ``timeout`` seconds is -100.
     """
     d = defer.maybeDeferred(dispatcher.dispatch, side, parameter)
-    if timeout:
+    if timeout and (not d.called or d.paused):     # answered at once: nothing to time
         d.addTimeout(timeout, clock)
 
     def normalize(outcome):

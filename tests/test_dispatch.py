@@ -285,6 +285,13 @@ class ResultCodeTests(SynchronousTestCase):
         self.h.call(self, "ECHO")
         self.assertEqual(self.h.clock.getDelayedCalls(), [])
 
+    def test_sync_call_sets_no_timer(self):
+        """A call that answers at once never asks the clock for a timeout at all."""
+        timers = []
+        self.patch(self.h.clock, "callLater", lambda *a, **kw: timers.append(a))
+        self.h.call(self, "ECHO")
+        self.assertEqual(timers, [])
+
 
 class StatusTests(SynchronousTestCase):
     """Status "1" outcomes: SequenceId, provider failures, accounts."""

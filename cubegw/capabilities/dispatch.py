@@ -213,7 +213,8 @@ class Dispatcher:
         self.in_flight += 1
         d = defer.maybeDeferred(provider.call, cmd_type, parameter, context)
         d.addCallback(lambda r: defer.ensureDeferred(r) if inspect.iscoroutine(r) else r)
-        d.addTimeout(self.timeout, self.clock)
+        if not d.called or d.paused:    # most providers answer at once: no timer for them
+            d.addTimeout(self.timeout, self.clock)
 
         def done(fields):
             if not isinstance(fields, dict):
