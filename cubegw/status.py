@@ -58,18 +58,20 @@ class StatusFile:
     def __init__(self, state_dir):
         self.path = os.path.join(state_dir, STATUS_FILE)
         self._last = None
+        self._last_significant = None
         self._written_at = None
 
     def write(self, snapshot, now):
         if snapshot == self._last:
             return False
-        routine = self._last is not None and _significant(snapshot) == _significant(self._last)
+        significant = _significant(snapshot)
+        routine = significant == self._last_significant
         if routine and now - self._written_at < ROUTINE_INTERVAL:
             return False
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         atomic_write(self.path, json.dumps(snapshot, indent=1, sort_keys=True).encode(),
                      fsync=False)
-        self._last = snapshot
+        self._last, self._last_significant = snapshot, significant
         self._written_at = now
         return True
 
