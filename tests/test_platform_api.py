@@ -27,7 +27,7 @@ from tests.test_platform_plugincenter import MAC, SN, Gateway
 LOID = "0755123456"
 OTHER = "001122334455"
 OTHER_SN = "001122-ABCDEFABCDEF12345"
-USERS = (UserConfig("U1", "token-one-1"), UserConfig("U2", "token-two-2"))
+USERS = (UserConfig("U1", "token-one-1", admin=True), UserConfig("U2", "token-two-2"))
 DEV_RND = "0123456789ABCDEF0123456789ABCDEF"
 
 
@@ -377,6 +377,16 @@ class FaultsTests(SynchronousTestCase):
         r = h.request("PUT", "/api/faults", {"faults": []})
         self.assertEqual(r.json, {"faults": []})
 
+    def test_admin_only(self):
+        """A user who is not an admin gets 403 for the rules, and they stay as they were."""
+        h = ApiHarness(self)
+        h.request("PUT", "/api/faults", [{"mac": "*", "message": "Hb", "no_reply": True}])
+        for method, body in (("GET", None), ("PUT", [])):
+            r = h.request(method, "/api/faults", body, token="token-two-2")
+            self.assertEqual(r.code, 403, method)
+            self.assertIn("admin", r.json["error"])
+        self.assertEqual(len(h.request("GET", "/api/faults").json["faults"]), 1)
+
     def test_bad_rule(self):
         """A bad rule is 400 naming it, and the rules stay as they were."""
         h = ApiHarness(self)
@@ -402,11 +412,12 @@ class ConfigTests(SynchronousTestCase):
         c = parse_config("""
 plugin_center: {host: 0.0.0.0, port: 0, advertised_host: pc.example}
 api: {port: "0"}
-users: [{user_id: U1, token: secret-token}]
+users: [{user_id: U1, token: secret-token}, {user_id: LAB, token: lab-token, admin: true}]
 """)
         self.assertEqual(c.plugin_center.advertised, "pc.example")
         self.assertEqual(c.api.port, 0)
-        self.assertEqual(c.users, (UserConfig("U1", "secret-token"),))
+        self.assertEqual(c.users, (UserConfig("U1", "secret-token"),
+                                   UserConfig("LAB", "lab-token", admin=True)))
         self.assertNotIn("secret-token", repr(c.users))
 
     def test_errors(self):
@@ -419,6 +430,7 @@ users: [{user_id: U1, token: secret-token}]
             ("users: [{token: abcdefgh}]", "users[0].user_id"),
             ("users: [{user_id: U1, token: short}]", "users[0].token"),
             ("users: [{user_id: U1, token: abcdefgh, x: 1}]", "users[0].x"),
+            ("users: [{user_id: U1, token: abcdefgh, admin: yes-please}]", "users[0].admin"),
             ("users: [{user_id: U1, token: abcdefgh}, {user_id: U1, token: abcdefgi}]",
              "users[1].user_id"),
             ("users: [{user_id: U1, token: abcdefgh}, {user_id: U2, token: abcdefgh}]",

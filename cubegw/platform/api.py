@@ -12,7 +12,7 @@ the registry is in memory, and calls to gateways return Deferreds.
     GET  /api/gateways/<MAC>/connection   {"connected": bool}
     POST /api/gateways/<MAC>/call         {parameter, timeout?, plugin_name?} -> result
     GET  /api/gateways/<MAC>/reports      pushed reports, oldest first
-    GET  /api/faults, PUT /api/faults     the fault rules
+    GET  /api/faults, PUT /api/faults     the fault rules (admin users only: 403 otherwise)
 """
 
 import hmac
@@ -75,6 +75,11 @@ class Api:
             if hmac.compare_digest(token, user.token.encode("utf-8")):
                 found = user.user_id
         return found
+
+    def require_admin(self, user_id):
+        """``ApiError`` 403 unless ``user_id`` is an admin: fault rules touch every gateway."""
+        if not any(u.user_id == user_id and u.admin for u in self.users):
+            raise ApiError(403, "the fault rules need an admin user (users[].admin: true)")
 
     def owned(self, mac_segment, user_id):
         """The caller's gateway named in the path, else ``ApiError`` 404."""
@@ -374,9 +379,11 @@ class FaultsResource(JSONResource):
     isLeaf = True
 
     def do_GET(self, request, user_id):
+        self.api.require_admin(user_id)
         return 200, {"faults": self.api.faults.rules}
 
     def do_PUT(self, request, user_id):
+        self.api.require_admin(user_id)
         body = read_json(request)
         rules = body.get("faults") if isinstance(body, dict) else body
         if not isinstance(rules, list):

@@ -49,9 +49,10 @@ class UserConfig:
     """A phone-app user of the HTTP API: who they are, and the bearer token proving it."""
     user_id: str
     token: str
+    admin: bool = False               # may read and replace the fault rules (all gateways)
 
     def __repr__(self):  # keep tokens out of logs and tracebacks
-        return f"UserConfig(user_id={self.user_id!r}, token=...)"
+        return f"UserConfig(user_id={self.user_id!r}, token=..., admin={self.admin!r})"
 
 
 @dataclass(frozen=True)
@@ -218,8 +219,8 @@ def _users(raw):
         if not isinstance(item, dict):
             raise ConfigError(f"{where}: must be a mapping with user_id and token")
         for key in item:
-            if key not in ("user_id", "token"):
-                raise ConfigError(f"{where}.{key}: unknown key (known: user_id, token)")
+            if key not in ("user_id", "token", "admin"):
+                raise ConfigError(f"{where}.{key}: unknown key (known: user_id, token, admin)")
         user_id = _str(item.get("user_id"), f"{where}.user_id", strip=True)
         token = _str(item.get("token"), f"{where}.token", strip=True)
         if not user_id:
@@ -231,7 +232,8 @@ def _users(raw):
         if token in tokens:
             raise ConfigError(f"{where}.token: the same token as users[{tokens[token]}]")
         ids[user_id] = tokens[token] = i
-        out.append(UserConfig(user_id, token))
+        out.append(UserConfig(user_id, token, _bool(item.get("admin", False),
+                                                     f"{where}.admin")))
     return tuple(out)
 
 

@@ -66,7 +66,7 @@ class FaultFlowTests(TestCase):
             "operation": {"host": "127.0.0.1", "port": self.oper_port},
             "plugin_center": {"host": "127.0.0.1", "port": 0},
             "api": {"host": "127.0.0.1", "port": self.api_port},
-            "users": [{"user_id": USER, "token": TOKEN}],
+            "users": [{"user_id": USER, "token": TOKEN, "admin": True}],
             "heartbeat_interval": heartbeat_interval, "trigger_timeout": 2,
             "db": os.path.join(self.tmp, "cubeplat.db"), "flush_delay": 0.1,
             "devices": [dict({"mac": MAC, "wifi_ssid": "ChinaNet-TEST",
