@@ -442,6 +442,16 @@ users: [{user_id: U1, token: secret-token}, {user_id: LAB, token: lab-token, adm
 
 
 class TapTests(SynchronousTestCase):
+    def test_plugin_timeouts(self):
+        """plugin_boot_timeout and plugin_idle_timeout reach the plugin center; 0 = never."""
+        c = parse_config("plugin_boot_timeout: 5\nplugin_idle_timeout: 0\n")
+        self.assertEqual((c.plugin_boot_timeout, c.plugin_idle_timeout), (5, 0))
+        self.assertEqual(parse_config("").plugin_boot_timeout, 30)
+        self.assertRaises(ConfigError, parse_config, "plugin_boot_timeout: -1")
+        top = tap.makeService({"platform": c}, MemoryReactorClock())
+        self.assertEqual((top.plugin_center.boot_timeout, top.plugin_center.idle_timeout),
+                         (5, None))
+
     def test_listeners(self):
         """The plugin center and the API listen once the registry is loaded; the bound
         ports are logged and RequestPlug-in advertises the plugin center's."""

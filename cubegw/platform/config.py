@@ -67,6 +67,7 @@ class PlatformConfig:
     db: str = "cubeplat.db"
     flush_delay: float = 1.0
     plugin_idle_timeout: float = 180.0  # close a plugin connection silent this long (0: never)
+    plugin_boot_timeout: float = 30.0   # close a plugin connection with no Boot by then (0: never)
     accept_unknown: bool = False
     devices: tuple = ()
     faults: tuple = ()                # rule mappings, validated by faults.parse_rules
@@ -109,7 +110,7 @@ class PlatformConfig:
 
 _TOP = ("distribution", "operation", "message_server", "update_server",
         "heartbeat_interval", "trigger_timeout", "report_limit", "db", "flush_delay",
-        "plugin_idle_timeout",
+        "plugin_idle_timeout", "plugin_boot_timeout",
         "accept_unknown", "devices", "faults", "plugin_center", "api", "users",
         "log_level")
 
@@ -134,6 +135,8 @@ def parse_config(text, source="config"):
         flush_delay=_seconds(raw.get("flush_delay", d.flush_delay), "flush_delay"),
         plugin_idle_timeout=_seconds(raw.get("plugin_idle_timeout", d.plugin_idle_timeout),
                                      "plugin_idle_timeout"),
+        plugin_boot_timeout=_seconds(raw.get("plugin_boot_timeout", d.plugin_boot_timeout),
+                                     "plugin_boot_timeout"),
         accept_unknown=_bool(raw.get("accept_unknown", d.accept_unknown), "accept_unknown"),
         devices=_devices(raw.get("devices")),
         faults=_faults(raw.get("faults")),

@@ -168,6 +168,7 @@ class TCPListener(service.Service):
 
 def build_plugin_center(reactor, config, registry, faults):
     center = PluginCenter(registry, faults, reactor,
+                          boot_timeout=config.plugin_boot_timeout or None,
                           idle_timeout=config.plugin_idle_timeout or None)
     listener = TCPListener(reactor, "plugin center", config.plugin_center, center.factory(),
                            on_stop=center.close_all)
