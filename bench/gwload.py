@@ -11,7 +11,10 @@ scripted plugin center), spawns the gateway, and measures it with psutil and
   hb_cpu      CPU per heartbeat cycle (see METHOD below)
   lan         Post1 GET_SN_INFO, connect-call-close, 1 and 5 clients; bare Int32 echo
   plugin      Post QUERY_MEM_INFO over the plugin-center connection, 64 in flight;
-              bare Int32 echo over one connection
+              baseline: ``echo.py wire`` (registers like the gateway, then decodes each
+              Post and encodes its reply with cubegw.wire, no capability behind it),
+              driven by the same scripted center code; for reference, the raw Int32
+              echo (``echo.py tcp``) over one connection
 
 METHOD for hb_cpu: Interval is an integer (>= 1 s) on the wire and X_CT-COM_Mgt.Heartbeat
 too, so 0.2 s heartbeats cannot be asked for without changing the protocol.  The scripted
@@ -251,13 +254,15 @@ class Center(protocol.Factory):
 
 
 class EchoClient(Int32StringReceiver):
+    """gwload's end of the raw Int32 echo: parses each frame as CenterProtocol does."""
+
     MAX_LENGTH = wire.MAX_FRAME
 
     def connectionMade(self):
         self.factory.connected.callback(self)
 
     def stringReceived(self, data):
-        self.factory.on_reply(data)
+        self.factory.on_reply(json.loads(data))
 
 
 def post_frames(n, method="Post", cmd="QUERY_MEM_INFO"):
@@ -271,23 +276,39 @@ def post_frames(n, method="Post", cmd="QUERY_MEM_INFO"):
 
 
 @defer.inlineCallbacks
-def pipelined(send, set_reply, seconds, window, in_flight=64):
-    """Keep ``in_flight`` frames outstanding on one connection for ``seconds``.
+def pipelined(send, set_reply, seconds, window, in_flight=64, echo=False):
+    """Keep ``in_flight`` Posts outstanding on one connection for ``seconds``.
 
-    Returns replies/s per window of ``window`` s.
+    ``set_reply`` installs the callback that gets each reply as a dict (CenterProtocol and
+    EchoClient both ``json.loads`` the frame).  A reply counts when its ID is one still
+    outstanding and its Result is 0; ``echo``: the replies are the Posts themselves (the
+    raw echo), so only the ID is checked.  Anything else counts as ``bad``; either way the
+    next Post goes out, so ``in_flight`` stays constant.  Returns replies/s per window of
+    ``window`` s.
     """
     frames = post_frames(1000)
-    state = {"count": 0, "sent": 0, "stop": False}
+    ids = [10_000_000 + i for i in range(1000)]        # post_frames' IDs
+    outstanding = set()
+    state = {"count": 0, "sent": 0, "bad": 0, "stop": False}
 
-    def on_reply(_):
-        state["count"] += 1
+    def send_next():
+        k = state["sent"] % 1000
+        outstanding.add(ids[k])
+        send(frames[k])
+        state["sent"] += 1
+
+    def on_reply(msg):
+        ident = msg.get("ID")
+        if ident in outstanding and (echo or msg.get("Result") == 0):
+            outstanding.discard(ident)
+            state["count"] += 1
+        else:
+            state["bad"] += 1
         if not state["stop"]:
-            send(frames[state["sent"] % 1000])
-            state["sent"] += 1
+            send_next()
     set_reply(on_reply)
     for _ in range(in_flight):
-        send(frames[state["sent"] % 1000])
-        state["sent"] += 1
+        send_next()
     rates = []
     for _ in range(int(seconds // window)):
         c0, t0 = state["count"], time.monotonic()
@@ -296,7 +317,15 @@ def pipelined(send, set_reply, seconds, window, in_flight=64):
     state["stop"] = True
     yield sleep(0.5)
     set_reply(lambda _: None)
-    return {"rates": rates, "replies": state["count"], "sent": state["sent"]}
+    return {"rates": rates, "replies": state["count"], "sent": state["sent"],
+            "bad": state["bad"], "unanswered": len(outstanding)}
+
+
+def center_load(center, seconds, window):
+    """``pipelined`` Posts over a registered plugin-center connection (gateway or wire echo)."""
+    def set_reply(f):
+        center.on_reply = f
+    return pipelined(center.conn.sendString, set_reply, seconds, window)
 
 
 # ------------------------------------------------------------- LAN clients
@@ -536,26 +565,57 @@ class Bench:
             secs = a.lan_seconds if clients == 5 else a.lan_seconds_1
             lan[f"gateway_{clients}"] = yield LanLoad(lan_port, clients, secs, a.window,
                                                       echo=False).run()
-        echo_port = free_port(__import__("socket").SOCK_STREAM)
-        echo = self.spawn([sys.executable, os.path.join(BENCH, "echo.py"), "tcp-close",
-                           str(echo_port)], "echo-tcp-close")
-        yield sleep(1.0)
-        for clients in (1, 5):
-            progress(f"LAN baseline echo, {clients} client(s)")
-            secs = a.lan_seconds if clients == 5 else a.lan_seconds_1
-            lan[f"baseline_{clients}"] = yield LanLoad(echo_port, clients, secs, a.window,
-                                                       echo=True).run()
-        yield echo.stop()
+        if not a.no_baselines:
+            echo_port = free_port(__import__("socket").SOCK_STREAM)
+            echo = self.spawn([sys.executable, os.path.join(BENCH, "echo.py"), "tcp-close",
+                               str(echo_port)], "echo-tcp-close")
+            yield sleep(1.0)
+            for clients in (1, 5):
+                progress(f"LAN baseline echo, {clients} client(s)")
+                secs = a.lan_seconds if clients == 5 else a.lan_seconds_1
+                lan[f"baseline_{clients}"] = yield LanLoad(echo_port, clients, secs, a.window,
+                                                           echo=True).run()
+            yield echo.stop()
         self.out["lan"] = lan
         self.out["rss_after_load"] = rss(gw.pid)
-        # ---- plugin center Posts
+        # ---- plugin center Posts: the gateway, then the wire echo through the same
+        # scripted center code, then the raw Int32 echo (reported for reference)
         progress("plugin-center Post, 64 in flight")
-        conn = center.conn
+        plugin = self.out["plugin"] = {}
+        plugin["gateway"] = yield center_load(center, a.plugin_seconds, a.window)
+        if not a.no_baselines:
+            progress("plugin baseline: wire echo, 64 in flight")
+            plugin["wire_echo"] = yield self.wire_echo_load()
+            progress("plugin reference: raw Int32 echo, 64 in flight")
+            plugin["raw_echo"] = yield self.raw_echo_load()
+        self.out["rss_end"] = rss(gw.pid)
+        yield gw.stop(timeout=30)
+        yield center_port.stopListening()
+        yield plat.close()
+        progress("done")
+        sys.stderr.write("\n")
 
-        def set_reply(f):
-            center.on_reply = f
-        self.out["plugin"] = {"gateway": (yield pipelined(
-            conn.sendString, set_reply, a.plugin_seconds, a.window))}
+    @defer.inlineCallbacks
+    def wire_echo_load(self):
+        """The plugin figure's baseline: ``echo.py wire`` registers with a fresh scripted
+        center (Boot, Register) exactly as the gateway did, then the same ``center_load``."""
+        a = self.args
+        center = Center()
+        port = reactor.listenTCP(0, center, interface=LOOPBACK)
+        echo = self.spawn([sys.executable, os.path.join(BENCH, "echo.py"), "wire",
+                           str(port.getHost().port)], "echo-wire")
+        try:
+            yield _timeout(center.registered, 20, "the wire echo's Register")
+            result = yield center_load(center, a.plugin_seconds, a.window)
+        finally:
+            yield echo.stop()
+            yield port.stopListening()
+        return result
+
+    @defer.inlineCallbacks
+    def raw_echo_load(self):
+        """The raw Int32 echo (``echo.py tcp``), for reference: no decoding on its side."""
+        a = self.args
         echo_port = free_port(__import__("socket").SOCK_STREAM)
         echo = self.spawn([sys.executable, os.path.join(BENCH, "echo.py"), "tcp",
                            str(echo_port)], "echo-tcp")
@@ -567,19 +627,15 @@ class Bench:
         reactor.connectTCP(LOOPBACK, echo_port, f)
         client = yield _timeout(f.connected, 10, "the echo connection")
 
-        def set_reply2(fn):
+        def set_reply(fn):
             f.on_reply = fn
-        progress("plugin baseline echo, 64 in flight")
-        self.out["plugin"]["baseline"] = yield pipelined(
-            client.sendString, set_reply2, a.plugin_seconds, a.window)
-        client.transport.loseConnection()
-        yield echo.stop()
-        self.out["rss_end"] = rss(gw.pid)
-        yield gw.stop(timeout=30)
-        yield center_port.stopListening()
-        yield plat.close()
-        progress("done")
-        sys.stderr.write("\n")
+        try:
+            result = yield pipelined(client.sendString, set_reply, a.plugin_seconds,
+                                     a.window, echo=True)
+        finally:
+            client.transport.loseConnection()
+            yield echo.stop()
+        return result
 
     @defer.inlineCallbacks
     def run(self):
@@ -621,6 +677,8 @@ def main(argv=None):
     p.add_argument("--plugin-seconds", type=float, default=10.0)
     p.add_argument("--window", type=float, default=5.0)
     p.add_argument("--skip-startup", action="store_true")
+    p.add_argument("--no-baselines", action="store_true",
+                   help="skip the LAN and plugin echo baselines (for the profiling run)")
     p.add_argument("--profile", default="", help="run the session gateway under cProfile")
     p.add_argument("--workdir", default="")
     args = p.parse_args(argv)
