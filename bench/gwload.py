@@ -23,7 +23,10 @@ cycle (timer, encode, send, reply, decode, machine, status file) per second.  Th
 of all the daemon's threads (schedstat, ns) is read at window edges during the dwell; then
 a Hb is answered with Interval 3600 and the same daemon is measured idle (no heartbeat,
 every other timer still running).  per-heartbeat CPU = (window CPU - idle CPU rate x window
-length) / heartbeats in the window.  Bounded: every phase has a fixed duration.
+length) / heartbeats in the window.  Baseline, measured over the same windows beside the
+gateway: ``baseline.tac`` with BENCH_HB, a bare Twisted process whose timer sends a JSON Hb
+each second to a scripted answer and decodes the reply (per cycle = its CPU / replies; its
+idle rate is near zero, no other timers).  Bounded: every phase has a fixed duration.
 
 Writes one JSON document to --out.  Loopback only.
 """
@@ -195,6 +198,19 @@ class Platform(protocol.DatagramProtocol):
     def close(self):
         return defer.gatherResults([defer.maybeDeferred(p.stopListening)
                                     for p in (self.dist, self.oper)])
+
+
+class _HbAnswer(protocol.DatagramProtocol):
+    """The operation platform of the bare heartbeat baseline: answers and counts."""
+
+    REPLY = json.dumps({"Result": 0, "Interval": 1}).encode()
+
+    def __init__(self):
+        self.count = 0
+
+    def datagramReceived(self, data, addr):
+        self.count += 1
+        self.transport.write(self.REPLY, addr)
 
 
 class _Side(protocol.DatagramProtocol):
@@ -518,7 +534,17 @@ class Bench:
         r = yield check.run()
         if not r["calls"]:
             raise RuntimeError(f"the LAN interface does not answer: {r}")
-        # ---- dwell: RSS samples, heartbeat CPU windows
+        # ---- dwell: RSS samples, heartbeat CPU windows; beside the gateway, the bare
+        # heartbeat baseline (baseline.tac with BENCH_HB) measured over the same windows
+        bare = bare_port = None
+        if not a.no_baselines:
+            answer = _HbAnswer()
+            bare_port = reactor.listenUDP(0, answer, interface=LOOPBACK)
+            bare = self.spawn(twistd_argv("--python", os.path.join(BENCH, "baseline.tac")),
+                              "hb-base", child_env(
+                                  BENCH_HB=f"{LOOPBACK}:{bare_port.getHost().port}"))
+            yield sleep(3)
+        bare_windows = []
         t_start = time.monotonic()
         hb_windows, rss_samples = [], []
         window = a.hb_window
@@ -526,6 +552,8 @@ class Bench:
         t_end = t_start + a.dwell
         for w in range(n_windows):
             c0, h0, t0 = cpu_ns(gw.pid), len(plat.hb_times), time.monotonic()
+            if bare is not None:
+                b0, n0 = cpu_ns(bare.pid), answer.count
             w_end = t0 + window
             while time.monotonic() < w_end:
                 progress(f"dwell {time.monotonic() - t_start:5.1f}/{a.dwell} s, "
@@ -535,6 +563,14 @@ class Bench:
             hb_windows.append({"cpu_ns": cpu_ns(gw.pid) - c0,
                                "hb": len(plat.hb_times) - h0,
                                "wall_s": time.monotonic() - t0})
+            if bare is not None:
+                bare_windows.append({"cpu_ns": cpu_ns(bare.pid) - b0,
+                                     "hb": answer.count - n0,
+                                     "wall_s": time.monotonic() - t0})
+        if bare is not None:
+            yield bare.stop()
+            yield bare_port.stopListening()
+            self.out["bare_hb_windows"] = bare_windows
         while time.monotonic() < t_end:
             yield sleep(min(1, t_end - time.monotonic()))
         final_rss = [rss(gw.pid)]
