@@ -6,7 +6,7 @@ and drop it; the hypothesis tests at the end feed arbitrary input to every decod
 
 import base64
 import json
-from dataclasses import fields
+from dataclasses import FrozenInstanceError, fields
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 from twisted.trial.unittest import SynchronousTestCase
@@ -135,6 +135,37 @@ class RoundTripTests(SynchronousTestCase):
     def test_from_wire_not_dict(self):
         """from_wire refuses a value that is not a dict."""
         self.assertRaises(WireError, wire.Hb.from_wire, ["Hb"])
+
+
+class MessageObjectTests(SynchronousTestCase):
+    """What Message gives every class: keyword construction, value equality, hashing,
+    repr and immutability, over the dataclass field table."""
+
+    def test_field_table(self):
+        for cls in SAMPLES:
+            self.assertEqual(cls.FIELDS, fields(cls), cls)
+
+    def test_equality_and_hash(self):
+        hb = wire.Hb(MAC=MAC, IPAddr="192.0.2.10", FLAG="1")
+        self.assertEqual(hb, SAMPLES[wire.Hb])
+        self.assertEqual(hash(hb), hash(SAMPLES[wire.Hb]))
+        self.assertNotEqual(hb, wire.Hb(MAC=MAC, IPAddr="192.0.2.10", FLAG="0"))
+        self.assertNotEqual(SAMPLES[wire.Boot], SAMPLES[wire.BootFirst])  # same fields
+        self.assertNotEqual(hb, hb.to_wire())
+
+    def test_repr(self):
+        self.assertEqual(repr(wire.HbReply(Result=0)), "HbReply(Result=0, Interval=None)")
+
+    def test_immutable(self):
+        hb = SAMPLES[wire.Hb]
+        self.assertRaises(FrozenInstanceError, setattr, hb, "FLAG", "0")
+        self.assertRaises(FrozenInstanceError, delattr, hb, "FLAG")
+        self.assertEqual(hb.FLAG, "1")
+
+    def test_construction_errors(self):
+        self.assertRaises(TypeError, wire.Hb, MAC=MAC, IPAddr="192.0.2.10")
+        self.assertRaises(TypeError, wire.Hb, MAC=MAC, IPAddr="192.0.2.10", FLAG="1", X=1)
+        self.assertRaises(TypeError, wire.Hb, MAC, "192.0.2.10", "1")
 
 
 class NumericStringTests(SynchronousTestCase):
