@@ -14,6 +14,7 @@ from twisted.internet import defer, error, protocol
 from twisted.logger import Logger
 from zope.interface import Interface, implementer
 
+from cubegw.capabilities.base import CapabilityFailure
 from cubegw.store import uci
 from cubegw.store.store import FileSystem
 
@@ -36,7 +37,8 @@ class ISystemBackend(Interface):
         backend was made); never sleeps."""
 
     def memory():
-        """A dict: ``total`` and ``available`` bytes, ``percent`` in use (0-100)."""
+        """A dict: ``total`` and ``available`` bytes, ``percent`` in use (0-100);
+        may be up to a second old."""
 
     def boot_time():
         """When the system booted, in seconds since the epoch."""
@@ -62,7 +64,9 @@ class ISystemBackend(Interface):
         """``{ifname: [{"family": "ipv4"|"ipv6"|"mac", "address", "netmask"}]}``."""
 
     def net_if_stats():
-        """``{ifname: {"isup": bool, "speed": Mbit/s, "mtu": int}}``."""
+        """``{ifname: {"isup": bool, "speed": Mbit/s, "mtu": int}}``; speed and mtu
+        are 0 when unknown.  Raises ``CapabilityFailure`` when the interfaces
+        cannot be read at all."""
 
     def net_io_counters():
         """``{ifname: {"bytes_sent": int, "bytes_recv": int}}`` since boot."""
@@ -134,6 +138,8 @@ NOT_OPENWRT = "not OpenWrt"
 BLOCK_RULE_PREFIX = "cubegw_block_"
 _RESOLV_FILES = ("/tmp/resolv.conf.d/resolv.conf.auto", "/tmp/resolv.conf.auto",
                  "/etc/resolv.conf")
+_SYS_NET = "/sys/class/net"
+_IFF_UP = 0x1
 
 
 def _hex_ipv4(text):
@@ -314,8 +320,12 @@ class LinuxBackend(_FilesMixin):
 
     ``root`` prefixes every file path (for a chroot or an image mounted for a
     test).  CPU use is computed from our own ``cpu_times`` samples, so other
-    users of ``psutil.cpu_percent`` do not move our baseline.
+    users of ``psutil.cpu_percent`` do not move our baseline.  ``memory()``
+    reuses one ``virtual_memory()`` reading for ``MEMORY_MAX_AGE`` seconds of
+    the reactor's clock: QUERY_MEM_INFO can come thousands of times a second.
     """
+
+    MEMORY_MAX_AGE = 1.0
 
     def __init__(self, reactor, root="/", psutil_module=psutil):
         self.reactor = reactor
@@ -323,6 +333,7 @@ class LinuxBackend(_FilesMixin):
         self._psutil = psutil_module
         self._cpu_last = psutil_module.cpu_times()
         self._cpu_value = 0.0
+        self._memory, self._memory_at = None, None
 
     def cpu_percent(self):
         now = self._psutil.cpu_times()
@@ -333,8 +344,12 @@ class LinuxBackend(_FilesMixin):
         return self._cpu_value
 
     def memory(self):
-        vm = self._psutil.virtual_memory()
-        return {"total": vm.total, "available": vm.available, "percent": vm.percent}
+        now = self.reactor.seconds()
+        if self._memory is None or not 0 <= now - self._memory_at < self.MEMORY_MAX_AGE:
+            vm = self._psutil.virtual_memory()
+            self._memory = {"total": vm.total, "available": vm.available, "percent": vm.percent}
+            self._memory_at = now
+        return dict(self._memory)
 
     def boot_time(self):
         return self._psutil.boot_time()
@@ -365,8 +380,39 @@ class LinuxBackend(_FilesMixin):
         return _addrs_from_psutil(self._psutil.net_if_addrs())
 
     def net_if_stats(self):
+        try:
+            raw = self._psutil.net_if_stats()
+        except OSError as e:
+            # one interface's ioctl failing fails psutil's whole call (e.g. ENOSYS for
+            # SIOCETHTOOL under qemu-user): read each interface from sysfs instead
+            return self._net_if_stats_sysfs(e)
         return {name: {"isup": st.isup, "speed": st.speed, "mtu": st.mtu}
-                for name, st in self._psutil.net_if_stats().items()}
+                for name, st in raw.items()}
+
+    def _net_if_stats_sysfs(self, psutil_error):
+        try:
+            names = os.listdir(self._path(_SYS_NET))
+        except OSError:
+            raise CapabilityFailure(f"network interfaces unreadable: {psutil_error}")
+
+        def read(name, attribute):
+            try:
+                return self.read_file(f"{_SYS_NET}/{name}/{attribute}").strip()
+            except OSError:  # e.g. EINVAL reading the speed of a link that is down
+                return ""
+
+        def number(name, attribute, base=10):
+            try:
+                return int(read(name, attribute), base)
+            except ValueError:
+                return 0
+
+        # psutil's isup is IFF_RUNNING, which sysfs's flags lack: the kernel sets it
+        # for an interface that is up with operstate up or unknown (lo's)
+        return {name: {"isup": bool(number(name, "flags", 16) & _IFF_UP)
+                       and read(name, "operstate") in ("up", "unknown"),
+                       "speed": max(0, number(name, "speed")), "mtu": number(name, "mtu")}
+                for name in names}
 
     def net_io_counters(self):
         return {name: {"bytes_sent": c.bytes_sent, "bytes_recv": c.bytes_recv}

@@ -1,5 +1,6 @@
 """WAN capabilities over fixture files and on this machine, and the new backend methods."""
 
+import errno
 import os
 import socket
 
@@ -12,7 +13,7 @@ from cubegw.backend import (
     ISystemBackend, LinuxBackend, TempDirBackend, firewall_block_rules, parse_arp,
     parse_dhcp_leases, parse_resolv_conf, parse_routes,
 )
-from cubegw.capabilities import IGatewayCapability, network
+from cubegw.capabilities import CapabilityFailure, IGatewayCapability, network
 from cubegw.store import uci
 
 from tests.test_dispatch import TELECOMADMIN, Harness
@@ -99,6 +100,15 @@ def write(root, path, text):
         f.write(text)
 
 
+class NoEthtool:
+    """psutil on a system where the SIOCETHTOOL ioctl is not implemented."""
+
+    cpu_times = staticmethod(psutil.cpu_times)
+
+    def net_if_stats(self):
+        raise OSError(errno.ENOSYS, os.strerror(errno.ENOSYS))
+
+
 def openwrt(h, network_text=NETWORK, marker=True):
     """Fill a harness's TempDirBackend root with an OpenWrt router's files."""
     write(h.dir, "/etc/config/network", network_text)
@@ -176,6 +186,43 @@ class BackendNetworkTests(SynchronousTestCase):
         self.assertIn("127.0.0.1", lo)
         self.assertTrue(backend.net_if_stats()["lo"]["isup"])
         self.assertIn("lo", backend.net_io_counters())
+
+    def test_linux_stats_without_ethtool(self):
+        """psutil failing for one interface's ioctl (ENOSYS under qemu-user) fails its
+        whole net_if_stats: LinuxBackend reads every interface from sysfs instead."""
+        root = self.mktemp()
+        for name, flags, operstate, speed in [("eth0", "0x1003", "up", "1000"),
+                                              ("lo", "0x9", "unknown", None),
+                                              ("eth1", "0x1003", "down", "-1"),
+                                              ("wlan0", "0x1002", "down", None)]:
+            write(root, f"/sys/class/net/{name}/flags", flags + "\n")
+            write(root, f"/sys/class/net/{name}/operstate", operstate + "\n")
+            write(root, f"/sys/class/net/{name}/mtu", "1500\n")
+            if speed is not None:  # absent: as unreadable as a down link's (EINVAL)
+                write(root, f"/sys/class/net/{name}/speed", speed + "\n")
+        backend = LinuxBackend(Clock(), root=root, psutil_module=NoEthtool())
+        self.assertEqual(backend.net_if_stats(), {
+            "eth0": {"isup": True, "speed": 1000, "mtu": 1500},
+            "lo": {"isup": True, "speed": 0, "mtu": 1500},
+            "eth1": {"isup": False, "speed": 0, "mtu": 1500},
+            "wlan0": {"isup": False, "speed": 0, "mtu": 1500}})
+
+    def test_linux_stats_sysfs_as_psutil(self):
+        """On this machine the sysfs reading has psutil's interfaces, up or not."""
+        backend = LinuxBackend(Clock())
+        self.assertEqual({n: st["isup"] for n, st in backend._net_if_stats_sysfs(None).items()},
+                         {n: st.isup for n, st in psutil.net_if_stats().items()})
+
+    def test_linux_stats_unreadable(self):
+        """With neither psutil nor sysfs, a capability fails with the reason (Status 1),
+        not an internal error."""
+        backend = LinuxBackend(Clock(), root=self.mktemp(), psutil_module=NoEthtool())
+        self.assertRaises(CapabilityFailure, backend.net_if_stats)
+        h = Harness(self, providers=[network.WanInfo()], backend=backend)
+        p = h.call(self, "QUERY_WAN_INFO", WANName="eth0").payload
+        self.assertEqual(p["Status"], "1")
+        self.assertIn("network interfaces unreadable", p["FailReason"])
+        self.assertIn("Function not implemented", p["FailReason"])
 
     def test_apply_off_openwrt(self):
         """apply is a no-op reporting 'not OpenWrt' without /etc/openwrt_release."""

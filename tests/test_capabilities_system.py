@@ -4,6 +4,7 @@ import os
 import platform
 import sys
 import time
+from types import SimpleNamespace
 
 import psutil
 from twisted.internet.task import Clock
@@ -49,6 +50,33 @@ class BackendTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(backend.run(["ping", "x"])), (1, b"", b"unreachable"))
         self.assertEqual(self.successResultOf(backend.run(["true"])), (0, b"", b""))
         self.assertEqual(backend.commands, [["ping", "x"], ["true"]])
+
+    def test_memory_cached_for_a_second(self):
+        """LinuxBackend.memory() reads psutil at most once a second of its clock."""
+        class Psutil:
+            cpu_times = staticmethod(psutil.cpu_times)
+            reads = 0
+
+            def virtual_memory(self):
+                self.reads += 1
+                return SimpleNamespace(total=1000, available=600 - self.reads,
+                                       percent=40.0 + self.reads)
+
+        clock, fake = Clock(), Psutil()
+        backend = LinuxBackend(clock, psutil_module=fake)
+        first = backend.memory()
+        self.assertEqual(first, {"total": 1000, "available": 599, "percent": 41.0})
+        first["total"] = 0  # the caller's copy
+        clock.advance(0.999)
+        self.assertEqual(backend.memory(), {"total": 1000, "available": 599, "percent": 41.0})
+        self.assertEqual(fake.reads, 1)
+        clock.advance(0.001)
+        self.assertEqual(backend.memory()["percent"], 42.0)
+        clock.advance(0.5)
+        backend.memory()
+        self.assertEqual(fake.reads, 2)
+        clock.rightNow -= 10  # a clock set back: read again
+        self.assertEqual(backend.memory()["percent"], 43.0)
 
     def test_cpu_busy_percent(self):
         """Busy share between two cpu_times samples; None when no time passed."""
