@@ -32,7 +32,6 @@ Standard library only (PyYAML used when present): it runs from the
 uci-defaults script, without Twisted.
 """
 
-import argparse
 import base64
 import contextlib
 import copy
@@ -481,6 +480,7 @@ def mirror_from_config(store: dict, run=_subprocess_run) -> Optional[IMirror]:
 
 
 def _parser():
+    import argparse  # the command line only: not the daemon's start-up
     parser = argparse.ArgumentParser(
         prog="python3 -m cubegw.store.mirror",
         description="Copy cubegw's mgt and registration sections to or from a mirror "
