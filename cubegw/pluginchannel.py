@@ -5,7 +5,7 @@ After a valid ``RequestPlug-in`` the gateway connects, says ``Boot`` and ``Regis
 X_CT-COM_Mgt.Heartbeat seconds, and answers ``Post`` capability calls (several may be in
 flight; each reply carries its ID).  ``Disconnect`` closes the channel until the next
 ``connect()``; a dropped or refused connection, a failed Boot/Register or an unanswered
-request is retried with ``backoffPolicy`` delays, the counter resetting after a Register
+request is retried with ``backoff_policy`` delays, the counter resetting after a Register
 succeeds.
 
 ``PluginProtocol`` only frames and decodes; ``PluginChannel`` holds the state, the timers
@@ -19,7 +19,8 @@ buffer replies without bound; the heartbeat reply timeout then drops a center th
 wedged.
 """
 
-from twisted.application.internet import backoffPolicy
+import random
+
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.protocol import ClientFactory
 from twisted.logger import Logger
@@ -158,6 +159,19 @@ class _ChannelFactory(ClientFactory):
         self.channel._connect_failed(self.attempt, reason)
 
 
+def backoff_policy(initial=1.0, maximum=60.0, factor=1.5, jitter=random.random):
+    """``attempt -> seconds``: the delays of Twisted's ``backoffPolicy`` (initial x
+    factor^attempt, capped, plus up to 1 s of jitter), without importing
+    twisted.application.internet, which pulls in automat and TLS (about 13 ms of start-up)."""
+    def delay(attempt):
+        try:
+            base = min(initial * factor ** min(100, attempt), maximum)
+        except OverflowError:
+            base = maximum
+        return base + jitter()
+    return delay
+
+
 class PluginChannel:
     """The one connection to the plugin center, kept up until Disconnect or ``stop()``."""
 
@@ -172,7 +186,7 @@ class PluginChannel:
         self.dispatcher = dispatcher
         self.wan_ip = wan_ip
         self.clock = clock if clock is not None else reactor
-        self.backoff = backoff if backoff is not None else backoffPolicy()
+        self.backoff = backoff if backoff is not None else backoff_policy()
         self.reply_timeout = reply_timeout
         self.connect_timeout = connect_timeout
         self.dispatch_timeout = dispatch_timeout

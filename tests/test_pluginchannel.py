@@ -1,6 +1,6 @@
 """The plugin-center channel on a MemoryReactorClock and StringTransports: no sockets.
 
-Backoff is ``backoffPolicy(initialDelay=1, factor=2, jitter=0)``: the n-th retry waits 2**n s.
+Backoff is ``backoff_policy(initial=1, factor=2, jitter=0)``: the n-th retry waits 2**n s.
 """
 
 import struct
@@ -13,7 +13,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from cubegw import identity, pluginchannel, wire
-from cubegw.pluginchannel import PluginChannel
+from cubegw.pluginchannel import PluginChannel, backoff_policy
 
 from tests.helpers import CHALLENGE, IDENTITY, MAC, SN
 from tests.test_lan import (
@@ -49,6 +49,19 @@ class Link:
         self.proto.connectionLost(Failure(error.ConnectionLost()))
 
 
+class BackoffTests(SynchronousTestCase):
+    def test_same_delays_as_twisted(self):
+        """backoff_policy gives Twisted's backoffPolicy delays, cap and overflow included."""
+        ours = backoff_policy(initial=1, maximum=60, factor=1.5, jitter=lambda: 0.25)
+        theirs = backoffPolicy(initialDelay=1, maxDelay=60, factor=1.5, jitter=lambda: 0.25)
+        for attempt in (0, 1, 2, 5, 10, 11, 100, 10**6):
+            self.assertEqual(ours(attempt), theirs(attempt), attempt)
+
+    def test_default_jitter_under_a_second(self):
+        delay = backoff_policy(initial=2, maximum=60)
+        self.assertTrue(all(2 <= delay(0) < 3 for _ in range(50)))
+
+
 class ChannelTests(SynchronousTestCase):
     def setUp(self):
         self.events = capture_logs(self)
@@ -57,7 +70,7 @@ class ChannelTests(SynchronousTestCase):
         self.dispatcher = FakeDispatcher()
         self.channel = PluginChannel(
             self.reactor, IDENTITY, self.store, self.dispatcher, wan_ip=lambda: "192.0.2.10",
-            backoff=backoffPolicy(initialDelay=1, factor=2, maxDelay=60, jitter=lambda: 0))
+            backoff=backoff_policy(initial=1, factor=2, maximum=60, jitter=lambda: 0))
 
     def tearDown(self):
         self.channel.stop()
