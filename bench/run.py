@@ -468,7 +468,9 @@ NOTES = [
     "- **Start-up.** Fresh store each run, so the gateway does the whole first registration "
     "(4 round trips on loopback, answered at once) before its first Hb; the baseline is the "
     "same interpreter running `twistd -n --python bench/baseline.tac` (imports twisted, "
-    "zope.interface, psutil, yaml) and sending one datagram from `callWhenRunning`.",
+    "zope.interface, psutil, yaml) and sending one datagram from `callWhenRunning`. "
+    "cubegw is byte-compiled first (`compileall`), as the baseline's packages are by pip "
+    "and as a router's copy is after its first start.",
     "- **LAN.** The gateway's LAN factory refuses a 6th simultaneous connection; with 5 "
     "clients a reconnect can race the server's `connectionLost`: such calls are counted as "
     "refused and not as completed.",
