@@ -54,6 +54,10 @@ class Timing:
     trigger_limit: int = 6            # reverse triggers acted on per minute, at most
     wan_check: float = 10.0           # how often the WAN address is checked for a change
     store_check: float = 2.0          # how often the UCI file is checked for outside changes
+    call_timeout: float = 10.0        # a capability call unanswered by then: Result -100
+    plugin_reply_timeout: float = 30.0  # plugin-center connect, Boot/Register/Heartbeat replies
+    plugin_retry_initial: float = 1.0   # first plugin-center reconnect wait (x1.5 each time)
+    plugin_retry_max: float = 60.0      # cap of a plugin-center reconnect wait
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from cubegw.capabilities import diagnostics, lan_devices, system_extra, upgrade,
 from cubegw.capabilities.system import app_factory_reset
 from cubegw.config import ConfigError, load_config
 from cubegw.lan import LanServer
-from cubegw.pluginchannel import PluginChannel
+from cubegw.pluginchannel import PluginChannel, backoff_policy
 from cubegw.service import STORE_FILE, RegistrationService, build_identity
 from cubegw.store import StoreError
 from cubegw.store import mirror as store_mirror
@@ -114,7 +114,8 @@ def make_dispatcher(config, store, ident, reactor, registration, backend):
         store, config, ident, backend, reactor,
         dev_rnd=lambda: registration.machine.dev_rnd, registered=registration.registered,
         report=registration.push_report)
-    return Dispatcher(discover_providers(), store, context, reactor)
+    return Dispatcher(discover_providers(), store, context, reactor,
+                      timeout=config.timing.call_timeout)
 
 
 class CapabilityRuntime(service.Service):
@@ -151,10 +152,16 @@ def makeService(options, reactor=None):
     registration = make_registration(config, store, ident, reactor)
     registration.app_reset = lambda: app_factory_reset(store, backend)
     dispatcher = make_dispatcher(config, store, ident, reactor, registration, backend)
+    timing = config.timing
+    # the transports' own timeout is a safety net behind the dispatcher's call_timeout
+    net = timing.call_timeout + 5
     registration.plugin_channel = PluginChannel(
-        reactor, ident, store, dispatcher, wan_ip=registration.wan_ip)
+        reactor, ident, store, dispatcher, wan_ip=registration.wan_ip,
+        backoff=backoff_policy(timing.plugin_retry_initial, timing.plugin_retry_max),
+        reply_timeout=timing.plugin_reply_timeout, connect_timeout=timing.plugin_reply_timeout,
+        dispatch_timeout=net)
     registration.lan = LanServer(config.lan_addresses, store, dispatcher, reactor,
-                                 idle_timeout=config.lan_idle_timeout)
+                                 idle_timeout=config.lan_idle_timeout, dispatch_timeout=net)
     registration.lan.setServiceParent(top)
     registration.setServiceParent(top)
     CapabilityRuntime(store, backend, reactor).setServiceParent(top)

@@ -117,23 +117,26 @@ class LanServerExposureTests(SynchronousTestCase):
                          [17998, 17998, 18000, 18000])
 
 
+def wire_gateway(testcase, reactor, **config):
+    """``tap.makeService`` on ``reactor`` for a loopback config with ``config`` merged in."""
+    tmp = os.path.abspath(testcase.mktemp())
+    os.makedirs(tmp)
+    options = tap.Options()
+    options.parseOptions(["--config", gateway_config(tmp, **config)])
+    # makeService registers the capabilities' sections in the store's schema: give it
+    # a copy, not the module-wide default other tests compare against
+    options.store = Store(options.store.path, builtin_schema())
+    # makeService installs a SIGHUP handler: give the test process its own back
+    testcase.addCleanup(signal.signal, signal.SIGHUP, signal.getsignal(signal.SIGHUP))
+    return tap.makeService(options, reactor)
+
+
 class TapWiringExposureTests(SynchronousTestCase):
     """``twistd cubegw`` as wired by ``tap.makeService``, on a memory reactor."""
 
     def make(self, addresses):
-        tmp = os.path.abspath(self.mktemp())
-        os.makedirs(tmp)
-        config = gateway_config(tmp, lan={"addresses": list(addresses)})
-        options = tap.Options()
-        options.parseOptions(["--config", config])
-        # makeService registers the capabilities' sections in the store's schema: give it
-        # a copy, not the module-wide default other tests compare against
-        options.store = Store(options.store.path, builtin_schema())
-        # makeService installs a SIGHUP handler: give the test process its own back
-        previous = signal.getsignal(signal.SIGHUP)
-        self.addCleanup(signal.signal, signal.SIGHUP, previous)
         self.reactor = UdpMemoryReactor()
-        top = tap.makeService(options, self.reactor)
+        top = wire_gateway(self, self.reactor, lan={"addresses": list(addresses)})
         top.startService()
         self.addCleanup(top.stopService)
         return top
@@ -152,3 +155,21 @@ class TapWiringExposureTests(SynchronousTestCase):
         self.make([])
         self.assertEqual(self.reactor.tcpServers, [])
         self.assertEqual([i for _, _, i, _ in self.reactor.udpServers], ["127.0.0.1"])
+
+
+class TapTimingTests(SynchronousTestCase):
+    """The timing keys of the configuration reach the parts ``tap.makeService`` wires."""
+
+    def test_timeouts_and_backoff_from_config(self):
+        top = wire_gateway(self, UdpMemoryReactor(), lan={"addresses": ["127.0.0.1"]},
+                           timing={"call_timeout": 4, "plugin_reply_timeout": 7,
+                                   "plugin_retry_initial": 2, "plugin_retry_max": 5})
+        [registration] = [s for s in top if hasattr(s, "plugin_channel")]
+        channel, lan_server = registration.plugin_channel, registration.lan
+        self.assertEqual(channel.dispatcher.timeout, 4)
+        self.assertEqual((channel.reply_timeout, channel.connect_timeout), (7, 7))
+        # the transports' own timeout stays a safety net behind the dispatcher's
+        self.assertEqual((channel.dispatch_timeout, lan_server.factory.dispatch_timeout),
+                         (9, 9))
+        self.assertTrue(2 <= channel.backoff(0) < 3)
+        self.assertTrue(5 <= channel.backoff(50) < 6)
