@@ -137,6 +137,56 @@ class RegistryTests(SynchronousTestCase):
         self.registry.add(MAC)
         self.assertRaises(TypeError, self.registry.update, MAC, colour="red")
         self.assertRaises(TypeError, self.registry.update, MAC, mac="001122334455")
+        # a refused update changes nothing, not even the fields named before the bad one
+        self.assertRaises(TypeError, self.registry.update, MAC, sn=SN, colour="red")
+        self.assertEqual(self.registry.get(MAC).sn, "")
+
+    def test_update_interns(self):
+        """Values many devices share are kept once."""
+        self.registry.add(MAC)
+        self.registry.add("001122334455")
+        for mac in (MAC, "001122334455"):
+            self.registry.update(mac, vendor="".join(["Test", "Vendor"]))
+        self.assertIs(self.registry.get(MAC).vendor,
+                      self.registry.get("001122334455").vendor)
+
+    def test_heartbeat(self):
+        """heartbeat marks the record online from addr at now, keeps the WAN IP when none
+        is given, and writes behind like update."""
+        record = self.registry.add(MAC, wan_ip="192.0.2.1")
+        self.successResultOf(self.registry.flush())
+        self.registry.heartbeat(record, 5.0, ("127.0.0.9", 40000), "")
+        self.assertEqual((record.online, record.last_hb, record.hb_addr, record.wan_ip),
+                         (True, 5.0, ("127.0.0.9", 40000), "192.0.2.1"))
+        self.registry.heartbeat(record, 6.0, ("127.0.0.9", 40001), "192.0.2.7")
+        self.assertEqual((record.last_hb, record.hb_addr, record.wan_ip),
+                         (6.0, ("127.0.0.9", 40001), "192.0.2.7"))
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.clock.advance(1)
+        self.assertEqual(self.store.rows[MAC], record.row())
+        self.assertEqual(self.store.saves, 2)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_heartbeat_same_as_update(self):
+        """heartbeat leaves the record and the store as update would."""
+        other = Registry(MemoryStore(), self.clock)
+        self.successResultOf(other.load())
+        for registry in (self.registry, other):
+            registry.add(MAC, sn=SN, wan_ip="192.0.2.1", registered=True)
+        self.registry.heartbeat(self.registry.get(MAC), 7.0, ("127.0.0.9", 1), "10.0.0.1")
+        other.update(MAC, online=True, last_hb=7.0, hb_addr=("127.0.0.9", 1),
+                     wan_ip="10.0.0.1")
+        self.assertEqual(self.registry.get(MAC).as_dict(), other.get(MAC).as_dict())
+        self.clock.advance(1)
+        self.assertEqual(self.registry.store.rows, other.store.rows)
+
+    def test_heartbeat_after_close(self):
+        """A heartbeat after close schedules no write."""
+        record = self.registry.add(MAC)
+        self.successResultOf(self.registry.close())
+        self.registry.heartbeat(record, 1.0, ("127.0.0.9", 1))
+        self.assertTrue(record.online)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_write_behind(self):
         """Changes reach the store once, batched, flush_delay after the first change."""

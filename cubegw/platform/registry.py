@@ -28,7 +28,9 @@ FIELDS = (
 )
 _DEFAULTS = {"registered": False, "online": False, "last_hb": 0.0, "hb_addr": None}
 #: Values many devices share (one copy in memory).
-_INTERNED = ("vendor", "model", "firmware_version", "hardware_version")
+_INTERNED = frozenset(("vendor", "model", "firmware_version", "hardware_version"))
+#: What ``Registry.update`` may change (everything but the key).
+_SETTABLE = frozenset(FIELDS[1:])
 
 SCHEMA_VERSION = 1
 _COLUMNS = (
@@ -308,14 +310,31 @@ class Registry:
     def update(self, mac, **values):
         """Change fields of a known device (``KeyError`` if unknown); written behind."""
         record = self._devices[mac]
-        for name, value in values.items():
-            if name == "mac" or name not in FIELDS:
+        for name in values:
+            if name not in _SETTABLE:
                 raise TypeError(f"cannot set device field {name!r}")
+        for name, value in values.items():
             if name in _INTERNED:
                 value = sys.intern(value)
             setattr(record, name, value)
         self._touch(mac)
         return record
+
+    def heartbeat(self, record, now, addr, wan_ip=""):
+        """``record`` (this registry's, as ``get`` gave it) heartbeats from ``addr`` at
+        ``now``: online, with its WAN IP when given; written behind.
+
+        The same as ``update(mac, online=True, last_hb=now, hb_addr=addr, wan_ip=...)``,
+        without the per-field checks: the operation platform calls it for every Hb.
+        """
+        record.online = True
+        record.last_hb = now
+        record.hb_addr = addr
+        if wan_ip:
+            record.wan_ip = wan_ip
+        self._dirty.add(record.mac)
+        if self._timer is None:
+            self._schedule()
 
     def remove(self, mac):
         """Forget a device (its reports too)."""
