@@ -3,26 +3,31 @@
 Also the platform's configuration and its twistd wiring (Options, makeService).
 """
 
+import dataclasses
+import errno
 import json
 import os
+import socket
 
 from twisted.application.service import IService
+from twisted.internet import udp
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
-from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import Logger, formatEvent
+from twisted.internet.testing import MemoryReactor, MemoryReactorClock
+from twisted.logger import LogLevel, formatEvent
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
-from cubegw import identity, wire
+from cubegw import identity, logs, wire
+from cubegw.logs import Logger
 from cubegw.platform import tap
 from cubegw.platform.config import (
     ConfigError, DeviceConfig, Endpoint, PlatformConfig, load_config, parse_config)
 from cubegw.platform.faults import FaultRules
 from cubegw.platform.registry import MemoryStore, Registry
 from cubegw.platform.udp import (
-    DistributionProtocol, MessageServerProtocol, OperationProtocol, TriggerError,
-    TriggerTimeout, new_challenge)
+    RECEIVE_BUFFER, DistributionProtocol, MessageServerProtocol, OperationProtocol,
+    TriggerError, TriggerTimeout, new_challenge)
 
 MAC = "64D95420214B"
 SN = "64D954-D6AEE64D95420214B"
@@ -126,9 +131,23 @@ class Platform:
         return [formatEvent(e) for e in self.events]
 
     def settle(self, test):
-        """Write the registry and check no timer is left behind."""
+        """Write the registry and check no timer is left behind (but the heartbeat
+        summary's, which runs as long as the port)."""
         test.successResultOf(self.registry.flush())
-        test.assertEqual(self.clock.getDelayedCalls(), [])
+        test.assertEqual([call for call in self.clock.getDelayedCalls()
+                          if call is not summary_call(self.oper)], [])
+
+
+def summary_call(protocol):
+    """The pending call of the operation platform's heartbeat summary, or None."""
+    summary = protocol._summary
+    return summary.call if summary is not None else None
+
+
+def log_level(test, level):
+    """Set cubegw.logs' level for this test."""
+    test.addCleanup(logs.set_level, "debug" if logs.debug_enabled() else "info")
+    logs.set_level(level)
 
 
 class ChallengeTests(SynchronousTestCase):
@@ -307,6 +326,7 @@ class OperationTests(SynchronousTestCase):
                          (True, 100.0, GW, "192.0.2.10"))
         self.assertTrue(r.is_online(p.clock.seconds(), 135))
         self.assertIn(f"{MAC} Hb -> Result 0 (first after Register)", p.logged())
+        log_level(self, "debug")
         p.hb("0", addr=("127.0.0.9", 40001))
         self.assertEqual(p.registry.get(MAC).hb_addr, ("127.0.0.9", 40001))
         self.assertIn(f"{MAC} Hb -> Result 0", p.logged())
@@ -664,6 +684,370 @@ class TriggerTests(SynchronousTestCase):
         p.settle(self)
 
 
+OTHER = "64D95420214C"        # a second device
+UNKNOWN = "001122334455"
+
+
+def hb_msg(mac=MAC, **fields):
+    return dict({"RPCMethod": "Hb", "MAC": mac, "IPAddr": "192.0.2.10", "FLAG": "0"},
+                **fields)
+
+
+def hb_data(mac=MAC, **fields):
+    return json.dumps(hb_msg(mac, **fields)).encode()
+
+
+class HeartbeatLogTests(SynchronousTestCase):
+    """Routine heartbeats are logged at debug; a summary at info counts them each minute."""
+
+    def setUp(self):
+        log_level(self, "info")
+
+    def lines(self, p, since=0):
+        return [(e["log_level"], formatEvent(e)) for e in p.events[since:]]
+
+    def test_routine_hb_at_debug(self):
+        """An Hb answered Result 0 with no note logs nothing at info, one line at debug."""
+        p = Platform()
+        p.online()
+        seen = len(p.events)
+        self.assertEqual(p.hb(), {"Result": 0, "Interval": 45})
+        self.assertEqual(self.lines(p, seen), [])
+        logs.set_level("debug")
+        p.hb()
+        self.assertEqual(self.lines(p, seen), [(LogLevel.debug, f"{MAC} Hb -> Result 0")])
+        [event] = p.events[seen:]
+        self.assertEqual((event["reply"], event["addr"]), ({"Result": 0, "Interval": 45}, GW))
+
+    def test_routine_hb_at_debug_general_path(self):
+        """The same when the Hb takes the general path (a fault rule is set)."""
+        p = Platform(faults=[{"mac": UNKNOWN, "message": "Boot", "result": -2}])
+        p.online()
+        seen = len(p.events)
+        self.assertEqual(p.hb(), {"Result": 0, "Interval": 45})
+        self.assertEqual(self.lines(p, seen), [])
+        logs.set_level("debug")
+        p.hb()
+        self.assertEqual(self.lines(p, seen), [(LogLevel.debug, f"{MAC} Hb -> Result 0")])
+
+    def test_others_at_info(self):
+        """Registration, the first Hb after Register, Hb refused or forced, and faults
+        stay at info."""
+        p = Platform(faults=[{"mac": "*", "message": "Hb", "result": -5, "count": 1}])
+        p.register_first(p.boot_first()["ChallengeCode"])
+        self.assertEqual(p.hb(), {"Result": -5})
+        self.assertEqual(p.hb(), {"Result": -3})
+        p.register(p.boot()["ChallengeCode"])
+        p.hb("1")
+        p.hb()
+        lines = self.lines(p)
+        self.assertEqual({level for level, _ in lines}, {LogLevel.info})
+        logged = [line for _, line in lines if line.startswith(MAC)]
+        self.assertEqual([line.split(" (")[0] for line in logged], [
+            f"{MAC} BootFirst -> Result 0", f"{MAC} RegisterFirst -> Result 0",
+            f"{MAC} Hb -> Result -5", f"{MAC} Hb -> Result -3", f"{MAC} Boot -> Result 0",
+            f"{MAC} Register -> Result 2", f"{MAC} Hb -> Result 0"])
+        self.assertEqual(logged[-1], f"{MAC} Hb -> Result 0 (first after Register)")
+
+    def summaries(self, p, since=0):
+        return [line for level, line in self.lines(p, since) if line.startswith("heartbeats")]
+
+    def test_summary(self):
+        """Once a minute: how many Hb were answered Result 0, from how many gateways;
+        nothing when none was."""
+        p = Platform()
+        p.online()                                        # FLAG "1": counted
+        p.registry.add(OTHER, registered=True)
+        for _ in range(3):
+            p.hb()
+        p.only(p.oper, hb_msg(OTHER))
+        self.assertEqual(p.only(p.oper, hb_msg(UNKNOWN)), {"Result": -3})  # not counted
+        p.clock.advance(59)
+        self.assertEqual(self.summaries(p), [])
+        seen = len(p.events)
+        p.clock.advance(1)
+        self.assertEqual(self.lines(p, seen), [
+            (LogLevel.info, "heartbeats: 5 answered in the last 60 s, 2 gateways")])
+        p.clock.advance(60)
+        self.assertEqual(len(self.summaries(p)), 1)
+        p.hb()
+        p.clock.advance(60)
+        self.assertEqual(self.summaries(p)[1:],
+                         ["heartbeats: 1 answered in the last 60 s, 1 gateways"])
+        p.settle(self)
+
+    def test_summary_not_for_faults(self):
+        """Hb whose answer a fault rule lost or forced are not counted."""
+        p = Platform(faults=[{"mac": "*", "message": "Hb", "no_reply": True, "count": 1},
+                             {"mac": "*", "message": "Hb", "result": 0, "count": 1}])
+        p.register(p.boot()["ChallengeCode"])
+        self.assertEqual(p.send(p.oper, hb_msg()), [])
+        self.assertEqual(p.hb(), {"Result": 0})
+        p.clock.advance(60)
+        self.assertEqual(self.summaries(p), [])
+
+    def test_summary_runs_with_the_port(self):
+        """The summary starts with the port and stops with it."""
+        p = Platform()
+        self.assertIn(summary_call(p.oper), p.clock.getDelayedCalls())
+        p.online()
+        p.oper.doStop()
+        self.assertIsNone(summary_call(p.oper))
+        p.clock.advance(60)
+        self.assertEqual(self.summaries(p), [])
+        p.settle(self)
+        self.assertEqual(p.clock.getDelayedCalls(), [])
+
+
+class RoutineHbTests(SynchronousTestCase):
+    """The short cut for routine heartbeats answers, records and logs as the general path
+    does, and leaves everything else to it."""
+
+    def setUp(self):
+        log_level(self, "debug")
+
+    def platforms(self):
+        """``fast`` with no fault rule; ``slow`` with one that never matches, so every
+        datagram takes the general path.  The device is registered and has sent its
+        first Hb; OTHER is known but not registered."""
+        fast = Platform()
+        slow = Platform(faults=[{"mac": UNKNOWN, "message": "Boot", "result": -2}])
+        for p in (fast, slow):
+            p.online()
+            p.registry.add(OTHER, sn=SN)
+        taken = []
+        routine_hb = fast.oper.routine_hb
+
+        def spy(data, addr):
+            taken.append(routine_hb(data, addr))
+            return taken[-1]
+        fast.oper.routine_hb = spy
+        return fast, slow, taken
+
+    def same(self, cases):
+        """Send each datagram to both platforms; the short cut was taken for the ones
+        marked True, and replies (byte for byte), records, stored rows, counters and
+        log lines are the same."""
+        fast, slow, taken = self.platforms()
+        expected = []
+        for data, routine in cases:
+            seen = [len(p.events) for p in (fast, slow)]
+            written = [len(p.oper.transport.written) for p in (fast, slow)]
+            for p in (fast, slow):
+                p.clock.advance(1)
+                p.oper.datagramReceived(data, GW)
+            expected.append(routine)
+            self.assertEqual(taken, expected, data)
+            self.assertEqual(fast.oper.transport.written[written[0]:],
+                             slow.oper.transport.written[written[1]:], data)
+            self.assertEqual(*[[(e["log_level"], formatEvent(e), e.get("reply"),
+                                 e.get("addr")) for e in p.events[n:]]
+                               for p, n in zip((fast, slow), seen)])
+            for mac in (MAC, OTHER):
+                self.assertEqual(fast.registry.get(mac).as_dict(),
+                                 slow.registry.get(mac).as_dict(), data)
+        self.assertEqual(fast.oper.counters, slow.oper.counters)
+        for p in (fast, slow):
+            p.clock.advance(60)
+            p.settle(self)
+        self.assertEqual(fast.store.rows, slow.store.rows)
+        self.assertEqual(*[[line for line in p.logged() if line.startswith("heartbeats")]
+                           for p in (fast, slow)])
+        return fast, slow
+
+    def test_routine(self):
+        """Routine heartbeats: the reply, the record and the debug line are the same."""
+        fast, slow = self.same([
+            (hb_data(), True),
+            (hb_data(IPAddr=""), True),                   # WAN IP kept
+            (hb_data(IPAddr="198.51.100.7"), True),
+            (hb_data(Version="1.0", Extra=[1]), True),    # other fields ignored
+            (json.dumps(hb_msg(IPAddr="\ud800")).encode(), True),
+        ])
+        self.assertEqual(fast.oper.transport.written[-1],
+                         (b'{"Result":0,"Interval":45}', GW))
+        self.assertEqual(fast.registry.get(MAC).wan_ip, "\ud800")
+
+    def test_unusual(self):
+        """Heartbeats the short cut leaves to the general path are answered as before."""
+        self.same([
+            (hb_data(MAC.lower()), False),               # accepted, upper-cased
+            (hb_data(FLAG="1"), False),                  # the note at info
+            (hb_data(FLAG=0), False),                    # numbers taken as strings
+            (hb_data(IPAddr=19216801), False),
+            (hb_data(OTHER), False),                     # not registered: -3
+            (hb_data(UNKNOWN), False),                   # unknown: -3
+            (b" " + hb_data() + b"\n", False),          # white space around it
+            (hb_data(), True),
+        ])
+
+    def test_malformed(self):
+        """Bad datagrams fall back to the general path: dropped and logged as before."""
+        good = hb_data()
+        self.same([
+            (b"not json", False),
+            (b"\xff\xfe", False),
+            (good.decode().encode("utf-16"), False),
+            (b"\xef\xbb\xbf" + good, False),
+            (good[:-1], False),
+            (good + b"x", False),
+            (good + good, False),
+            (b"[1,2]", False),
+            (b"[" * 5000, False),
+            (b"[" * 4000 + b"]" * 4000, False),
+            (good[:-1] + b', "pad": "' + b"x" * 4096 + b'"}', False),
+            (json.dumps({"RPCMethod": "Hb"}).encode(), False),
+            (json.dumps({"RPCMethod": "hb", "MAC": MAC, "IPAddr": "", "FLAG": "0"}).encode(),
+             False),
+            (json.dumps({"Result": 0}).encode(), False),
+            (hb_data("nothex"), False),
+            (hb_data("64D95420214BX"), False),
+            (hb_data(None), False),
+            (hb_data(123456789012), False),
+            (hb_data(IPAddr=None), False),
+            (hb_data(IPAddr="x" * 257), False),
+            (hb_data(IPAddr=["1.2.3.4"]), False),
+            (hb_data(FLAG="7"), False),
+            (hb_data(FLAG=None), False),
+            (good, True),                                # and the next one is routine
+            (json.dumps(dict(BOOT, RPCMethod="Boot", FLAG="0")).encode(), False),
+        ])
+
+    def test_odd_registry_key(self):
+        """A registry key that is not a MAC as the wire gives it (say, a hand-edited
+        database) does not make a heartbeat routine: it is looked up as the wire reads it."""
+        p = Platform()
+        p.registry.add(OTHER.lower(), registered=True)
+        self.assertFalse(p.oper.routine_hb(hb_data(OTHER.lower()), GW))
+        self.assertEqual(p.send(p.oper, hb_data(OTHER.lower())), [({"Result": -3}, GW)])
+
+    def test_fault_rules_fall_back(self):
+        """With any fault rule the short cut stands aside, so the rules apply; it is
+        back once the rules are cleared."""
+        p = Platform()
+        p.online()
+        p.faults.set_rules([{"mac": "*", "message": "Hb", "result": -5, "count": 1}])
+        self.assertFalse(p.oper.routine_hb(hb_data(), GW))
+        self.assertEqual(p.hb(), {"Result": -5})
+        self.assertFalse(p.oper.routine_hb(hb_data(), GW))    # spent, but still a rule
+        self.assertEqual(p.hb(), {"Result": 0, "Interval": 45})
+        p.faults.set_rules([])
+        self.assertTrue(p.oper.routine_hb(hb_data(), GW))
+
+    def test_not_loaded(self):
+        """Before the registry is loaded heartbeats are dropped as any datagram."""
+        p = Platform()
+        p.online()
+        p.registry.loaded = False
+        self.assertFalse(p.oper.routine_hb(hb_data(), GW))
+        self.assertEqual(p.send(p.oper, hb_data()), [])
+        self.assertIn("the device registry is still loading", p.logged()[-1])
+
+    def test_after_new_challenge(self):
+        """After a new Boot challenge the device is not registered: -3, then 0 again
+        after Register."""
+        p = Platform()
+        p.online()
+        p.boot()
+        self.assertFalse(p.oper.routine_hb(hb_data(), GW))
+        self.assertEqual(p.hb(), {"Result": -3})
+        p.register(p.challenge(2))
+        self.assertEqual(p.hb(), {"Result": 0, "Interval": 45})
+
+    def test_reply_follows_interval(self):
+        """The reply encoded once follows a new heartbeat_interval."""
+        p = Platform()
+        p.online()
+        self.assertEqual(p.hb(), {"Result": 0, "Interval": 45})
+        p.oper.config = dataclasses.replace(p.config, heartbeat_interval=30)
+        self.assertEqual(p.hb(), {"Result": 0, "Interval": 30})
+        self.assertEqual(p.oper.transport.written[-1][0], b'{"Result":0,"Interval":30}')
+
+
+class FakeSocket:
+    """What a Twisted UDP port's socket is asked for: options, and sendto."""
+
+    def __init__(self):
+        self.sent = []
+        self.options = []
+        self.error = None
+
+    def setsockopt(self, *args):
+        self.options.append(args)
+
+    def getsockname(self):
+        return ("127.0.0.1", 60001)
+
+    def sendto(self, data, addr):
+        if self.error is not None:
+            raise OSError(self.error, os.strerror(self.error))
+        self.sent.append((data, addr))
+
+
+class DirectReplyTests(SynchronousTestCase):
+    """On a Twisted UDP port replies go straight to the socket's sendto."""
+
+    def setUp(self):
+        self.p = Platform()
+        self.p.oper.doStop()
+        self.port = udp.Port(0, self.p.oper, "127.0.0.1", reactor=MemoryReactor())
+        self.port.socket = FakeSocket()
+        self.writes = []
+        self.port.write = lambda data, addr: self.writes.append((data, addr))
+        self.p.oper.makeConnection(self.port)
+
+    def registered(self):
+        self.p.registry.update(MAC, registered=True)
+
+    def test_replies(self):
+        """Replies (the general path's and the short cut's) use sendto; triggers, to a
+        stored address, the port's checked write."""
+        p, sock = self.p, self.port.socket
+        self.assertIn((socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER), sock.options)
+        p.oper.datagramReceived(json.dumps(dict(BOOT, RPCMethod="Boot")).encode(), GW)
+        challenge = json.loads(sock.sent[-1][0])["ChallengeCode"]
+        p.oper.datagramReceived(json.dumps({
+            "RPCMethod": "Register", "MAC": MAC, "SN": SN, "DevRND": DEV_RND,
+            "CheckSN": identity.check_sn(challenge, SN)}).encode(), GW)
+        p.oper.datagramReceived(hb_data(), GW)
+        self.assertEqual([json.loads(data)["Result"] for data, _ in sock.sent], [0, 2, 0])
+        self.assertEqual({addr for _, addr in sock.sent}, {GW})
+        self.assertEqual(self.writes, [])
+        p.oper.send_request_plugin(MAC, "127.0.0.1", 8443)
+        self.assertEqual(len(sock.sent), 3)
+        self.assertEqual(json.loads(self.writes[0][0])["RPCMethod"], "RequestPlug-in")
+
+    def test_refused_ignored(self):
+        """ECONNREFUSED (an ICMP error of an earlier datagram) is ignored, as Twisted's
+        write ignores it."""
+        self.registered()
+        self.port.socket.error = errno.ECONNREFUSED
+        seen = len(self.p.events)
+        self.p.oper.datagramReceived(hb_data(), GW)
+        self.assertEqual((self.p.oper.counters["unsent"], self.p.events[seen:]), (0, []))
+
+    def test_error_logged(self):
+        """Any other error loses that reply, counted and logged; serving goes on."""
+        self.registered()
+        self.port.socket.error = errno.EAGAIN
+        self.p.oper.datagramReceived(hb_data(), GW)
+        self.assertEqual(self.p.oper.counters["unsent"], 1)
+        self.assertIn(f"operation: reply to {GW!r} not sent: [Errno {errno.EAGAIN}] "
+                      f"{os.strerror(errno.EAGAIN)}", self.p.logged())
+        self.port.socket.error = None
+        self.p.oper.datagramReceived(hb_data(), GW)
+        self.assertEqual(len(self.port.socket.sent), 1)
+
+    def test_stopped(self):
+        """Once the port stops, nothing is sent on its socket."""
+        self.registered()
+        self.p.oper.datagramReceived(hb_data(), GW)
+        self.p.oper.doStop()
+        self.assertIsNone(self.p.oper._sendto)
+        self.p.oper.reply(b"{}", GW)
+        self.assertEqual(len(self.port.socket.sent), 1)
+
+
 class ConfigTests(SynchronousTestCase):
     def test_defaults(self):
         """An empty file gives the documented defaults."""
@@ -830,6 +1214,18 @@ class TapTests(SynchronousTestCase):
         self.assertEqual(top.distribution.operation_address(), ("127.0.0.1", 0))
         self.successResultOf(top.stopService())
         self.assertIn(MAC, store.rows)
+
+    def test_summary_with_the_service(self):
+        """The heartbeat summary runs on the reactor while the service does."""
+        reactor = UDPMemoryReactor()
+        top = tap.makeService(self.options("--config", SHIPPED), reactor)
+        top.registry.store = MemoryStore()
+        self.assertIsNone(summary_call(top.operation))
+        top.startService()
+        self.assertIn(summary_call(top.operation), reactor.getDelayedCalls())
+        self.successResultOf(top.stopService())
+        self.assertIsNone(summary_call(top.operation))
+        self.assertEqual(reactor.getDelayedCalls(), [])
 
     def test_separate_message_server(self):
         """A message_server port of its own adds a third UDP server."""

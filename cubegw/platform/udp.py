@@ -9,22 +9,41 @@ The operation platform also sends the reverse triggers (``RequestPlug-in``,
 ``RequestDistri``) from its own socket to the address the gateway's heartbeats come from,
 and matches the gateway's ``{"Result": n}`` answers to them by that address, first come
 first served.
+
+Heartbeats are most of the traffic, so the routine one (a well-formed Hb with FLAG "0"
+from a registered device, no fault rule set) takes a short cut past the typed codecs
+(``OperationProtocol.routine_hb``), is answered with bytes encoded once, and is logged at
+debug only; a summary line at info counts them once a minute.  Anything else about a
+heartbeat goes the general way.
 """
 
 import collections
+import errno
+import json
 import os
+import re
 import socket
 
-from twisted.internet import defer
+from twisted.internet import defer, task, udp
 from twisted.internet.protocol import DatagramProtocol
-from twisted.logger import Logger
 
-from cubegw import identity, wire
+from cubegw import identity, logs, wire
+from cubegw.logs import Logger
 from cubegw.platform.faults import TRIGGER_ACTIONS, UDP_ACTIONS, Delayed
 
 
 #: SO_RCVBUF of the platform's UDP sockets (the kernel may cap it at net.core.rmem_max).
 RECEIVE_BUFFER = 4 * 1024 * 1024
+
+#: How an answer is logged (at info, or at debug for a routine heartbeat).
+ANSWERED = "{mac} {method} -> Result {result}{note}"
+
+#: A MAC as the registry keys it (``wire`` also takes lower case, and upper-cases it).
+_REGISTRY_MAC = re.compile(r"[0-9A-F]{12}").fullmatch
+
+#: One JSON value at the start of a string -> (value, where it ends): ``json.loads``
+#: without its two whitespace searches (StopIteration when no value starts there).
+_scan_json = json.JSONDecoder().scan_once
 
 
 class TriggerError(Exception):
@@ -64,6 +83,7 @@ class PlatformProtocol(DatagramProtocol):
         self.urandom = urandom
         self.counters = collections.Counter()
         self._later = Delayed(clock)
+        self._sendto = None     # the socket's own sendto, for replies (see reply)
 
     def startProtocol(self):
         """A large receive buffer: a burst of many gateways' datagrams is queued, not lost."""
@@ -73,6 +93,8 @@ class PlatformProtocol(DatagramProtocol):
         except (AttributeError, OSError) as e:  # a fake transport, or a capped kernel
             self.log.info("{server}: receive buffer left as it is: {error}",
                           server=self.server, error=e)
+        if isinstance(self.transport, udp.Port):
+            self._sendto = self.transport.getHandle().sendto
 
     # ------------------------------------------------------------ receiving
 
@@ -121,24 +143,55 @@ class PlatformProtocol(DatagramProtocol):
         if reply is None:
             self.log.info("{mac} {method}: {note}", mac=mac, method=method, note=note)
             return
-        note = f" ({note})" if note else ""
         if fault is None:
-            self._send(reply, addr)
-            self.log.info("{mac} {method} -> Result {result}{note}", mac=mac, method=method,
-                          result=reply["Result"], note=note, reply=reply, addr=addr)
+            self.reply(wire.encode_datagram(reply), addr)
+            self._answered(mac, method, reply, note, addr)
         else:
-            self.log.info("{mac} {method} -> Result {result}{note}, not sent ({rule}: "
-                          "no_reply)", mac=mac, method=method, result=reply["Result"],
-                          note=note, rule=fault.rule, reply=reply, addr=addr)
+            note = f" ({note})" if note else ""
+            self.log.info(ANSWERED + ", not sent ({rule}: no_reply)", mac=mac, method=method,
+                          result=reply["Result"], note=note, rule=fault.rule, reply=reply,
+                          addr=addr)
+
+    def _answered(self, mac, method, reply, note, addr):
+        """Log a reply sent by a handler."""
+        self.log.info(ANSWERED, mac=mac, method=method, result=reply["Result"],
+                      note=f" ({note})" if note else "", reply=reply, addr=addr)
 
     def _send_forced(self, request, addr, fault):
-        self._send({"Result": fault.result}, addr)
+        self.reply(wire.encode_datagram({"Result": fault.result}), addr)
         self.log.info("{mac} {method} -> Result {result} ({rule}: result)", mac=request.MAC,
                       method=request.METHOD, result=fault.result, rule=fault.rule)
 
     # -------------------------------------------------------------- helpers
 
+    def reply(self, data, addr):
+        """Send ``data`` back to ``addr``, where a datagram has just come from.
+
+        On a Twisted UDP port this is the socket's ``sendto``: ``Port.write`` would check,
+        three times per datagram, that ``addr`` is an IP address, which an address
+        ``recvfrom`` gave always is.  Errors as ``Port.write`` has them: ECONNREFUSED (an
+        ICMP error left by an earlier datagram) is ignored; EINTR is retried by Python
+        itself (PEP 475); any other (EAGAIN with the send buffer full, ...) loses this
+        reply, logged and counted in ``counters["unsent"]`` (``Port.write`` raises it,
+        and its reader logs the traceback).
+        """
+        sendto = self._sendto
+        if sendto is None:
+            if self.transport is not None:
+                self.transport.write(data, addr)
+            return
+        try:
+            sendto(data, addr)
+        except OSError as e:
+            if e.errno == errno.ECONNREFUSED:
+                return
+            self.counters["unsent"] += 1
+            self.log.warn("{server}: reply to {addr} not sent: {error}",
+                          server=self.server, addr=addr, error=e)
+
     def _send(self, message, addr):
+        """Send ``message`` to ``addr`` through the transport (triggers: ``addr`` is a
+        stored one)."""
         if self.transport is not None:
             self.transport.write(wire.encode_datagram(message), addr)
 
@@ -159,6 +212,7 @@ class PlatformProtocol(DatagramProtocol):
         return getattr(self.config, self.endpoint).port
 
     def stopProtocol(self):
+        self._sendto = None
         self._later.cancel_all()
 
     def _known(self, request, learn):
@@ -254,9 +308,104 @@ class OperationProtocol(PlatformProtocol):
     methods = ("Boot", "Register", "Hb", "Report")
     endpoint = "operation"
 
+    #: Seconds between two heartbeat summary lines.
+    summary_interval = 60
+
     def __init__(self, registry, faults, config, clock, urandom=os.urandom):
         super().__init__(registry, faults, config, clock, urandom)
         self._triggers = {}     # (host, port) -> deque of _Pending, oldest first
+        self._hb_count = 0              # Hb answered Result 0 since the last summary
+        self._hb_gateways = set()       # ... from these MACs
+        self._summary = None            # the LoopingCall of the summary line
+        self._hb_reply = (None, b"")    # (Interval, the Hb reply encoded)
+
+    def startProtocol(self):
+        super().startProtocol()
+        self.start_summary()
+
+    # ---------------------------------------------------------- heartbeats
+
+    def datagramReceived(self, data, addr):
+        if not self.routine_hb(data, addr):
+            super().datagramReceived(data, addr)
+
+    def routine_hb(self, data, addr):
+        """Answer ``data`` if it is a routine heartbeat, and say whether it was one.
+
+        Routine: no fault rule at all, the registry loaded, and a JSON object of at most
+        ``wire.MAX_DATAGRAM`` bytes with RPCMethod "Hb", FLAG "0", IPAddr a string of at
+        most 256 characters and MAC (upper case) of a registered device.  What
+        ``handle_Hb`` then does is done in place, the reply is bytes encoded once per
+        ``heartbeat_interval``, and the line is at debug.  Anything else (bad input
+        included) changes nothing here and returns False: the general path decodes,
+        checks, answers and logs it as it does any datagram.
+        """
+        registry = self.registry
+        if not registry.loaded or self.faults._rules or len(data) > wire.MAX_DATAGRAM:
+            return False
+        try:
+            text = data.decode("utf-8")
+            msg, end = _scan_json(text, 0)
+        except (ValueError, StopIteration, RecursionError):  # bad UTF-8 is a ValueError
+            return False
+        if end != len(text) or type(msg) is not dict or msg.get("RPCMethod") != "Hb" \
+                or msg.get("FLAG") != "0":
+            return False
+        mac, ip = msg.get("MAC"), msg.get("IPAddr")
+        if type(mac) is not str or type(ip) is not str or len(ip) > 256 \
+                or not _REGISTRY_MAC(mac):
+            return False
+        record = registry.get(mac)
+        if record is None or not record.registered:
+            return False
+        registry.heartbeat(record, self.clock.seconds(), addr, ip)
+        self.counters["Hb"] += 1
+        self._hb_count += 1
+        self._hb_gateways.add(mac)
+        interval, answer = self._hb_reply
+        if interval != self.config.heartbeat_interval:
+            interval = self.config.heartbeat_interval
+            answer = wire.encode_datagram({"Result": 0, "Interval": interval})
+            self._hb_reply = interval, answer
+        self.reply(answer, addr)
+        if logs.debug_enabled():
+            self.log.debug(ANSWERED, mac=mac, method="Hb", result=0, note="",
+                           reply={"Result": 0, "Interval": interval}, addr=addr)
+        return True
+
+    def _answered(self, mac, method, reply, note, addr):
+        if method == "Hb" and reply["Result"] == 0:
+            self._hb_count += 1
+            self._hb_gateways.add(mac)
+            if not note:
+                self.log.debug(ANSWERED, mac=mac, method=method, result=0, note="",
+                               reply=reply, addr=addr)
+                return
+        super()._answered(mac, method, reply, note, addr)
+
+    def start_summary(self):
+        """Log the heartbeat summary every ``summary_interval`` seconds from now on."""
+        if self._summary is None:
+            self._summary = task.LoopingCall(self.log_summary)
+            self._summary.clock = self.clock
+            self._summary.start(self.summary_interval, now=False)
+
+    def stop_summary(self):
+        if self._summary is not None:
+            if self._summary.running:
+                self._summary.stop()
+            self._summary = None
+
+    def log_summary(self):
+        """One info line for the heartbeats answered Result 0 since the last one (none
+        when there were none), which are logged one by one at debug only."""
+        count, gateways = self._hb_count, len(self._hb_gateways)
+        self._hb_count = 0
+        self._hb_gateways = set()
+        if count:
+            self.log.info("heartbeats: {count} answered in the last {seconds} s, "
+                          "{gateways} gateways", count=count, seconds=self.summary_interval,
+                          gateways=gateways)
 
     # ------------------------------------------------------------- handlers
 
@@ -292,8 +441,7 @@ class OperationProtocol(PlatformProtocol):
             if record is not None and record.online:
                 self.registry.update(record.mac, online=False)
             return _fail(-3, "not registered since the last challenge")
-        self.registry.update(record.mac, online=True, last_hb=now, hb_addr=addr,
-                             wan_ip=request.IPAddr or record.wan_ip)
+        self.registry.heartbeat(record, now, addr, request.IPAddr)
         return {"Result": 0, "Interval": self.config.heartbeat_interval}, (
             "first after Register" if request.FLAG == "1" else "")
 
@@ -403,6 +551,7 @@ class OperationProtocol(PlatformProtocol):
 
     def stopProtocol(self):
         super().stopProtocol()
+        self.stop_summary()
         for queue in list(self._triggers.values()):
             for pending in list(queue):
                 self._finish(pending)
