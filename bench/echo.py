@@ -14,6 +14,7 @@ prints "ready" once the center has answered its Register.
 """
 
 import os
+import socket
 import sys
 
 from twisted.internet import protocol, reactor
@@ -124,7 +125,10 @@ def wire_plugin_factory():
 def main(argv):
     kind, port = argv[0], int(argv[1])
     if kind == "udp":
-        reactor.listenUDP(port, UdpEcho(), interface="127.0.0.1")
+        from cubegw.platform.udp import RECEIVE_BUFFER
+        listening = reactor.listenUDP(port, UdpEcho(), interface="127.0.0.1")
+        # the platform's receive buffer, so neither side loses a burst the other would not
+        listening.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
     elif kind == "wire":
         reactor.connectTCP("127.0.0.1", port, wire_plugin_factory(), timeout=10)
         reactor.run()

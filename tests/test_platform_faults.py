@@ -116,6 +116,17 @@ class DecideTests(SynchronousTestCase):
         got = [rules.decide(MAC, "Hb", "operation") for _ in range(3)]
         self.assertEqual([f and f.action for f in got], ["no_reply", "no_reply", None])
 
+    def test_active_until_spent(self):
+        """active() is False with no rules, and again once every counted rule is used up
+        (the spent rule stays listed, with remaining 0)."""
+        self.assertFalse(FaultRules().active())
+        rules = FaultRules([{"mac": "*", "message": "Hb", "no_reply": True, "count": 1}])
+        self.assertTrue(rules.active())
+        rules.decide(MAC, "Hb", "operation")
+        self.assertFalse(rules.active())
+        self.assertEqual(rules.rules[0]["remaining"], 0)
+        self.assertTrue(FaultRules([{"mac": "*", "message": "Hb", "result": -1}]).active())
+
     def test_count_shared_by_devices(self):
         """The count of a "*" rule is shared by every device it matches."""
         rules = FaultRules([{"mac": "*", "message": "Hb", "result": -1, "count": 1}])

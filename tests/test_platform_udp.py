@@ -922,15 +922,16 @@ class RoutineHbTests(SynchronousTestCase):
         self.assertEqual(p.send(p.oper, hb_data(OTHER.lower())), [({"Result": -3}, GW)])
 
     def test_fault_rules_fall_back(self):
-        """With any fault rule the short cut stands aside, so the rules apply; it is
-        back once the rules are cleared."""
+        """With a live fault rule the short cut stands aside, so the rules apply; it is
+        back once the rule is spent or the rules are cleared."""
         p = Platform()
         p.online()
         p.faults.set_rules([{"mac": "*", "message": "Hb", "result": -5, "count": 1}])
         self.assertFalse(p.oper.routine_hb(hb_data(), GW))
         self.assertEqual(p.hb(), {"Result": -5})
-        self.assertFalse(p.oper.routine_hb(hb_data(), GW))    # spent, but still a rule
-        self.assertEqual(p.hb(), {"Result": 0, "Interval": 45})
+        self.assertTrue(p.oper.routine_hb(hb_data(), GW))     # spent: no rule can match
+        p.faults.set_rules([{"mac": "*", "message": "Boot", "result": -1}])
+        self.assertFalse(p.oper.routine_hb(hb_data(), GW))    # any live rule: general path
         p.faults.set_rules([])
         self.assertTrue(p.oper.routine_hb(hb_data(), GW))
 

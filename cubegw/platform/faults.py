@@ -241,6 +241,10 @@ class FaultRules:
         """Replace every rule (counts start afresh); on a bad rule nothing changes."""
         self._rules = parse_rules(specs)
 
+    def active(self):
+        """True while some rule can still match (spent rules stay listed, but not active)."""
+        return any(rule.remaining is None or rule.remaining > 0 for rule in self._rules)
+
     @property
     def rules(self):
         """The current rules as mappings, each with its ``remaining`` uses."""

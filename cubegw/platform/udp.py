@@ -341,7 +341,7 @@ class OperationProtocol(PlatformProtocol):
         checks, answers and logs it as it does any datagram.
         """
         registry = self.registry
-        if not registry.loaded or self.faults._rules or len(data) > wire.MAX_DATAGRAM:
+        if not registry.loaded or self.faults.active() or len(data) > wire.MAX_DATAGRAM:
             return False
         try:
             text = data.decode("utf-8")
