@@ -13,7 +13,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from cubegw import lan, tap
+from cubegw import lan, logs, tap
 from cubegw.store import Store, builtin_schema
 
 from tests.integration.support import gateway_config
@@ -126,8 +126,9 @@ def wire_gateway(testcase, reactor, **config):
     # makeService registers the capabilities' sections in the store's schema: give it
     # a copy, not the module-wide default other tests compare against
     options.store = Store(options.store.path, builtin_schema())
-    # makeService installs a SIGHUP handler: give the test process its own back
+    # makeService installs a SIGHUP handler and sets the log level: put both back
     testcase.addCleanup(signal.signal, signal.SIGHUP, signal.getsignal(signal.SIGHUP))
+    testcase.addCleanup(logs.set_level, "debug" if logs.debug_enabled() else "info")
     return tap.makeService(options, reactor)
 
 

@@ -989,6 +989,7 @@ class DirectReplyTests(SynchronousTestCase):
     """On a Twisted UDP port replies go straight to the socket's sendto."""
 
     def setUp(self):
+        log_level(self, "info")
         self.p = Platform()
         self.p.oper.doStop()
         self.port = udp.Port(0, self.p.oper, "127.0.0.1", reactor=MemoryReactor())
