@@ -13,6 +13,7 @@ import re
 from typing import Any, Callable, Dict, Iterable, NamedTuple, Optional, Tuple
 
 from twisted.internet import defer
+from twisted.python import failure
 from twisted.plugin import getPlugins
 
 from cubegw.capabilities.base import (
@@ -211,46 +212,52 @@ class Dispatcher:
 
         context = self.context.for_call(side, self.rights)
         self.in_flight += 1
-        d = defer.maybeDeferred(provider.call, cmd_type, parameter, context)
-        d.addCallback(lambda r: defer.ensureDeferred(r) if inspect.iscoroutine(r) else r)
-        if not d.called or d.paused:    # most providers answer at once: no timer for them
-            d.addTimeout(self.timeout, self.clock)
+        try:
+            result = provider.call(cmd_type, parameter, context)
+        except Exception:
+            result = failure.Failure()
+        if inspect.iscoroutine(result):
+            result = defer.ensureDeferred(result)
+        if not isinstance(result, defer.Deferred):
+            # answered at once, as most capabilities are: no Deferred chain, no timer
+            return defer.succeed(self._finish(result, cmd_type, seq, side, context))
+        if not result.called or result.paused:
+            result.addTimeout(self.timeout, self.clock)
+        return result.addBoth(self._finish, cmd_type, seq, side, context)
 
-        def done(fields):
-            if not isinstance(fields, dict):
+    def _finish(self, result, cmd_type, seq, side, context):
+        """The provider's result (fields or a Failure) -> the call's ``Outcome``."""
+        self.in_flight -= 1
+        try:
+            if isinstance(result, failure.Failure):
+                return self._failed(result, cmd_type, seq, side)
+            if not isinstance(result, dict):
                 log.error("capability {cmd}: provider returned {type}, not a dict",
-                          cmd=cmd_type, type=type(fields).__name__)
+                          cmd=cmd_type, type=type(result).__name__)
                 return self._reply(cmd_type, seq, None, "internal error")
             log.debug("capability {cmd} {seq} from {side}: ok", cmd=cmd_type, seq=seq,
                       side=side)
-            return self._reply(cmd_type, seq, fields, None, context.after)
-
-        def failed(failure):
-            if failure.check(defer.TimeoutError):
-                log.warn("capability {cmd} {seq} timed out after {t} s", cmd=cmd_type,
-                         seq=seq, t=self.timeout)
-                return Outcome(RESULT_TIMEOUT, None)
-            if failure.check(CapabilityFailure):
-                log.info("capability {cmd} {seq} from {side}: {reason}", cmd=cmd_type,
-                         seq=seq, side=side, reason=failure.value.reason)
-                return self._reply(cmd_type, seq, None, failure.value.reason)
-            if failure.check(CapabilityUnavailable):
-                log.warn("capability {cmd} not running: {why}", cmd=cmd_type,
-                         why=str(failure.value))
-                return Outcome(RESULT_NOT_RUNNING, None)
-            log.failure("capability {cmd} {seq} failed", failure=failure, cmd=cmd_type, seq=seq)
-            return self._reply(cmd_type, seq, None, "internal error")
-
-        def finished(outcome):
-            self.in_flight -= 1
-            if isinstance(outcome, Outcome):
-                return outcome
-            log.failure("capability {cmd}: reply not built", failure=outcome, cmd=cmd_type)
+            return self._reply(cmd_type, seq, result, None, context.after)
+        except Exception:
+            log.failure("capability {cmd}: reply not built", cmd=cmd_type)
             return Outcome(RESULT_OK, {"CmdType": cmd_type, "SequenceId": seq,
                                        "Status": "1", "FailReason": "internal error"})
-        d.addCallbacks(done, failed)
-        d.addBoth(finished)
-        return d
+
+    def _failed(self, reason, cmd_type, seq, side):
+        if reason.check(defer.TimeoutError):
+            log.warn("capability {cmd} {seq} timed out after {t} s", cmd=cmd_type,
+                     seq=seq, t=self.timeout)
+            return Outcome(RESULT_TIMEOUT, None)
+        if reason.check(CapabilityFailure):
+            log.info("capability {cmd} {seq} from {side}: {reason}", cmd=cmd_type,
+                     seq=seq, side=side, reason=reason.value.reason)
+            return self._reply(cmd_type, seq, None, reason.value.reason)
+        if reason.check(CapabilityUnavailable):
+            log.warn("capability {cmd} not running: {why}", cmd=cmd_type,
+                     why=str(reason.value))
+            return Outcome(RESULT_NOT_RUNNING, None)
+        log.failure("capability {cmd} {seq} failed", failure=reason, cmd=cmd_type, seq=seq)
+        return self._reply(cmd_type, seq, None, "internal error")
 
     def _refuse(self, side, cmd_type, why):
         log.info("capability {cmd!r} from {side} refused: {why}", cmd=cmd_type, side=side,
