@@ -94,7 +94,10 @@ class CapabilityContext:
     _after: List[Callable[[], Any]] = dataclasses.field(default_factory=list, repr=False)
 
     def for_call(self, side: str, rights: Any) -> "CapabilityContext":
-        return dataclasses.replace(self, side=side, rights=rights, _after=[])
+        # dataclasses.replace, without re-running __init__: every call makes one
+        call = object.__new__(type(self))
+        call.__dict__.update(self.__dict__, side=side, rights=rights, _after=[])
+        return call
 
     def after_reply(self, action: Callable[[], Any]) -> None:
         """Run ``action()`` once the reply has been written (reboot, reset...).

@@ -52,6 +52,7 @@ MGT_PATH = "InternetGatewayDevice.X_CT-COM_Mgt."
 
 _DIGITS = re.compile(r"[0-9]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_WHITESPACE = re.compile(r"\s")            # what str.isspace() calls whitespace
 
 
 class Kind:
@@ -106,7 +107,7 @@ class String(Kind):
                 f"must be at most {self.max_length} characters, got {len(value)}")
         if self.non_empty and not value:
             raise StoreError("must not be empty")
-        if self.no_whitespace and any(c.isspace() for c in value):
+        if self.no_whitespace and _WHITESPACE.search(value):
             raise StoreError(f"must not contain whitespace, got {value!r}")
         return value
 
