@@ -4,7 +4,8 @@
     cubegw-ctl --config FILE mgt get [NAME]
     cubegw-ctl --config FILE mgt set NAME VALUE
 
-``status`` reads the status file the daemon rewrites on every change.  ``mgt`` reads and
+``status`` reads the status file the daemon rewrites on every change (a running daemon
+is first asked, by SIGUSR1, to bring its heartbeat counters up to date).  ``mgt`` reads and
 writes X_CT-COM_Mgt in the UCI file; a running daemon re-reads the file (it polls it, and
 is sent SIGHUP here so the change applies at once).  Errors: one line, exit status 1.
 """
@@ -18,7 +19,7 @@ import time
 
 from cubegw.config import ConfigError, load_config
 from cubegw.service import STORE_FILE
-from cubegw.status import pid_alive, read_status
+from cubegw.status import pid_alive, read_status, refresh_status
 from cubegw.store import Store, StoreError
 from cubegw.tap import DEFAULT_CONFIG
 
@@ -79,6 +80,8 @@ def _status(config, as_json, out):
         print(f"cubegw-ctl: no status in {config.state_dir}: the daemon has not run", file=sys.stderr)
         return 1
     alive = bool(snapshot.get("running")) and pid_alive(snapshot.get("pid", 0))
+    if alive:
+        snapshot = refresh_status(config.state_dir, snapshot)
     if as_json:
         print(json.dumps(dict(snapshot, alive=alive), indent=1, sort_keys=True), file=out)
         return 0

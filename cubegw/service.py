@@ -174,13 +174,15 @@ class RegistrationService(service.Service):
                                   wire.Report(MAC=self.identity.mac, Parameter=parameter))
         return True
 
-    def changed(self):
+    def changed(self, force=False):
+        """After every event: the status file, at once if something other than the
+        heartbeat counters changed (or ``force``: an operator asked, SIGUSR1)."""
         hb_ok = self.machine.counters["hb_ok"]
         if hb_ok != self._hb_seen:
             self._hb_seen = hb_ok
             self.last_hb = self.reactor.seconds()
         try:
-            self.status_file.write(self.snapshot(), self.reactor.seconds())
+            self.status_file.write(self.snapshot(), self.reactor.seconds(), force)
         except OSError as e:
             self.log.warn("cannot write the status file: {error}", error=e)
 

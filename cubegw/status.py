@@ -1,11 +1,16 @@
 """The operator's status snapshot: a JSON file the daemon rewrites whenever it changes.
 
-``cubegw-ctl status`` reads it, so the command works without talking to the daemon.
+``cubegw-ctl status`` reads it, so the command works without talking to the daemon.  What
+every heartbeat changes (counters, last heartbeat) is written at most once a minute, so a
+heartbeat costs no file write; ``cubegw-ctl status`` asks a running daemon for a fresh
+snapshot first (SIGUSR1, ``refresh_status``).
 """
 
 import json
 import os
+import signal
 import tempfile
+import time
 
 STATUS_FILE = "status.json"
 
@@ -35,7 +40,7 @@ def atomic_write(path, data, mode=0o644, fsync=True):
 
 #: What every heartbeat changes: alone, these are written at most every ROUTINE_INTERVAL s.
 ROUTINE_COUNTERS = ("sent", "replies", "hb_ok")
-ROUTINE_INTERVAL = 10.0
+ROUTINE_INTERVAL = 60.0
 
 
 def _significant(snapshot):
@@ -52,7 +57,8 @@ class StatusFile:
 
     A change of state, platform or the like is written at once; a change of counters
     and heartbeat time alone at most every ``ROUTINE_INTERVAL`` seconds, so a heartbeat
-    costs no file write on a router's slow flash or CPU.
+    costs no file write on a router's slow flash or CPU.  ``force`` writes in any case
+    (an operator asked).
     """
 
     def __init__(self, state_dir):
@@ -61,12 +67,12 @@ class StatusFile:
         self._last_significant = None
         self._written_at = None
 
-    def write(self, snapshot, now):
-        if snapshot == self._last:
+    def write(self, snapshot, now, force=False):
+        if snapshot == self._last and not force:
             return False
         significant = _significant(snapshot)
         routine = significant == self._last_significant
-        if routine and now - self._written_at < ROUTINE_INTERVAL:
+        if routine and now - self._written_at < ROUTINE_INTERVAL and not force:
             return False
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         atomic_write(self.path, json.dumps(snapshot, indent=1, sort_keys=True).encode(),
@@ -83,6 +89,26 @@ def read_status(state_dir):
             return json.load(f)
     except FileNotFoundError:
         return None
+
+
+def refresh_status(state_dir, snapshot, timeout=1.0, kill=os.kill, sleep=time.sleep):
+    """Ask the running daemon of ``snapshot`` to rewrite its status (SIGUSR1) and return
+    the new snapshot; the one given if the daemon does not answer within ``timeout`` s."""
+    path = os.path.join(state_dir, STATUS_FILE)
+    try:
+        before = os.stat(path).st_mtime_ns
+        kill(snapshot["pid"], signal.SIGUSR1)
+    except (OSError, KeyError, TypeError):
+        return snapshot
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        sleep(0.02)
+        try:
+            if os.stat(path).st_mtime_ns != before:
+                return read_status(state_dir) or snapshot
+        except OSError:
+            pass
+    return snapshot
 
 
 def pid_alive(pid):

@@ -165,15 +165,20 @@ def makeService(options, reactor=None):
     registration.lan.setServiceParent(top)
     registration.setServiceParent(top)
     CapabilityRuntime(store, backend, reactor).setServiceParent(top)
-    _reload_on_sighup(reactor, registration)
+    _signal_handlers(reactor, registration)
     return top
 
 
-def _reload_on_sighup(reactor, registration):
-    """SIGHUP (``/etc/init.d/cubegw reload``) re-reads the UCI file at once."""
+def _signal_handlers(reactor, registration):
+    """SIGHUP (``/etc/init.d/cubegw reload``) re-reads the UCI file at once; SIGUSR1
+    (``cubegw-ctl status``) rewrites the status file at once."""
+    actions = {signal.SIGHUP: lambda: registration.check_store(True),
+               signal.SIGUSR1: lambda: registration.changed(force=True)}
+
     def handler(signum, frame):
-        reactor.callFromThread(registration.check_store, True)
+        reactor.callFromThread(actions[signum])
     try:
-        signal.signal(signal.SIGHUP, handler)
+        for signum in actions:
+            signal.signal(signum, handler)
     except ValueError:  # not the main thread (embedded use): the file poll still works
         pass

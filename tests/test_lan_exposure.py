@@ -126,8 +126,9 @@ def wire_gateway(testcase, reactor, **config):
     # makeService registers the capabilities' sections in the store's schema: give it
     # a copy, not the module-wide default other tests compare against
     options.store = Store(options.store.path, builtin_schema())
-    # makeService installs a SIGHUP handler and sets the log level: put both back
-    testcase.addCleanup(signal.signal, signal.SIGHUP, signal.getsignal(signal.SIGHUP))
+    # makeService installs SIGHUP and SIGUSR1 handlers and sets the log level: put them back
+    for signum in (signal.SIGHUP, signal.SIGUSR1):
+        testcase.addCleanup(signal.signal, signum, signal.getsignal(signum))
     testcase.addCleanup(logs.set_level, "debug" if logs.debug_enabled() else "info")
     return tap.makeService(options, reactor)
 

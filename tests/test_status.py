@@ -2,10 +2,11 @@
 
 import json
 import os
+import signal
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from cubegw.status import ROUTINE_INTERVAL, StatusFile, read_status
+from cubegw.status import ROUTINE_INTERVAL, StatusFile, read_status, refresh_status
 
 
 class StatusFileTests(SynchronousTestCase):
@@ -47,3 +48,42 @@ class StatusFileTests(SynchronousTestCase):
         self.assertEqual(os.listdir(self.dir), ["status.json"])
         with open(os.path.join(self.dir, "status.json")) as f:
             json.load(f)
+
+    def test_force_writes_at_once(self):
+        """force (an operator asked) writes counters at once, even unchanged ones."""
+        self.status.write(self.snap(hb=1), 0)
+        self.assertTrue(self.status.write(self.snap(hb=2, last=101.0), 1, force=True))
+        self.assertEqual(read_status(self.dir)["counters"], {"hb_ok": 2})
+        self.assertTrue(self.status.write(self.snap(hb=2, last=101.0), 2, force=True))
+
+
+class RefreshTests(SynchronousTestCase):
+    """cubegw-ctl's side: SIGUSR1 to the daemon, then the rewritten file."""
+
+    def setUp(self):
+        self.dir = self.mktemp()
+        self.status = StatusFile(self.dir)
+        self.status.write({"pid": 4242, "counters": {"hb_ok": 1}}, 0)
+        self.old = read_status(self.dir)
+        self.signals = []
+
+    def test_daemon_rewrites(self):
+        """The daemon answers the signal by rewriting the file: the fresh one is returned."""
+        def kill(pid, signum):
+            self.signals.append((pid, signum))
+            self.status.write({"pid": 4242, "counters": {"hb_ok": 9}}, 1, force=True)
+            os.utime(self.status.path, ns=(1, 1))   # surely another mtime than before
+        fresh = refresh_status(self.dir, self.old, kill=kill, sleep=lambda s: None)
+        self.assertEqual(self.signals, [(4242, signal.SIGUSR1)])
+        self.assertEqual(fresh["counters"], {"hb_ok": 9})
+
+    def test_no_answer(self):
+        """A daemon that does not answer (or is gone): the snapshot given, after the
+        timeout at most."""
+        self.assertEqual(refresh_status(self.dir, self.old, timeout=0.05,
+                                        kill=lambda pid, signum: None), self.old)
+
+        def gone(pid, signum):
+            raise ProcessLookupError(pid)
+        self.assertEqual(refresh_status(self.dir, self.old, kill=gone), self.old)
+        self.assertEqual(refresh_status(self.dir, {"running": True}), {"running": True})

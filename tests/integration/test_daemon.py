@@ -66,7 +66,7 @@ class RegistrationFlowTests(TestCase):
         self.oper.send({"Result": 0, "Interval": 1}, addr)
         msg, addr = yield self.expect(self.oper, "Hb")
         self.assertEqual(msg["FLAG"], "0")
-        self.oper.send({"Result": 0, "Interval": 30}, addr)
+        self.oper.send({"Result": 0, "Interval": 1}, addr)
         yield sleep(0.3)
 
         status = self.ctl_status()
@@ -74,6 +74,9 @@ class RegistrationFlowTests(TestCase):
         self.assertEqual(status["operation"], f"127.0.0.1:{self.oper.address[1]}")
         self.assertTrue(status["alive"])
         self.assertIsNotNone(status["last_heartbeat"])
+        # the second answered Hb changed only counters (written once a minute by
+        # themselves): cubegw-ctl's SIGUSR1 brought them up to date
+        self.assertEqual(status["counters"]["hb_ok"], 2)
 
         yield daemon.stop()
         self.assertIn("registered", daemon.text())
