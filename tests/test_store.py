@@ -313,14 +313,15 @@ class AtomicWriteTests(StoreTestMixin, SynchronousTestCase):
         self.store(fs=CheckingFileSystem()).set("mgt", "Port", 5)
         self.assertEqual(self.on_disk("mgt", "Port"), "5")
 
-    def test_unwritable_value_refused(self):
-        """A vendor's multi-line value cannot be written back: refuse, keep the file."""
+    def test_foreign_multiline_value_kept(self):
+        """A vendor's multi-line value (valid UCI) does not stop our writes, and is
+        written back as it was."""
         self.write("config vendor 'v'\n\toption banner 'two\nlines'\n")
         store = self.store()
-        with self.assertRaises(StoreError) as caught:
-            store.set("mgt", "Port", 5)
-        self.assertIn("newlines are not allowed", str(caught.exception))
-        self.assertEqual(self.read(), "config vendor 'v'\n\toption banner 'two\nlines'\n")
+        store.set("mgt", "Port", 5)
+        self.assertEqual(self.on_disk("mgt", "Port"), "5")
+        self.assertIn("\toption banner 'two\nlines'\n", self.read())
+        self.assertRaises(StoreError, store.set, "mgt", "MgtURL", "two\nlines")
 
     def test_unparsable_file_not_overwritten(self):
         """A file broken after load is not overwritten by a write."""

@@ -3,7 +3,7 @@
 from hypothesis import given, settings, strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from cubegw.store.uci import Package, Section, UciError, parse, serialize
+from cubegw.store.uci import Package, Section, UciError, check_value, parse, serialize
 
 # What the real `uci` tool wrote for a small /etc/config/wireless (uci commit).
 UCI_COMMIT_OUTPUT = """
@@ -270,19 +270,29 @@ class SerializeTests(SynchronousTestCase):
         self.assertIn("\toption v 'it'\\''s'\n",
                       serialize(Package([Section("t", "s", {"v": "it's"})])))
 
-    def test_newline_refused(self):
-        """A value with a newline is refused with a clear error."""
-        for value in ("two\nlines", "cr\rhere", ["ok", "bad\n"]):
+    def test_multiline_written_verbatim(self):
+        """A multi-line value (someone else's: libuci allows it) is written back as it
+        is, quoted, and reads back the same."""
+        for value in ("two\nlines", "cr\r\nhere", ["ok", "it's\nbad"], "esc\x1b bell\x07"):
+            package = Package([Section("t", "s", {"v": value})])
+            self.assertEqual(parse(serialize(package)).section("s").options["v"], value)
+
+    def test_nul_refused(self):
+        """NUL cannot be written (libuci's strings end at it): a clear error naming it."""
+        for value in ("a\0b", ["ok", "\0"]):
             with self.assertRaises(UciError) as caught:
                 serialize(Package([Section("t", "s", {"v": value})]))
-            self.assertIn("newlines are not allowed", str(caught.exception))
             self.assertIn("s.v", str(caught.exception))
 
-    def test_control_characters_refused(self):
-        """NUL, ESC and other control characters are refused; TAB is allowed."""
-        for char in ("\0", "\x1b", "\x07"):
-            with self.assertRaises(UciError):
-                serialize(Package([Section("t", "s", {"v": "a" + char})]))
+    def test_check_value_for_our_own_values(self):
+        """check_value, for what we set ourselves, refuses newlines and control
+        characters but TAB, as ``uci set`` does."""
+        for value in ("two\nlines", "cr\rhere", "a\0", "a\x1b", "a\x07"):
+            self.assertRaises(UciError, check_value, value, "s.v")
+        with self.assertRaises(UciError) as caught:
+            check_value("two\nlines", "s.v")
+        self.assertIn("newlines are not allowed", str(caught.exception))
+        check_value("a\tb", "s.v")
         self.assertEqual(one_value("a\tb"), "a\tb")
 
     def test_bad_names_refused(self):

@@ -85,10 +85,11 @@ def is_name(text: str) -> bool:
 
 
 def check_value(value: str, where: str = "value") -> None:
-    """Refuse what must not be written into a value (as ``uci set`` does).
+    """Refuse what we must not put into a value ourselves (as ``uci set`` does).
 
     A newline would make a multi-line value, which shell code sourcing the
     config mishandles; other control characters are refused the same way.
+    Values already in a file (someone else's) are written back as they are.
     """
     if not isinstance(value, str):
         raise UciError(f"{where}: must be a string, got {value!r}")
@@ -110,7 +111,10 @@ def serialize(package: Package) -> str:
     """Write a Package the way ``uci commit`` does.
 
     An option whose value is the empty string (or an empty list) is left out:
-    libuci cannot hold one and reads ``option x ''`` as "not set".
+    libuci cannot hold one and reads ``option x ''`` as "not set".  A value is
+    written verbatim in single quotes, as libuci does, so a multi-line value
+    someone else wrote survives our writes; only NUL cannot be written.  What we
+    set ourselves is checked before (``check_value``, the store's schema).
     """
     out = []
     if package.name is not None:
@@ -122,6 +126,13 @@ def serialize(package: Package) -> str:
         out.append(_section_text(section, names))
     out.append("\n")
     return "".join(out)
+
+
+def _writable(value: Value, where: str) -> None:
+    if not isinstance(value, str):
+        raise UciError(f"{where}: must be a string, got {value!r}")
+    if _NUL in value:
+        raise UciError(f"{where}: a NUL character cannot be written in a UCI value")
 
 
 def _quote(value: str) -> str:
@@ -147,12 +158,12 @@ def _section_text(section: Section, names: set) -> str:
             raise UciError(f"section {label}: invalid option name {option!r}")
         where = f"{label}.{option}"
         if isinstance(value, str):
-            check_value(value, where)
+            _writable(value, where)
             if value:
                 lines.append(f"\toption {option} {_quote(value)}\n")
         elif isinstance(value, (list, tuple)):
             for item in value:
-                check_value(item, where)
+                _writable(item, where)
                 lines.append(f"\tlist {option} {_quote(item)}\n")
         else:
             raise UciError(f"{where}: must be a string or a list of strings, got {value!r}")
