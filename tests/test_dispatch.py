@@ -353,6 +353,36 @@ class StatusTests(SynchronousTestCase):
             self.assertEqual(payload["Status"], "1", args)
             self.assertNotIn("Ok", payload)
 
+    def test_password_guesses_limited(self):
+        """5 wrong passwords within a minute lock every account-checked call for 60 s,
+        the right password included; then it works again, and a right one clears the
+        count."""
+        wrong = {"USER": "useradmin", "PASSWORD": "guess"}
+        right = {"USER": "useradmin", "PASSWORD": USERADMIN}
+        for _ in range(4):
+            self.assertEqual(self.h.call(self, "GUARDED", **wrong).payload["FailReason"],
+                             "wrong user or password")
+        self.assertEqual(self.h.call(self, "GUARDED", **right).payload["Status"], "0")
+        for _ in range(5):                       # the right one cleared the count
+            self.h.call(self, "GUARDED", **wrong)
+        locked = self.h.call(self, "GUARDED", **right).payload
+        self.assertEqual((locked["Status"], locked["FailReason"]),
+                         ("1", "too many wrong passwords; try again in 60 s"))
+        self.assertEqual(self.h.call(self, "ECHO").payload["Status"], "0")  # no account
+        self.h.clock.advance(59.5)
+        self.assertIn("try again in 1 s", self.h.call(self, "GUARDED", **right).payload[
+            "FailReason"])
+        self.h.clock.advance(0.5)
+        self.assertEqual(self.h.call(self, "GUARDED", **right).payload["Status"], "0")
+
+    def test_slow_guesses_not_locked(self):
+        """Wrong passwords more than a minute apart never add up to a lockout."""
+        for _ in range(10):
+            self.h.call(self, "GUARDED", USER="useradmin", PASSWORD="guess")
+            self.h.clock.advance(15)
+        self.assertEqual(self.h.call(self, "GUARDED", USER="useradmin",
+                                     PASSWORD=USERADMIN).payload["Status"], "0")
+
     def test_passwd_without_user(self):
         """PassWD alone passes if it is either account's password."""
         self.assertEqual(self.h.call(self, "GUARDED", PassWD=TELECOMADMIN).payload["Status"], "0")

@@ -134,6 +134,42 @@ def check_account(accounts: Any, payload: dict) -> bool:
     return any(results)
 
 
+class PasswordGuesses:
+    """A limit on password guessing through the calls that carry USER/PASSWORD.
+
+    After ``limit`` wrong passwords within ``window`` seconds, every such call is
+    refused for ``lockout`` seconds, without the password being looked at; a right
+    password clears the count.  One count for the whole gateway: a LAN host can lock
+    the phone app out for ``lockout`` seconds, but cannot try more than ``limit``
+    passwords a minute.
+    """
+
+    def __init__(self, clock, limit=5, window=60.0, lockout=60.0):
+        self.clock = clock
+        self.limit, self.window, self.lockout = limit, window, lockout
+        self._wrong = []               # times of the recent wrong passwords
+        self._until = None             # end of the current lockout
+
+    def wait(self) -> float:
+        """Seconds left of the lockout (0: calls may try a password)."""
+        if self._until is None:
+            return 0.0
+        left = self._until - self.clock.seconds()
+        if left <= 0:
+            self._until = None
+            return 0.0
+        return left
+
+    def wrong(self) -> None:
+        now = self.clock.seconds()
+        self._wrong = [t for t in self._wrong if now - t < self.window] + [now]
+        if len(self._wrong) >= self.limit:
+            self._until, self._wrong = now + self.lockout, []
+
+    def right(self) -> None:
+        self._wrong = []
+
+
 @implementer(IPlugin, IGatewayCapability)
 class Capability:
     """Convenience base: set the three attributes, write ``call``.

@@ -8,6 +8,7 @@ an ``Outcome``: the Result code, the reply payload (or None: no
 
 import importlib
 import inspect
+import math
 import pkgutil
 import re
 from typing import Any, Callable, Dict, Iterable, NamedTuple, Optional, Tuple
@@ -18,7 +19,7 @@ from twisted.plugin import getPlugins
 
 from cubegw.capabilities.base import (
     RIGHT_BOTH, SIDE_RIGHT, CapabilityFailure, CapabilityUnavailable,
-    IGatewayCapability, allows, check_account,
+    IGatewayCapability, PasswordGuesses, allows, check_account,
 )
 from cubegw.logs import Logger
 from cubegw.store import (
@@ -179,6 +180,7 @@ class Dispatcher:
         self.timeout = timeout
         self.max_concurrent = max_concurrent
         self.rights = Rights(store, {cmd: p.default_right for cmd, p in self.providers.items()})
+        self.guesses = PasswordGuesses(clock)
         self.in_flight = 0
 
     def dispatch(self, side: str, parameter: Any) -> defer.Deferred:
@@ -206,9 +208,20 @@ class Dispatcher:
         if not (isinstance(raw_seq, str) and _SEQUENCE_ID.fullmatch(raw_seq)):
             return defer.succeed(self._reply(
                 cmd_type, seq, None, "SequenceId must be 8 hex characters"))
-        if provider.needs_account and not check_account(self.context.config.accounts, parameter):
-            log.info("capability {cmd} refused: wrong user or password", cmd=cmd_type)
-            return defer.succeed(self._reply(cmd_type, seq, None, "wrong user or password"))
+        if provider.needs_account:
+            wait = self.guesses.wait()
+            if wait:
+                log.warn("capability {cmd} refused: too many wrong passwords, {s:.0f} s "
+                         "left", cmd=cmd_type, s=wait)
+                return defer.succeed(self._reply(
+                    cmd_type, seq, None,
+                    f"too many wrong passwords; try again in {math.ceil(wait)} s"))
+            if not check_account(self.context.config.accounts, parameter):
+                self.guesses.wrong()
+                log.info("capability {cmd} refused: wrong user or password", cmd=cmd_type)
+                return defer.succeed(self._reply(cmd_type, seq, None,
+                                                 "wrong user or password"))
+            self.guesses.right()
 
         context = self.context.for_call(side, self.rights)
         self.in_flight += 1
