@@ -232,7 +232,12 @@ class Store:
         self._modify(fill)
 
     def factory_reset_itms(self) -> Set[Key]:
-        """ITMS factory reset: ITMS-only and shared data back to defaults."""
+        """ITMS factory reset: ITMS-only and shared data back to defaults.
+
+        Only what this store holds: no protocol message of cubegw's asks for it (the
+        vendor's TR-069 client does), and that caller must also reset the shared WiFi
+        data, which lives in OpenWrt's own UCI ``wireless`` package, not here.
+        """
         return self._reset(ITMS_RESET)
 
     def factory_reset_app(self) -> Set[Key]:
