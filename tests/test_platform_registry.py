@@ -12,7 +12,8 @@ from zope.interface.verify import verifyObject
 from cubegw import identity
 from cubegw.platform.config import DeviceConfig
 from cubegw.platform.registry import (
-    FIELDS, DeviceRecord, IDeviceStore, MemoryStore, Registry, SQLiteStore)
+    FIELDS, HB_SAVE_INTERVAL, DeviceRecord, IDeviceStore, MemoryStore, Registry,
+    SQLiteStore)
 
 MAC = "64D95420214B"
 SN = "64D954-D6AEE64D95420214B"
@@ -166,6 +167,31 @@ class RegistryTests(SynchronousTestCase):
         self.assertEqual(self.store.rows[MAC], record.row())
         self.assertEqual(self.store.saves, 2)
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_routine_heartbeat_written_once_a_minute(self):
+        """A heartbeat that changes only the time is written behind at most every
+        HB_SAVE_INTERVAL s; a new address, a new WAN IP or coming back online at once."""
+        record = self.registry.add(MAC, wan_ip="192.0.2.1")
+        addr = ("127.0.0.9", 40000)
+        self.registry.heartbeat(record, 0.0, addr)       # online: news
+        self.clock.advance(1)
+        saves = self.store.saves
+        for t in range(2, int(HB_SAVE_INTERVAL), 5):   # routine: kept in memory only
+            self.registry.heartbeat(record, float(t), addr)
+            self.clock.advance(1)
+        self.assertEqual(self.store.saves, saves)
+        self.assertEqual(record.last_hb, 57.0)
+        self.registry.heartbeat(record, HB_SAVE_INTERVAL, addr)    # a minute on: written
+        self.clock.advance(1)
+        self.assertEqual((self.store.saves, self.store.rows[MAC]), (saves + 1, record.row()))
+        for news in ((("127.0.0.9", 40001), ""), (("127.0.0.9", 40001), "192.0.2.7")):
+            self.registry.heartbeat(record, HB_SAVE_INTERVAL + 1, *news)
+            self.clock.advance(1)
+            self.assertEqual(self.store.rows[MAC], record.row())
+        record.online = False
+        self.registry.heartbeat(record, HB_SAVE_INTERVAL + 3, ("127.0.0.9", 40001))
+        self.clock.advance(1)
+        self.assertEqual(self.store.saves, saves + 4)
 
     def test_heartbeat_same_as_update(self):
         """heartbeat leaves the record and the store as update would."""
