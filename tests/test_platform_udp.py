@@ -706,9 +706,8 @@ class HeartbeatLogTests(SynchronousTestCase):
     def lines(self, p, since=0):
         return [(e["log_level"], formatEvent(e)) for e in p.events[since:]]
 
-    def test_routine_hb_at_debug(self):
+    def assertRoutineHbAtDebug(self, p):
         """An Hb answered Result 0 with no note logs nothing at info, one line at debug."""
-        p = Platform()
         p.online()
         seen = len(p.events)
         self.assertEqual(p.hb(), {"Result": 0, "Interval": 45})
@@ -719,16 +718,14 @@ class HeartbeatLogTests(SynchronousTestCase):
         [event] = p.events[seen:]
         self.assertEqual((event["reply"], event["addr"]), ({"Result": 0, "Interval": 45}, GW))
 
+    def test_routine_hb_at_debug(self):
+        """An Hb answered Result 0 with no note logs nothing at info, one line at debug."""
+        self.assertRoutineHbAtDebug(Platform())
+
     def test_routine_hb_at_debug_general_path(self):
         """The same when the Hb takes the general path (a fault rule is set)."""
-        p = Platform(faults=[{"mac": UNKNOWN, "message": "Boot", "result": -2}])
-        p.online()
-        seen = len(p.events)
-        self.assertEqual(p.hb(), {"Result": 0, "Interval": 45})
-        self.assertEqual(self.lines(p, seen), [])
-        logs.set_level("debug")
-        p.hb()
-        self.assertEqual(self.lines(p, seen), [(LogLevel.debug, f"{MAC} Hb -> Result 0")])
+        self.assertRoutineHbAtDebug(
+            Platform(faults=[{"mac": UNKNOWN, "message": "Boot", "result": -2}]))
 
     def test_others_at_info(self):
         """Registration, the first Hb after Register, Hb refused or forced, and faults
