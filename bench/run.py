@@ -282,7 +282,8 @@ def figures(gw, pl, args):
         add(f"local Post1 calls/s, GET_SN_INFO, {clients} client(s)",
             f"connect-call-close loops from gwload, {len(lan[f'gateway_{clients}']['rates'])} "
             f"windows of {args.window_note}; refused {lan[f'gateway_{clients}']['refused']}; "
-            "baseline: Int32 echo that closes after its reply",
+            "baseline: Int32 echo that closes after its reply, its windows alternating "
+            "with the gateway's",
             g, b, "calls/s", target, ok)
     g5, b5 = lan["gateway_5"], lan["baseline_5"]
     add("local Post1 latency p50 (5 clients)", "per call, connect to reply, over the whole run",
@@ -473,7 +474,9 @@ NOTES = [
     "and as a router's copy is after its first start.",
     "- **LAN.** The gateway's LAN factory refuses a 6th simultaneous connection; with 5 "
     "clients a reconnect can race the server's `connectionLost`: such calls are counted as "
-    "refused and not as completed.",
+    "refused and not as completed. Gateway and echo windows alternate (gateway, echo, "
+    "gateway, ...): run one after the other, the echo's figure moved by 2x between runs on "
+    "this shared 2-core machine, more than the gateway's own changes.",
     "- **Platform.** loadgen registers every simulated gateway through the real flow (real "
     "CheckSN, fresh DevRND), then one warm-up round of Hb (every gateway once), then the "
     "measured windows; stop-and-wait per socket (64 sockets: at 256 requests in flight the platform socket's default receive buffer overflowed and datagrams were lost in a trial run), 2 s timeout = lost. cubeplat "
