@@ -44,7 +44,7 @@ test-qemu:
 test-old-twisted:
 	qemu/test-old-twisted.sh
 
-# Benchmarks on 127.0.0.1 (about 8 min, bounded): writes bench/RESULTS.md
+# Benchmarks on 127.0.0.1 (about 6 min, bounded): writes bench/RESULTS.md
 bench: install
 	$(PY) bench/run.py
 
