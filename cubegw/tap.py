@@ -154,14 +154,15 @@ def makeService(options, reactor=None):
     dispatcher = make_dispatcher(config, store, ident, reactor, registration, backend)
     timing = config.timing
     # the transports' own timeout is a safety net behind the dispatcher's call_timeout
-    net = timing.call_timeout + 5
+    transport_timeout = timing.call_timeout + 5
     registration.plugin_channel = PluginChannel(
         reactor, ident, store, dispatcher, wan_ip=registration.wan_ip,
         backoff=backoff_policy(timing.plugin_retry_initial, timing.plugin_retry_max),
         reply_timeout=timing.plugin_reply_timeout, connect_timeout=timing.plugin_reply_timeout,
-        dispatch_timeout=net)
+        dispatch_timeout=transport_timeout)
     registration.lan = LanServer(config.lan_addresses, store, dispatcher, reactor,
-                                 idle_timeout=config.lan_idle_timeout, dispatch_timeout=net)
+                                 idle_timeout=config.lan_idle_timeout,
+                                 dispatch_timeout=transport_timeout)
     registration.lan.setServiceParent(top)
     registration.setServiceParent(top)
     CapabilityRuntime(store, backend, reactor).setServiceParent(top)
