@@ -3,7 +3,7 @@
 import hashlib
 import os
 
-from twisted.internet import defer, reactor
+from twisted.internet import defer, reactor, tcp
 from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web import resource, server
@@ -50,6 +50,17 @@ class _Static(resource.Resource):
 
     def render_GET(self, request):
         return self.body
+
+
+class _Huge(resource.Resource):
+    """Announces a 100 MB image, sends 1 KB of it, and never finishes: only a client that
+    stops the transfer gets rid of the connection."""
+    isLeaf = True
+
+    def render_GET(self, request):
+        request.setHeader(b"content-length", b"%d" % (100 * 2**20))
+        request.write(b"z" * 1024)
+        return server.NOT_DONE_YET
 
 
 class InstallerTests(SynchronousTestCase):
@@ -113,6 +124,7 @@ class DownloadTests(TestCase):
         root = resource.Resource()
         root.putChild(b"image.bin", _Static(IMAGE))
         root.putChild(b"big.bin", _Static(b"z" * 300000))
+        root.putChild(b"huge.bin", _Huge())
         self.port = reactor.listenTCP(0, server.Site(root), interface="127.0.0.1")
         self.addCleanup(self.port.stopListening)
         self.base = f"http://127.0.0.1:{self.port.getHost().port}"
@@ -175,6 +187,22 @@ class DownloadTests(TestCase):
         yield self.wait("Failed", "Done")
         self.assertIn("too large", self.provider.state["Reason"])
         self.assertEqual(os.listdir(self.state_dir), [])
+        self.assertNoClientLeft()
+
+    def assertNoClientLeft(self):
+        """The download's connection is closed by the time the call has failed (the body
+        of a refused image is not read to the end)."""
+        self.assertEqual([s for s in reactor.getReaders() + reactor.getWriters()
+                          if isinstance(s, tcp.Client)], [])
+
+    @defer.inlineCallbacks
+    def test_too_large_not_downloaded(self):
+        """An image announced too large is refused without reading its body: the
+        connection is closed by the time the call has failed."""
+        yield self.call(downurl=self.base + "/huge.bin")
+        yield self.wait("Failed", "Done")
+        self.assertIn("too large (104857600 bytes", self.provider.state["Reason"])
+        self.assertNoClientLeft()
 
     @defer.inlineCallbacks
     def test_http_error(self):
@@ -182,6 +210,7 @@ class DownloadTests(TestCase):
         yield self.call(downurl=self.base + "/none.bin")
         yield self.wait("Failed", "Done")
         self.assertEqual(self.provider.state["Reason"], "HTTP status 404")
+        self.assertNoClientLeft()
 
 
 class WebPopupTests(SynchronousTestCase):

@@ -82,6 +82,27 @@ class OpenWrtInstaller:
         return backend.run(argv).addCallback(done)
 
 
+class _Refuse(Protocol):
+    """Takes none of a body: stops the transfer at once (an image too large is not
+    downloaded to be thrown away), and fires ``finished`` once the connection is gone."""
+
+    def __init__(self, finished):
+        self.finished = finished
+
+    def connectionMade(self):
+        self.transport.stopProducing()
+
+    def connectionLost(self, reason):
+        if not self.finished.called:
+            self.finished.callback(None)
+
+
+async def _refuse_body(response):
+    finished = defer.Deferred()
+    response.deliverBody(_Refuse(finished))
+    await finished
+
+
 class _Sink(Protocol):
     """Writes the body to a file, hashing it, stopping at ``limit`` bytes."""
 
@@ -178,11 +199,11 @@ class Upgrade(Capability):
         except Exception as e:
             return self._fail(f"download failed: {type(e).__name__}")
         if response.code != 200:
-            response.deliverBody(Protocol())
+            await _refuse_body(response)
             return self._fail(f"HTTP status {response.code}")
         length = response.length if isinstance(response.length, int) else None
         if length is not None and length > self.max_size:
-            response.deliverBody(Protocol())
+            await _refuse_body(response)
             return self._fail(f"image too large ({length} bytes, at most {self.max_size})")
         self.state["Total"] = "" if length is None else length
         finished = defer.Deferred()
