@@ -146,3 +146,15 @@ class Gateway:
         msg = dict({"RPCMethod": method, "Key": key or self.key(),
                     "ServerAddr": "127.0.0.5", "ServerPort": 8080}, **fields)
         self.protocol.datagramReceived(wire.encode_datagram(msg), frm)
+
+
+def psutil_net_if_stats():
+    """``psutil.net_if_stats()``, the oracle of the tests on this machine's interfaces;
+    the test is skipped where psutil itself cannot read them (qemu-user has no
+    SIOCETHTOOL: ENOSYS), as LinuxBackend then reads sysfs instead."""
+    import psutil
+    from twisted.trial.unittest import SkipTest
+    try:
+        return psutil.net_if_stats()
+    except OSError as e:
+        raise SkipTest(f"psutil.net_if_stats() fails here: {e}")

@@ -3,7 +3,6 @@
 import dataclasses
 import os
 
-import psutil
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
@@ -11,6 +10,7 @@ from zope.interface.verify import verifyObject
 from cubegw.backend import LinuxBackend, parse_arp
 from cubegw.capabilities import IGatewayCapability, lan_devices
 
+from tests.helpers import psutil_net_if_stats
 from tests.test_capabilities_network import openwrt, write
 from tests.test_capabilities_wifi import STATIONS
 from tests.test_dispatch import Harness
@@ -225,7 +225,7 @@ class LinuxLanTests(SynchronousTestCase):
         p = h.call(self, "GET_LAN_INFO2").payload
         with open("/proc/net/arp") as f:
             arp = parse_arp(f.read())
-        wan = {n for n in psutil.net_if_stats()} & {
+        wan = {n for n in psutil_net_if_stats()} & {
             r["iface"] for r in backend.routes() if r["destination"] == "0.0.0.0"}
         self.assertEqual(sorted(d["MAC"] for d in p["List"]),
                          sorted({e["mac"] for e in arp if e["iface"] not in wan}))

@@ -16,6 +16,7 @@ from cubegw.backend import (
 from cubegw.capabilities import CapabilityFailure, IGatewayCapability, network
 from cubegw.store import uci
 
+from tests.helpers import psutil_net_if_stats
 from tests.test_dispatch import TELECOMADMIN, Harness
 
 NETWORK = """
@@ -211,7 +212,7 @@ class BackendNetworkTests(SynchronousTestCase):
         """On this machine the sysfs reading has psutil's interfaces, up or not."""
         backend = LinuxBackend(Clock())
         self.assertEqual({n: st["isup"] for n, st in backend._net_if_stats_sysfs(None).items()},
-                         {n: st.isup for n, st in psutil.net_if_stats().items()})
+                         {n: st.isup for n, st in psutil_net_if_stats().items()})
 
     def test_linux_stats_unreadable(self):
         """With neither psutil nor sysfs, a capability fails with the reason (Status 1),
@@ -356,7 +357,7 @@ class LinuxWanTests(SynchronousTestCase):
         p = h.call(self, "QUERY_WAN_INFO", WANName="lo").payload
         ipv4 = [a for a in psutil.net_if_addrs()["lo"] if a.family == socket.AF_INET][0]
         self.assertEqual((p["IPAddress"], p["SubnetMask"]), (ipv4.address, ipv4.netmask))
-        self.assertEqual(p["WANStatus"], "Up" if psutil.net_if_stats()["lo"].isup else "Down")
+        self.assertEqual(p["WANStatus"], "Up" if psutil_net_if_stats()["lo"].isup else "Down")
 
     def test_wan_num_default_route(self):
         """Off OpenWrt the WANs are the devices of the default routes."""
