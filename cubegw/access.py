@@ -62,6 +62,7 @@ class AccessProtocol(DatagramProtocol):
             msg = wire.decode_datagram(data)
         except wire.WireError as e:
             return self._drop(addr, e.reason)
+        routine = False
         try:
             if "RPCMethod" in msg:
                 if msg["RPCMethod"] not in wire.TO_GATEWAY_UDP:
@@ -82,13 +83,17 @@ class AccessProtocol(DatagramProtocol):
                 (self.log.debug if routine else self.log.info)(
                     "received {method} reply: Result {result}", method=method, result=result)
                 commands = self.machine.reply_received(msg)
+                routine = routine and self.machine.state == reg.ONLINE
         except wire.WireError as e:
             return self._drop(addr, e.reason)
-        self._run(commands)
+        self._run(commands, routine)
 
     def _fire(self):
         self._timer = None
-        self._run(self.machine.timer_fired())
+        # the wait between two heartbeats ran out (not a reply timeout): the next Hb
+        heartbeat = self.machine.state == reg.ONLINE and self.machine.pending is None
+        commands = self.machine.timer_fired()
+        self._run(commands, heartbeat and self.machine.state == reg.ONLINE)
 
     def send_report(self, host, port, report):
         """One Report datagram to the MessageServer, from the session socket."""
@@ -105,10 +110,12 @@ class AccessProtocol(DatagramProtocol):
 
     # -------------------------------------------------------- commands out
 
-    def _run(self, commands):
+    def _run(self, commands, routine=False):
+        """Carry out ``commands``; ``routine``: the event was an Hb sent or answered 0,
+        which changes nothing but the heartbeat counters."""
         for command in commands:
             getattr(self, "_do_" + type(command).__name__)(command)
-        self.effects.changed()
+        self.effects.changed(routine=routine)
 
     def _do_Send(self, cmd):
         self._reply_from = None

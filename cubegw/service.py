@@ -174,15 +174,23 @@ class RegistrationService(service.Service):
                                   wire.Report(MAC=self.identity.mac, Parameter=parameter))
         return True
 
-    def changed(self, force=False):
+    def changed(self, force=False, routine=False):
         """After every event: the status file, at once if something other than the
-        heartbeat counters changed (or ``force``: an operator asked, SIGUSR1)."""
+        heartbeat counters changed (or ``force``: an operator asked, SIGUSR1).
+
+        A ``routine`` event (an Hb sent or answered 0) builds no snapshot unless the
+        status file is due for its once-a-minute counters anyway.
+        """
+        now = self.reactor.seconds()
         hb_ok = self.machine.counters["hb_ok"]
         if hb_ok != self._hb_seen:
+            routine = routine and self.last_hb is not None   # the first answer is news
             self._hb_seen = hb_ok
-            self.last_hb = self.reactor.seconds()
+            self.last_hb = now
+        if routine and not force and not self.status_file.routine_due(now):
+            return
         try:
-            self.status_file.write(self.snapshot(), self.reactor.seconds(), force)
+            self.status_file.write(self.snapshot(), now, force)
         except OSError as e:
             self.log.warn("cannot write the status file: {error}", error=e)
 

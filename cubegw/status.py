@@ -67,6 +67,10 @@ class StatusFile:
         self._last_significant = None
         self._written_at = None
 
+    def routine_due(self, now):
+        """Whether a change of the heartbeat counters alone would be written now."""
+        return self._written_at is None or now - self._written_at >= ROUTINE_INTERVAL
+
     def write(self, snapshot, now, force=False):
         if snapshot == self._last and not force:
             return False

@@ -42,6 +42,7 @@ class RecordingEffects:
         self.resets = 0
         self.plugin = []
         self.changes = 0
+        self.routine = []            # the routine flag of each change
 
     def store_operation_platform(self, host, port):
         self.stored.append((host, port))
@@ -52,8 +53,9 @@ class RecordingEffects:
     def connect_plugin(self, host, port):
         self.plugin.append((host, port))
 
-    def changed(self):
+    def changed(self, routine=False):
         self.changes += 1
+        self.routine.append(routine)
 
 
 class Gateway:

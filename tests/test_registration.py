@@ -370,6 +370,35 @@ class HeartbeatResultTests(SynchronousTestCase):
             g.reply(0)
 
 
+class RoutineEventTests(SynchronousTestCase):
+    """Which events the transport calls routine: only an Hb sent after the wait and an Hb
+    answered 0 (the status file then skips its snapshot)."""
+
+    def test_routine_only_for_the_heartbeat_cycle(self):
+        g = Gateway()
+        t = g.run_to_online(self)
+        self.assertEqual(set(g.effects.routine), {False})      # registration: never
+        g.effects.routine.clear()
+        g.reply(0, Interval=20)                              # Hb answered 0
+        g.advance_to(t + 20)                                 # the next Hb sent
+        g.expect(self, "Hb", OPER, t + 20)
+        self.assertEqual(g.effects.routine, [True, True])
+
+    def test_not_routine(self):
+        """A heartbeat timeout, the Hb sent again after it, and a non-zero result are
+        news: not routine."""
+        g = Gateway()
+        t = g.run_to_online(self)
+        g.reply(0, Interval=20)
+        g.advance_to(t + 20)
+        g.expect(self, "Hb", OPER, t + 20)
+        g.effects.routine.clear()
+        g.advance_to(t + 50)                                 # no reply within 30 s
+        g.expect(self, "Hb", OPER, t + 50)
+        g.reply(-3)
+        self.assertEqual(g.effects.routine, [False, False])
+
+
 class RebootAndWanTests(SynchronousTestCase):
     def test_reboot_with_stored_platform(self):
         """A start with a stored operation platform goes to Boot there after the jitter."""
