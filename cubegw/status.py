@@ -76,7 +76,7 @@ class StatusFile:
             return False
         significant = _significant(snapshot)
         routine = significant == self._last_significant
-        if routine and now - self._written_at < ROUTINE_INTERVAL and not force:
+        if routine and not force and not self.routine_due(now):
             return False
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         atomic_write(self.path, json.dumps(snapshot, indent=1, sort_keys=True).encode(),
