@@ -344,9 +344,7 @@ class Registry:
         if wan_ip:
             record.wan_ip = wan_ip
         if news:
-            self._dirty.add(record.mac)
-            if self._timer is None:
-                self._schedule()
+            self._touch(record.mac)
 
     def remove(self, mac):
         """Forget a device (its reports too)."""
