@@ -9,6 +9,8 @@ from dataclasses import dataclass, field, fields
 
 import yaml
 
+from cubegw.logs import LEVELS
+
 
 class ConfigError(ValueError):
     """The configuration file is unusable; the message names the key."""
@@ -180,7 +182,6 @@ def parse_config(text, source="config"):
 
 def log_level(value):
     """A validated ``log_level`` value (both daemons' configurations have one)."""
-    from cubegw.logs import LEVELS
     if value not in LEVELS:
         raise ConfigError(f"log_level: must be one of {', '.join(LEVELS)}")
     return value
