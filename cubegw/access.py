@@ -62,7 +62,6 @@ class AccessProtocol(DatagramProtocol):
             msg = wire.decode_datagram(data)
         except wire.WireError as e:
             return self._drop(addr, e.reason)
-        routine = False
         try:
             if "RPCMethod" in msg:
                 if msg["RPCMethod"] not in wire.TO_GATEWAY_UDP:
@@ -79,21 +78,16 @@ class AccessProtocol(DatagramProtocol):
                 return self._drop(addr, "stray reply: no request is waiting for it")
             else:
                 method, result = self.machine.pending.METHOD, msg.get("Result")
-                routine = method == "Hb" and result == 0
-                (self.log.debug if routine else self.log.info)(
-                    "received {method} reply: Result {result}", method=method, result=result)
                 commands = self.machine.reply_received(msg)
-                routine = routine and self.machine.state == reg.ONLINE
+                (self.log.debug if self.machine.routine else self.log.info)(
+                    "received {method} reply: Result {result}", method=method, result=result)
         except wire.WireError as e:
             return self._drop(addr, e.reason)
-        self._run(commands, routine)
+        self._run(commands)
 
     def _fire(self):
         self._timer = None
-        # the wait between two heartbeats ran out (not a reply timeout): the next Hb
-        heartbeat = self.machine.state == reg.ONLINE and self.machine.pending is None
-        commands = self.machine.timer_fired()
-        self._run(commands, heartbeat and self.machine.state == reg.ONLINE)
+        self._run(self.machine.timer_fired())
 
     def send_report(self, host, port, report):
         """One Report datagram to the MessageServer, from the session socket."""
@@ -110,12 +104,12 @@ class AccessProtocol(DatagramProtocol):
 
     # -------------------------------------------------------- commands out
 
-    def _run(self, commands, routine=False):
-        """Carry out ``commands``; ``routine``: the event was an Hb sent or answered 0,
-        which changes nothing but the heartbeat counters."""
+    def _run(self, commands):
+        """Carry out ``commands``, then tell ``effects`` whether the event was routine
+        (the machine says: an Hb sent or answered 0, only counters changed)."""
         for command in commands:
             getattr(self, "_do_" + type(command).__name__)(command)
-        self.effects.changed(routine=routine)
+        self.effects.changed(routine=self.machine.routine)
 
     def _do_Send(self, cmd):
         self._reply_from = None

@@ -14,15 +14,23 @@ from twisted.internet import defer, error, protocol
 from twisted.logger import Logger
 from zope.interface import Interface, implementer
 
-from cubegw.capabilities.base import CapabilityFailure
 from cubegw.store import uci
 from cubegw.store.store import FileSystem
 
-__all__ = ["ISystemBackend", "LinuxBackend", "TempDirBackend", "cpu_busy_percent",
+__all__ = ["BackendError", "ISystemBackend", "LinuxBackend", "TempDirBackend", "cpu_busy_percent",
            "APPLY_COMMANDS", "NOT_OPENWRT", "parse_routes", "parse_resolv_conf",
            "parse_arp", "parse_dhcp_leases", "firewall_block_rules", "BLOCK_RULE_PREFIX"]
 
 log = Logger()
+
+
+class BackendError(Exception):
+    """The router could not give what was asked: the call answers Status "1" with
+    ``reason`` as its FailReason (the dispatcher treats it as a capability failure)."""
+
+    def __init__(self, reason):
+        super().__init__(reason)
+        self.reason = reason
 
 
 class ISystemBackend(Interface):
@@ -65,7 +73,7 @@ class ISystemBackend(Interface):
 
     def net_if_stats():
         """``{ifname: {"isup": bool, "speed": Mbit/s, "mtu": int}}``; speed and mtu
-        are 0 when unknown.  Raises ``CapabilityFailure`` when the interfaces
+        are 0 when unknown.  Raises ``BackendError`` when the interfaces
         cannot be read at all."""
 
     def net_io_counters():
@@ -393,7 +401,7 @@ class LinuxBackend(_FilesMixin):
         try:
             names = os.listdir(self._path(_SYS_NET))
         except OSError:
-            raise CapabilityFailure(f"network interfaces unreadable: {psutil_error}")
+            raise BackendError(f"network interfaces unreadable: {psutil_error}")
 
         def read(name, attribute):
             try:

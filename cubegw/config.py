@@ -11,6 +11,11 @@ import yaml
 
 from cubegw.logs import LEVELS
 
+#: Where twistd cubegw and cubegw-ctl look for the configuration by default.
+DEFAULT_CONFIG = "/etc/cubegw/cubegw.yaml"
+#: The UCI package of the management store, inside ``store.confdir``.
+STORE_FILE = "cubegw"
+
 
 class ConfigError(ValueError):
     """The configuration file is unusable; the message names the key."""

@@ -17,11 +17,9 @@ import signal
 import sys
 import time
 
-from cubegw.config import ConfigError, load_config
-from cubegw.service import STORE_FILE
+from cubegw.config import DEFAULT_CONFIG, STORE_FILE, ConfigError, load_config
 from cubegw.status import pid_alive, read_status, refresh_status
 from cubegw.store import Store, StoreError
-from cubegw.tap import DEFAULT_CONFIG
 
 MGT_NAMES = ("MgtURL", "Port", "Heartbeat", "Ability", "LocatePort", "Version")
 

@@ -1,8 +1,8 @@
 """The LAN interface for the phone app (protocol.md section 8): ``Post1`` on LocatePort.
 
-``LanProtocol`` only frames, decodes and encodes; the capability work is the dispatcher's
-(``dispatch(side, parameter) -> Deferred`` firing ``(result, payload_or_None,
-after_reply)``).  One request per connection: the reply goes out, the connection is
+``LanProtocol`` only frames, decodes and encodes; the capability work and every rule of a
+call (Ability, rights, accounts, the time limit) are the dispatcher's
+(``dispatch(side, parameter) -> Deferred`` firing an ``Outcome``, never failing).  One request per connection: the reply goes out, the connection is
 closed, and the after-reply actions (reboot, factory reset) run once it is gone, so the
 reply has left the gateway first.  ``LanServer`` listens on each configured LAN address
 only, never on a wildcard, and moves when X_CT-COM_Mgt.LocatePort changes.
@@ -20,11 +20,7 @@ from twisted.protocols.basic import Int32StringReceiver
 from twisted.protocols.policies import TimeoutMixin
 
 from cubegw import wire
-
-RESULT_OK = 0
-RESULT_NOT_ALLOWED = -12        # capability missing or not allowed from this side
-RESULT_NOT_RUNNING = -16        # plugin not running (the dispatcher failed unexpectedly)
-RESULT_TIMEOUT = -100           # plugin operation timed out
+from cubegw.capabilities.dispatch import RESULT_NOT_ALLOWED, encode_reply, request_id
 
 WILDCARDS = frozenset(["", "*", "0.0.0.0", "::", "0:0:0:0:0:0:0:0", "::0"])
 
@@ -56,60 +52,6 @@ def is_wildcard(address):
         return False
 
 
-def call_dispatcher(dispatcher, side, parameter, clock, timeout=None):
-    """Ask the dispatcher; the Deferred always fires with ``(result, payload, after)``.
-
-    A 2-tuple means no after-reply actions; a failure is -16 (logged), a call longer
-    than ``timeout`` seconds is -100.
-    """
-    d = defer.maybeDeferred(dispatcher.dispatch, side, parameter)
-    if timeout and (not d.called or d.paused):     # answered at once: nothing to time
-        d.addTimeout(timeout, clock)
-
-    def normalize(outcome):
-        if isinstance(outcome, tuple) and len(outcome) in (2, 3):
-            result, payload = outcome[0], outcome[1]
-            after = list(outcome[2]) if len(outcome) == 3 and outcome[2] else []
-            if (isinstance(result, int) and not isinstance(result, bool)
-                    and (payload is None or isinstance(payload, dict))):
-                return result, payload, after
-        _log.error("dispatcher ({side}) gave an unusable answer {outcome!r:.80}",
-                   side=side, outcome=outcome)
-        return RESULT_NOT_RUNNING, None, []
-
-    def failed(failure):
-        if failure.check(defer.TimeoutError, error.TimeoutError):
-            _log.warn("capability call ({side}) timed out after {timeout} s",
-                      side=side, timeout=timeout)
-            return RESULT_TIMEOUT, None, []
-        _log.failure("dispatcher ({side}) failed", failure, side=side)
-        return RESULT_NOT_RUNNING, None, []
-
-    return d.addCallbacks(normalize, failed)
-
-
-def run_actions(actions, log, where):
-    """Run after-reply actions; one failing does not stop the others."""
-    for action in actions:
-        try:
-            result = action()
-        except Exception:
-            log.failure("after-reply action {action!r} ({where}) failed",
-                        action=action, where=where)
-            continue
-        if isinstance(result, defer.Deferred):
-            result.addErrback(lambda f, a=action: log.failure(
-                "after-reply action {action!r} ({where}) failed", f, action=a, where=where))
-
-
-def readable_id(msg):
-    """The request's ID when it has a usable one, else None."""
-    try:
-        return wire.as_int(msg.get("ID"), "ID") if isinstance(msg, dict) else None
-    except wire.WireError:
-        return None
-
-
 class LanProtocol(Int32StringReceiver, TimeoutMixin):
     """One phone-app connection: one ``Post1`` in, one reply out, then close."""
 
@@ -118,7 +60,7 @@ class LanProtocol(Int32StringReceiver, TimeoutMixin):
 
     def __init__(self):
         self._request_seen = False
-        self._after = []
+        self._sent = None            # the Outcome answered: its actions run once we are gone
         self._gone = False
         self._deadline = None
 
@@ -180,7 +122,7 @@ class LanProtocol(Int32StringReceiver, TimeoutMixin):
         if msg.get("RPCMethod") != "Post1":
             self.log.warn("LAN client {peer}: RPCMethod {method!r:.40} refused",
                           peer=self._peer(), method=msg.get("RPCMethod"))
-            ident = readable_id(msg)
+            ident = request_id(msg)
             return self._reply({"Result": RESULT_NOT_ALLOWED, "ID": 0 if ident is None else ident})
         try:
             request = wire.decode_request(msg, wire.TO_GATEWAY_LAN)
@@ -188,29 +130,16 @@ class LanProtocol(Int32StringReceiver, TimeoutMixin):
             self.log.warn("LAN client {peer}: bad Post1: {reason}; closing",
                           peer=self._peer(), reason=e.reason)
             return self._close()
-        if self.factory.store.get("mgt", "Ability") == 1:
-            self.log.info("LAN client {peer}: Post1 refused, X_CT-COM_Mgt.Ability is 1",
-                          peer=self._peer())
-            return self._reply({"Result": RESULT_NOT_ALLOWED, "ID": request.ID})
-        d = call_dispatcher(self.factory.dispatcher, "local", request.Parameter,
-                            self.factory.clock, self.factory.dispatch_timeout)
+        d = self.factory.dispatcher.dispatch("local", request.Parameter)
         d.addCallback(self._answer, request.ID)
 
     def _answer(self, outcome, ident):
-        result, payload, after = outcome
         if self._gone:
             self.log.warn("LAN client {peer} left before its reply (ID {id}); "
                           "{n} after-reply action(s) dropped",
-                          peer=self._peer(), id=ident, n=len(after))
+                          peer=self._peer(), id=ident, n=len(outcome.after))
             return
-        reply = wire.PostReply(Result=result, ID=ident, return_Parameter=payload)
-        try:
-            data = wire.encode_frame(reply)
-        except wire.WireError as e:
-            self.log.error("LAN reply to ID {id} not sendable: {reason}", id=ident,
-                           reason=e.reason)
-            data, after = wire.encode_frame({"Result": RESULT_NOT_RUNNING, "ID": ident}), []
-        self._after = after
+        data, self._sent = encode_reply(outcome, ident)
         self.sendString(data)
         self._close()
 
@@ -230,8 +159,9 @@ class LanProtocol(Int32StringReceiver, TimeoutMixin):
         self.setTimeout(None)
         self._cancel_deadline()
         self.factory.released(self)
-        after, self._after = self._after, []
-        run_actions(after, self.log, "LAN")
+        sent, self._sent = self._sent, None
+        if sent is not None:
+            sent.run_after()
 
     def _peer(self):
         peer = self.transport.getPeer() if self.transport else None
@@ -246,9 +176,8 @@ class LanFactory(Factory):
     protocol = LanProtocol
     log = Logger()
 
-    def __init__(self, store, dispatcher, clock, idle_timeout=10.0, max_connections=5,
-                 dispatch_timeout=30.0, request_timeout=None):
-        self.store = store
+    def __init__(self, dispatcher, clock, idle_timeout=10.0, max_connections=5,
+                 request_timeout=None):
         self.dispatcher = dispatcher
         self.clock = clock
         self.idle_timeout = idle_timeout
@@ -256,7 +185,6 @@ class LanFactory(Factory):
         self.request_timeout = (2 * idle_timeout if request_timeout is None
                                 else request_timeout)
         self.max_connections = max_connections
-        self.dispatch_timeout = dispatch_timeout
         self.active = set()
         self.refused = 0
 
@@ -280,12 +208,11 @@ class LanServer(service.Service):
     log = Logger()
 
     def __init__(self, addresses, store, dispatcher, reactor, idle_timeout=10.0,
-                 max_connections=5, dispatch_timeout=30.0, check_interval=None):
+                 max_connections=5, check_interval=None):
         self.addresses = tuple(addresses)
         self.store = store
         self.reactor = reactor
-        self.factory = LanFactory(store, dispatcher, reactor, idle_timeout, max_connections,
-                                  dispatch_timeout)
+        self.factory = LanFactory(dispatcher, reactor, idle_timeout, max_connections)
         self.check_interval = check_interval
         self.ports = []
         self.port_number = None

@@ -21,15 +21,16 @@ wedged.
 
 import random
 
+from twisted.application import service
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.protocol import ClientFactory
+from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.protocols.basic import Int32StringReceiver
 
 from cubegw import wire
 from cubegw.identity import check_sn
-from cubegw.lan import (
-    RESULT_NOT_ALLOWED, RESULT_NOT_RUNNING, call_dispatcher, readable_id, run_actions)
+from cubegw.capabilities.dispatch import RESULT_NOT_ALLOWED, encode_reply, request_id
 
 IDLE = "idle"                    # never asked to connect
 CONNECTING = "connecting"
@@ -143,7 +144,7 @@ class PluginProtocol(Int32StringReceiver):
             d.callback(None)
 
 
-class _ChannelFactory(ClientFactory):
+class _ChannelFactory(Factory):
     noisy = False
 
     def __init__(self, channel, attempt):
@@ -155,8 +156,13 @@ class _ChannelFactory(ClientFactory):
         proto.factory = self
         return proto
 
-    def clientConnectionFailed(self, connector, reason):
-        self.channel._connect_failed(self.attempt, reason)
+
+def tcp_endpoint(reactor, host, port, timeout):
+    """The plugin center over TCP: a host name, an IPv4 or an IPv6 address (``::1`` or
+    ``[::1]``), with RFC 8305 happy eyeballs when a name has both."""
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return HostnameEndpoint(reactor, host, port, timeout=timeout)
 
 
 def backoff_policy(initial=1.0, maximum=60.0, factor=1.5, jitter=random.random):
@@ -172,14 +178,18 @@ def backoff_policy(initial=1.0, maximum=60.0, factor=1.5, jitter=random.random):
     return delay
 
 
-class PluginChannel:
-    """The one connection to the plugin center, kept up until Disconnect or ``stop()``."""
+class PluginChannel(service.Service):
+    """The one connection to the plugin center, kept up until Disconnect or ``stop()``.
+
+    As a service it does nothing at start (a RequestPlug-in connects it) and closes
+    the channel when the daemon stops.
+    """
 
     log = Logger()
 
     def __init__(self, reactor, identity, store, dispatcher, wan_ip=lambda: "", clock=None,
                  backoff=None, reply_timeout=30.0, connect_timeout=30.0,
-                 dispatch_timeout=30.0):
+                 endpoint=tcp_endpoint):
         self.reactor = reactor
         self.identity = identity
         self.store = store
@@ -189,7 +199,9 @@ class PluginChannel:
         self.backoff = backoff if backoff is not None else backoff_policy()
         self.reply_timeout = reply_timeout
         self.connect_timeout = connect_timeout
-        self.dispatch_timeout = dispatch_timeout
+        #: ``endpoint(reactor, host, port, timeout)`` -> an IStreamClientEndpoint: how the
+        #: center is reached (TCP by default; a vendor may wrap it in TLS)
+        self.endpoint = endpoint
         self.state = IDLE
         self.address = None
         self.failures = 0                # failed attempts since the last Register 0
@@ -198,7 +210,7 @@ class PluginChannel:
                          "reports_refused": 0, "heartbeats": 0}
         self._attempt = 0                # events of older attempts are ignored
         self._proto = None
-        self._connector = None
+        self._connecting = None
         self._retry = None
         self._pending = None             # (request class, timeout call)
         self._hb_call = None
@@ -230,6 +242,10 @@ class PluginChannel:
         """Close the channel and stay down; the Deferred fires once the socket is gone."""
         return self._leave(STOPPED)
 
+    def stopService(self):
+        super().stopService()
+        return self.stop()
+
     def send_report(self, parameter):
         """Send a Report over the channel; False when it is down or the center is not
         reading (its write buffer is over HIGH_WATER): use UDP instead, nothing queues."""
@@ -259,8 +275,10 @@ class PluginChannel:
         self.counters["connects"] += 1
         host, port = self.address
         self.log.info("connecting to the plugin center {host}:{port}", host=host, port=port)
-        self._connector = self.reactor.connectTCP(
-            host, port, _ChannelFactory(self, self._attempt), timeout=self.connect_timeout)
+        attempt = self._attempt
+        endpoint = self.endpoint(self.reactor, host, port, self.connect_timeout)
+        self._connecting = endpoint.connect(_ChannelFactory(self, attempt))
+        self._connecting.addErrback(lambda reason: self._connect_failed(attempt, reason))
 
     def _leave(self, state):
         """Drop the current attempt (timers, connector, connection) without a retry."""
@@ -274,16 +292,16 @@ class PluginChannel:
             proto, self._proto = self._proto, None
             done = proto.when_lost()
             proto.close()
-        elif self._connector is not None and self.state == CONNECTING:
-            self._connector.stopConnecting()
-        self._connector = None
+        elif self._connecting is not None and self.state == CONNECTING:
+            self._connecting.cancel()
+        self._connecting = None
         self.state = state
         return done
 
     def _retry_later(self, why):
         self._cancel_timers()
         self._proto = None
-        self._connector = None
+        self._connecting = None
         self.failures += 1
         delay = self.backoff(self.failures)
         self.state = WAITING
@@ -300,7 +318,7 @@ class PluginChannel:
             proto.close(abort=True)
             return
         self._proto = proto
-        self._connector = None
+        self._connecting = None
         self.state = BOOTING
         ident = self.identity
         self._request(wire.PluginBoot(
@@ -389,7 +407,7 @@ class PluginChannel:
         try:
             request = wire.decode_request(msg, wire.TO_GATEWAY_PLUGIN)
         except wire.WireError as e:
-            ident = readable_id(msg)
+            ident = request_id(msg)
             if ident is None:
                 return self._drop(f"bad request: {e.reason}")
             self.log.warn("plugin center request ID {id} refused: {reason}",
@@ -407,18 +425,15 @@ class PluginChannel:
             return
         self.counters["posts"] += 1
         self.in_flight += 1
-        d = call_dispatcher(self.dispatcher, "remote", request.Parameter, self.clock,
-                            self.dispatch_timeout)
+        d = self.dispatcher.dispatch("remote", request.Parameter)
         d.addCallback(self._answer, proto, request.ID)
 
     def _answer(self, outcome, proto, ident):
         self.in_flight -= 1
-        result, payload, after = outcome
         if proto.closing:
             self.log.warn("plugin-center connection gone before the reply to ID {id}; "
-                          "{n} after-reply action(s) dropped", id=ident, n=len(after))
+                          "{n} after-reply action(s) dropped", id=ident, n=len(outcome.after))
             return
-        if not proto.send(wire.PostReply(Result=result, ID=ident, return_Parameter=payload)):
-            proto.send({"Result": RESULT_NOT_RUNNING, "ID": ident})
-            after = []
-        run_actions(after, self.log, "plugin center")
+        data, sent = encode_reply(outcome, ident)
+        proto.sendString(data)
+        sent.run_after()

@@ -46,9 +46,8 @@ class Send:
 
 @dataclass(frozen=True)
 class SetTimer:
-    """Arm the machine's one timer (replacing any armed one); ``why`` is for logs."""
+    """Arm the machine's one timer (replacing any armed one)."""
     delay: float
-    why: str
 
 
 @dataclass(frozen=True)
@@ -75,7 +74,6 @@ class AnswerTrigger:
     """Reply ``{"Result": result}`` to a reverse trigger's source."""
     result: int
     address: tuple
-    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -126,11 +124,12 @@ class RegistrationMachine:
         self.distribution_override = None # set by RequestDistri, over X_CT-COM_Mgt
         self.operation = None             # (host, port) of the operation platform
         self.message_server = None
-        self.update_server = None
         self.dev_rnd = None
         self.interval = None              # heartbeat interval given by the platform
         self.pending = None               # the outstanding request, or None
-        self.pending_target = None        # (host, port) it was sent to
+        #: The last event was routine: an Hb sent on time or answered 0 while online,
+        #: which changes nothing but the heartbeat counters (no status news).
+        self.routine = False
         self.retries = 0                  # TR-069 retry counter, reset on being online
         self.op_failures = 0              # failed tries at the operation platform
         self.resyncs = 0                  # operation -5 in a row
@@ -148,6 +147,7 @@ class RegistrationMachine:
 
     def start(self, wan_ip, stored_operation=None):
         """Daemon start: a random jitter, then Boot at the stored platform or BootFirst."""
+        self.routine = False
         self.wan_ip = wan_ip
         if stored_operation:
             self.operation = tuple(stored_operation)
@@ -155,7 +155,7 @@ class RegistrationMachine:
         self.pending = None
         delay = self._uniform(0, self.timing.boot_jitter) if self.timing.boot_jitter else 0.0
         self._next = self._boot if self.operation else self._boot_first
-        return [SetTimer(delay, "boot jitter")]
+        return [SetTimer(delay)]
 
     def stop(self):
         self.state = STOPPED
@@ -165,14 +165,18 @@ class RegistrationMachine:
 
     def timer_fired(self):
         """The one timer ran out: a reply timeout when a request is pending, else a wait."""
+        self.routine = False
         if self.state == STOPPED:
             return []
         if self.pending is not None:
             request, self.pending = self.pending, None
             self.counters["timeouts"] += 1
             return self._no_reply(request)
+        heartbeat_due = self.state == ONLINE      # the wait between two heartbeats ran out
         step, self._next = self._next, None
-        return step() if step else []
+        commands = step() if step else []
+        self.routine = heartbeat_due and self.state == ONLINE
+        return commands
 
     def reply_received(self, msg):
         """A reply from the platform the pending request went to (a decoded dict).
@@ -180,16 +184,21 @@ class RegistrationMachine:
         Raises ``wire.WireError`` for a malformed reply; the caller drops it, and the
         timer still runs, so a bad reply counts as none.
         """
+        self.routine = False
         if self.pending is None:
             raise wire.WireError("no request is waiting for a reply")
         reply = wire.decode_reply(type(self.pending), msg)
         request, self.pending = self.pending, None
         self.counters["replies"] += 1
         handler = getattr(self, "_on_" + type(request).__name__)
-        return handler(request, reply)
+        commands = handler(request, reply)
+        self.routine = (isinstance(request, wire.Hb) and reply.Result == 0
+                        and self.state == ONLINE)
+        return commands
 
     def wan_ip_changed(self, wan_ip):
         """The WAN address changed: Boot at the stored operation platform (deck 6.1)."""
+        self.routine = False
         self.wan_ip = wan_ip
         if self.state in (STOPPED, SILENT, JITTER):
             return []
@@ -204,6 +213,7 @@ class RegistrationMachine:
         transport on the resolved address); anything else is dropped unanswered, so the
         gateway cannot be used to reflect datagrams at a third party.
         """
+        self.routine = False
         if not from_operation:
             self.counters["triggers_spoofed"] += 1
             return [Note("warn", "trigger from an address that is not the operation "
@@ -245,10 +255,9 @@ class RegistrationMachine:
     def _send(self, state, target, address, message, timeout=None):
         self.state = state
         self.pending = message
-        self.pending_target = address
         self.counters["sent"] += 1
         wait = self.timing.reply_timeout if timeout is None else timeout
-        return [Send(target, address[0], address[1], message), SetTimer(wait, "reply timeout")]
+        return [Send(target, address[0], address[1], message), SetTimer(wait)]
 
     def _device_fields(self):
         i = self.identity
@@ -287,9 +296,9 @@ class RegistrationMachine:
 
     # ------------------------------------------------------- waiting steps
 
-    def _wait(self, delay, then, why):
+    def _wait(self, delay, then):
         self._next = then
-        return [SetTimer(delay, why)]
+        return [SetTimer(delay)]
 
     def _retry(self, then, why):
         """Wait the next TR-069 backoff, then ``then``."""
@@ -297,14 +306,14 @@ class RegistrationMachine:
         t = self.timing
         delay = tr069_backoff(self.retries, t.retry_initial, t.retry_factor, t.retry_max,
                               self._uniform)
-        return self._wait(delay, then, f"retry {self.retries} after {why}")
+        return self._wait(delay, then)
 
     def _silence(self, request):
         self.state = SILENT
         self.distribution_override = None
         return [Note("warn", "information rejected (-2): staying silent",
                      {"request": request.METHOD, "seconds": self.timing.silence})
-                ] + self._wait(self.timing.silence, self._boot_first, "silence after -2")
+                ] + self._wait(self.timing.silence, self._boot_first)
 
     def _operation_failed(self, why):
         """A failed or unanswered Boot/Register: retry Boot, or BootFirst once the budget is spent."""
@@ -325,7 +334,7 @@ class RegistrationMachine:
 
     def _refuse(self, source, reason):
         self.counters["triggers_refused"] += 1
-        return [AnswerTrigger(-1, source, reason),
+        return [AnswerTrigger(-1, source),
                 Note("warn", "trigger refused", {"reason": reason, "source": source})]
 
     def _unexpected(self, request, reply):
@@ -387,7 +396,6 @@ class RegistrationMachine:
     def _on_Register(self, request, reply):
         if reply.Result in (0, 2):
             self.message_server = reply.MessageServer
-            self.update_server = reply.UPDATEServer
             self.retries = self.op_failures = self.resyncs = self.hb_misses = 0
             self.register_resets = 0
             self.hb_flag = "1"
@@ -418,7 +426,7 @@ class RegistrationMachine:
             if reply.Interval and reply.Interval > 0:
                 self.interval = reply.Interval
             delay = self.interval or self._settings().heartbeat
-            return self._wait(delay, self._hb, "heartbeat interval")
+            return self._wait(delay, self._hb)
         if reply.Result == -3:
             return [Note("info", "Hb -3: registering again")] + self._boot()
         if reply.Result == -5:
@@ -430,4 +438,4 @@ class RegistrationMachine:
             self.hb_misses = 0
             return [self._unexpected(request, reply)] + self._boot()
         return [self._unexpected(request, reply)] + self._wait(
-            self.interval or self._settings().heartbeat, self._hb, "heartbeat interval")
+            self.interval or self._settings().heartbeat, self._hb)

@@ -10,10 +10,10 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from cubegw.backend import (
-    ISystemBackend, LinuxBackend, TempDirBackend, firewall_block_rules, parse_arp,
+    BackendError, ISystemBackend, LinuxBackend, TempDirBackend, firewall_block_rules, parse_arp,
     parse_dhcp_leases, parse_resolv_conf, parse_routes,
 )
-from cubegw.capabilities import CapabilityFailure, IGatewayCapability, network
+from cubegw.capabilities import IGatewayCapability, network
 from cubegw.store import uci
 
 from tests.helpers import psutil_net_if_stats
@@ -218,7 +218,7 @@ class BackendNetworkTests(SynchronousTestCase):
         """With neither psutil nor sysfs, a capability fails with the reason (Status 1),
         not an internal error."""
         backend = LinuxBackend(Clock(), root=self.mktemp(), psutil_module=NoEthtool())
-        self.assertRaises(CapabilityFailure, backend.net_if_stats)
+        self.assertRaises(BackendError, backend.net_if_stats)
         h = Harness(self, providers=[network.WanInfo()], backend=backend)
         p = h.call(self, "QUERY_WAN_INFO", WANName="eth0").payload
         self.assertEqual(p["Status"], "1")

@@ -4,6 +4,7 @@ A restart is modelled as it happens in the daemon: a new Store on the same UCI f
 schema registered again, the WiFi timer and the firewall started again from it.
 """
 
+import dataclasses
 import time
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -31,9 +32,9 @@ class RestartTests(SynchronousTestCase):
         p = h.call(self, "SET_HG_WIFI_TIMER", StartTime="22:00", EndTime="06:30",
                    ControlCycle="DAY", Enable="1").payload
         self.assertEqual(p["Status"], "0")
-        cap = wifi.WifiTimerCapability()
+        cap = wifi.WifiTimerCapability(time.gmtime)
         self.addCleanup(cap.stop)
-        scheduler = cap.start(restarted(h.store), h.backend, h.clock, time.gmtime)
+        scheduler = cap.start(dataclasses.replace(h.context, store=restarted(h.store)))
         h.clock.pump([60] * 61)
         self.assertEqual([kind for _, kind in scheduler.actions], ["off"])
         radios = h.backend.read_uci("wireless").sections_of("wifi-device")

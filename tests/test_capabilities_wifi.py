@@ -59,7 +59,8 @@ STATIONS = b"""Station aa:bb:cc:00:00:01 (on phy0-ap0)
 
 
 def wireless_router(testcase, **kwargs):
-    h = Harness(testcase, providers=[wifi.WifiInfo(), wifi.WifiTimerCapability()], **kwargs)
+    h = Harness(testcase, providers=[wifi.WifiInfo(), wifi.WifiTimerCapability(time.gmtime)],
+                **kwargs)
     write(h.dir, "/etc/config/wireless", WIRELESS)
     write(h.dir, "/etc/openwrt_release", "x")
     return h
@@ -177,7 +178,7 @@ class WifiTimerTests(SynchronousTestCase):
 
     def test_off_and_on(self):
         """Radios go off at StartTime and on at EndTime across midnight."""
-        self.cap.start(self.h.store, self.h.backend, self.h.clock, time.gmtime)
+        self.cap.start(self.h.context)
         p = self.h.call(self, "SET_HG_WIFI_TIMER", StartTime="22:00", EndTime="06:30",
                         ControlCycle="DAY", Enable="1").payload
         self.assertEqual(p["Status"], "0")
@@ -198,7 +199,7 @@ class WifiTimerTests(SynchronousTestCase):
                     ControlCycle="1,2", Enable="1")
         self.assertEqual(self.h.store.get_section("wifi_timer", "1")["cycle"], "1,2")
         # a restart inside the window (Monday 21:59): radios go off at once
-        self.cap.start(self.h.store, self.h.backend, self.h.clock, time.gmtime)
+        self.cap.start(self.h.context)
         self.assertEqual(self.radios(), ["1", "1"])
         self.h.store.factory_reset_app()
         self.assertIsNone(self.h.store.get_section("wifi_timer", "1"))
@@ -209,7 +210,7 @@ class WifiTimerTests(SynchronousTestCase):
         """On a day not in ControlCycle nothing happens."""
         self.h.call(self, "SET_HG_WIFI_TIMER", StartTime="22:00", EndTime="23:00",
                     ControlCycle="WEEK2,3", Enable="1")
-        self.cap.start(self.h.store, self.h.backend, self.h.clock, time.gmtime)
+        self.cap.start(self.h.context)
         self.h.clock.pump([60] * 90)
         self.assertEqual(self.cap.scheduler.actions, [])
 

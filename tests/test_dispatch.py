@@ -1,5 +1,6 @@
 """The capability dispatcher: Result codes, rights, accounts, replies, discovery."""
 
+import json
 import os
 import sys
 import textwrap
@@ -16,6 +17,8 @@ from cubegw.capabilities import (
     CapabilityFailure, CapabilityUnavailable, Dispatcher, DuplicateCmdType,
     IGatewayCapability, Outcome, discover_providers, dispatch,
 )
+from cubegw.capabilities.runtime import CapabilityRuntime
+from cubegw import wire
 from cubegw.config import Accounts, GatewayConfig
 from cubegw.store import Store, builtin_schema
 
@@ -58,10 +61,12 @@ class Harness:
         self.dev_rnd = dev_rnd
         self.registered = registered
         self.config = GatewayConfig(accounts=Accounts(USERADMIN, TELECOMADMIN))
-        self.context = CapabilityContext(
-            self.store, self.config, IDENTITY, self.backend, self.clock,
-            dev_rnd=lambda: self.dev_rnd, registered=lambda: self.registered)
         self.providers = discover_providers() if providers is None else providers
+        self.runtime = CapabilityRuntime(
+            self.providers, store=self.store, config=self.config, identity=IDENTITY,
+            backend=self.backend, clock=self.clock, dev_rnd=lambda: self.dev_rnd,
+            registered=lambda: self.registered)
+        self.context = self.runtime.context
         self.dispatcher = Dispatcher(self.providers, self.store, self.context, self.clock,
                                      **kwargs)
 
@@ -570,3 +575,24 @@ class Status(Capability):
 
     def call(self, cmd_type, payload, context):
         return {}
+
+
+class DispatchNeverFailsTests(SynchronousTestCase):
+    """The transports trust ``dispatch``: it always fires with an Outcome."""
+
+    def test_failure_before_the_provider_is_minus_16(self):
+        """A rule that raises (here the rights lookup) answers -16 and is logged."""
+        h = Harness(self, providers=[Echo()])
+        self.patch(h.dispatcher.rights, "get", lambda cmd: 1 / 0)
+        self.assertEqual(h.call(self, "ECHO"), Outcome(-16, None))
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+    def test_unencodable_reply_is_minus_16_without_actions(self):
+        """A reply past the frame limit goes out as -16, and its after-reply actions
+        are dropped (they run only after a real answer)."""
+        ran = []
+        outcome = Outcome(0, {"Data": "x" * (wire.MAX_FRAME + 1)}, (lambda: ran.append(1),))
+        data, sent = dispatch.encode_reply(outcome, 7)
+        self.assertEqual(json.loads(data), {"Result": -16, "ID": 7})
+        sent.run_after()
+        self.assertEqual(ran, [])

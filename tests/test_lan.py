@@ -18,7 +18,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from cubegw import lan, wire
-from cubegw.store import Store
+from cubegw.capabilities import Outcome
+from tests.test_dispatch import Harness, Pending
 
 SN_INFO = {"CmdType": "GET_SN_INFO", "SequenceId": "0000000A"}
 
@@ -56,11 +57,14 @@ class FakeDispatcher:
     def sn_info(parameter, after=()):
         payload = {"CmdType": parameter.get("CmdType"), "SequenceId": parameter.get("SequenceId"),
                    "Status": "0", "MAC": "64D95420214B", "BussinessStatus": "SUCCESS"}
-        return (0, payload, list(after))
+        return Outcome(0, payload, tuple(after))
 
     def answer(self, index, outcome=None):
+        """Fire call ``index`` with ``outcome`` (a tuple is taken as Outcome's fields)."""
         side, parameter, d = self.calls[index]
-        d.callback(outcome if outcome is not None else self.sn_info(parameter))
+        if outcome is None:
+            outcome = self.sn_info(parameter)
+        d.callback(Outcome(*outcome))
 
 
 def frame(obj):
@@ -106,16 +110,20 @@ class LanHarness:
         self.clock = Clock()
         self.store = store or FakeStore()
         self.dispatcher = dispatcher or FakeDispatcher()
-        self.factory = lan.LanFactory(self.store, self.dispatcher, self.clock, **kw)
+        self.factory = lan.LanFactory(self.dispatcher, self.clock, **kw)
 
     def connect(self, port=40000):
-        addr = IPv4Address("TCP", "192.168.1.10", port)
-        proto = self.factory.buildProtocol(addr)
-        if proto is None:
-            return None, None
-        transport = StringTransport(peerAddress=addr)
-        proto.makeConnection(transport)
-        return proto, transport
+        proto = connect(self.factory, port)
+        return (None, None) if proto is None else (proto, proto.transport)
+
+
+def connect(factory, port=40000):
+    """A protocol of ``factory`` on a StringTransport from a LAN address (None if refused)."""
+    addr = IPv4Address("TCP", "192.168.1.10", port)
+    proto = factory.buildProtocol(addr)
+    if proto is not None:
+        proto.makeConnection(StringTransport(peerAddress=addr))
+    return proto
 
 
 def lose(proto):
@@ -133,7 +141,7 @@ class LanProtocolTests(SynchronousTestCase):
             lose(self.proto)
         for _, _, d in self.h.dispatcher.calls:
             if not d.called:
-                d.callback((0, None, []))
+                d.callback(Outcome(0, None))
         self.assertEqual(self.h.clock.getDelayedCalls(), [])
 
     def test_post1_answered_then_closed(self):
@@ -196,50 +204,25 @@ class LanProtocolTests(SynchronousTestCase):
         lose(self.proto)
         self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
 
-    def test_two_tuple_tolerated(self):
-        """A dispatcher answering (result, payload) works, with no after actions."""
-        self.proto.dataReceived(frame(post(5)))
-        self.h.dispatcher.answer(0, (-12, None))
-        self.assertEqual(unframe(self.transport.value()), [{"Result": -12, "ID": 5}])
+    def test_ability_one_refuses_through_the_dispatcher(self):
+        """X_CT-COM_Mgt.Ability 1: the dispatcher refuses every Post1 (-12), the provider
+        is not called, and the connection closes after the reply."""
+        h = Harness(self)
+        h.store.set("mgt", "Ability", 1)
+        proto = connect(lan.LanFactory(h.dispatcher, h.clock))
+        proto.dataReceived(frame(post(11)))
+        self.assertEqual(unframe(proto.transport.value()), [{"Result": -12, "ID": 11}])
+        self.assertTrue(proto.transport.disconnecting)
 
-    def test_dispatcher_failure_is_minus_16(self):
-        """A failing dispatcher gives Result -16 and a logged failure."""
-        self.proto.dataReceived(frame(post(6)))
-        self.h.dispatcher.calls[0][2].errback(RuntimeError("boom"))
-        self.assertEqual(unframe(self.transport.value()), [{"Result": -16, "ID": 6}])
-        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
-
-    def test_dispatcher_raising_is_minus_16(self):
-        """A dispatcher raising synchronously gives Result -16 too."""
-        class Raising:
-            def dispatch(self, side, parameter):
-                raise KeyError("x")
-        self.h.factory.dispatcher = Raising()
-        self.proto.dataReceived(frame(post(6)))
-        self.assertEqual(unframe(self.transport.value()), [{"Result": -16, "ID": 6}])
-        self.assertEqual(len(self.flushLoggedErrors(KeyError)), 1)
-
-    def test_unusable_answer_is_minus_16(self):
-        """An answer that is not (int, dict-or-None[, actions]) gives Result -16."""
-        self.proto.dataReceived(frame(post(6)))
-        self.h.dispatcher.answer(0, (0, "text", []))
-        self.assertEqual(unframe(self.transport.value()), [{"Result": -16, "ID": 6}])
-
-    def test_dispatch_timeout_is_minus_100(self):
-        """A call unanswered for dispatch_timeout seconds is cancelled and gives -100."""
-        self.proto.dataReceived(frame(post(8)))
-        self.h.clock.advance(29.9)
-        self.assertEqual(self.transport.value(), b"")
-        self.h.clock.advance(0.1)
-        self.assertEqual(unframe(self.transport.value()), [{"Result": -100, "ID": 8}])
-
-    def test_ability_one_refuses(self):
-        """X_CT-COM_Mgt.Ability 1: every Post1 is answered -12, the dispatcher is not asked."""
-        self.h.store.mgt["Ability"] = 1
-        self.proto.dataReceived(frame(post(11)))
-        self.assertEqual(unframe(self.transport.value()), [{"Result": -12, "ID": 11}])
-        self.assertEqual(self.h.dispatcher.calls, [])
-        self.assertTrue(self.transport.disconnecting)
+    def test_slow_call_gets_the_dispatchers_minus_100(self):
+        """The dispatcher's call_timeout is the one time limit: the LAN reply is -100."""
+        h = Harness(self, providers=[Pending()], timeout=10.0)
+        proto = connect(lan.LanFactory(h.dispatcher, h.clock, idle_timeout=30.0))
+        proto.dataReceived(frame(post(8, {"CmdType": "SLOW", "SequenceId": "0000000A"})))
+        h.clock.advance(9.9)
+        self.assertEqual(proto.transport.value(), b"")
+        h.clock.advance(0.1)
+        self.assertEqual(unframe(proto.transport.value()), [{"Result": -100, "ID": 8}])
 
     def test_post_refused(self):
         """A plugin-center Post on the LAN port is answered -12 with its ID and closed."""
@@ -443,11 +426,13 @@ class LanServerTests(SynchronousTestCase):
         self.assertEqual(self.reactor.ports, [])
 
     def test_real_store(self):
-        """With the UCI Store: LocatePort picks the port, Ability 1 refuses Post1."""
-        store = Store(self.mktemp())
+        """With the UCI Store: LocatePort picks the port; with a real dispatcher on it,
+        Ability 1 refuses Post1."""
+        h = Harness(self)
+        store = h.store
         store.update({("mgt", "LocatePort"): 18080, ("mgt", "Ability"): 1})
         self.reactor = RecordingReactor()
-        server = lan.LanServer(("192.168.1.1",), store, FakeDispatcher(), self.reactor)
+        server = lan.LanServer(("192.168.1.1",), store, h.dispatcher, self.reactor)
         server.startService()
         self.assertEqual(self.listening(), [("192.168.1.1", 18080)])
         proto = server.factory.buildProtocol(IPv4Address("TCP", "192.168.1.10", 1))

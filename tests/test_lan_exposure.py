@@ -7,14 +7,13 @@ and after LocatePort moves.
 """
 
 import os
-import signal
 
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from cubegw import lan, logs, tap
-from cubegw.store import Store, builtin_schema
+from cubegw.pluginchannel import PluginChannel
 
 from tests.integration.support import gateway_config
 from tests.test_lan import FakeDispatcher, FakeStore
@@ -123,12 +122,7 @@ def wire_gateway(testcase, reactor, **config):
     os.makedirs(tmp)
     options = tap.Options()
     options.parseOptions(["--config", gateway_config(tmp, **config)])
-    # makeService registers the capabilities' sections in the store's schema: give it
-    # a copy, not the module-wide default other tests compare against
-    options.store = Store(options.store.path, builtin_schema())
-    # makeService installs SIGHUP and SIGUSR1 handlers and sets the log level: put them back
-    for signum in (signal.SIGHUP, signal.SIGUSR1):
-        testcase.addCleanup(signal.signal, signum, signal.getsignal(signum))
+    # makeService sets the log level: put it back
     testcase.addCleanup(logs.set_level, "debug" if logs.debug_enabled() else "info")
     return tap.makeService(options, reactor)
 
@@ -166,12 +160,10 @@ class TapTimingTests(SynchronousTestCase):
         top = wire_gateway(self, UdpMemoryReactor(), lan={"addresses": ["127.0.0.1"]},
                            timing={"call_timeout": 4, "plugin_reply_timeout": 7,
                                    "plugin_retry_initial": 2, "plugin_retry_max": 5})
-        [registration] = [s for s in top if hasattr(s, "plugin_channel")]
-        channel, lan_server = registration.plugin_channel, registration.lan
+        [channel] = [s for s in top if isinstance(s, PluginChannel)]
+        [lan_server] = [s for s in top if isinstance(s, lan.LanServer)]
         self.assertEqual(channel.dispatcher.timeout, 4)
+        self.assertIs(lan_server.factory.dispatcher, channel.dispatcher)
         self.assertEqual((channel.reply_timeout, channel.connect_timeout), (7, 7))
-        # the transports' own timeout stays a safety net behind the dispatcher's
-        self.assertEqual((channel.dispatch_timeout, lan_server.factory.dispatch_timeout),
-                         (9, 9))
         self.assertTrue(2 <= channel.backoff(0) < 3)
         self.assertTrue(5 <= channel.backoff(50) < 6)

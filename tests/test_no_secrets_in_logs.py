@@ -22,7 +22,7 @@ from cubegw.registration import Settings
 
 from tests.helpers import CHALLENGE, IDENTITY, OPER, Gateway
 from tests.test_dispatch import SEQ, TELECOMADMIN, USERADMIN, Harness
-from tests.test_lan import FakeStore, frame, lose, unframe
+from tests.test_lan import frame, lose, unframe
 
 WIFI_PASSWORD = "Wifi-Secret-7f3a"
 UI_PASSWORD = "Useradmin-Secret-91c2"
@@ -129,7 +129,7 @@ class DispatcherLogTests(SynchronousTestCase):
     def test_lan_server(self):
         events = capture(self)
         h = Harness(self, dev_rnd=DEV_RNDS[1])
-        factory = lan.LanFactory(FakeStore(), h.dispatcher, h.clock)
+        factory = lan.LanFactory(h.dispatcher, h.clock)
         for n, password in enumerate([USERADMIN, BAD_PASSWORD, TELECOMADMIN], 1):
             addr = IPv4Address("TCP", "192.168.1.10", 40000 + n)
             proto = factory.buildProtocol(addr)

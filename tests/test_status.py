@@ -8,7 +8,9 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
 from cubegw.config import GatewayConfig
+from cubegw.pluginchannel import PluginChannel
 from cubegw.service import RegistrationService
+from cubegw.statusreport import StatusReport
 from cubegw.status import ROUTINE_INTERVAL, StatusFile, read_status, refresh_status
 from cubegw.store import Store, builtin_schema
 
@@ -96,43 +98,45 @@ class RefreshTests(SynchronousTestCase):
 
 
 class ServiceStatusTests(SynchronousTestCase):
-    """RegistrationService.changed: what a routine event costs."""
+    """StatusReport.changed: what a routine event costs."""
 
     def setUp(self):
         tmp = self.mktemp()
         os.makedirs(tmp)
         self.clock = MemoryReactorClock()
-        self.service = RegistrationService(
-            GatewayConfig(state_dir=os.path.join(tmp, "state")),
-            Store(os.path.join(tmp, "cubegw"), builtin_schema()), IDENTITY, self.clock,
-            lambda: {})
+        config = GatewayConfig(state_dir=os.path.join(tmp, "state"))
+        self.session = RegistrationService(
+            config, Store(os.path.join(tmp, "cubegw"), builtin_schema()), IDENTITY,
+            self.clock, effects=None, wan_ip=lambda: "")
+        self.report = StatusReport(config.state_dir, self.clock, self.session, [],
+                                   PluginChannel(self.clock, IDENTITY, None, None))
         self.snapshots = 0
-        snapshot = self.service.snapshot
+        snapshot = self.report.snapshot
 
         def counted():
             self.snapshots += 1
             return snapshot()
-        self.service.snapshot = counted
+        self.report.snapshot = counted
 
     def test_routine_builds_no_snapshot_until_due(self):
         """A routine event builds no snapshot until the once-a-minute write is due; then
         it writes; any other event and SIGUSR1 build one at once."""
-        counters, state_dir = self.service.machine.counters, self.service.config.state_dir
-        self.service.changed()
+        counters, state_dir = self.session.machine.counters, self.session.config.state_dir
+        self.report.changed()
         self.assertEqual(self.snapshots, 1)
         counters["hb_ok"] += 1
-        self.service.changed(routine=True)                  # the first answer: news
+        self.report.changed(routine=True)                  # the first answer: news
         self.assertEqual(self.snapshots, 2)
         self.assertIsNotNone(read_status(state_dir)["last_heartbeat"])
         counters["hb_ok"] += 1
-        self.service.changed(routine=True)                  # the next: not built
+        self.report.changed(routine=True)                  # the next: not built
         self.assertEqual(self.snapshots, 2)
-        self.service.changed()                              # news: built
-        self.service.changed(force=True)                    # SIGUSR1: built, written
+        self.report.changed()                              # news: built
+        self.report.changed(force=True)                    # SIGUSR1: built, written
         self.assertEqual(self.snapshots, 4)
         self.assertEqual(read_status(state_dir)["counters"]["hb_ok"], 2)
         self.clock.advance(ROUTINE_INTERVAL)
         counters["hb_ok"] += 1
-        self.service.changed(routine=True)                  # due: built and written
+        self.report.changed(routine=True)                  # due: built and written
         self.assertEqual(self.snapshots, 5)
         self.assertEqual(read_status(state_dir)["counters"]["hb_ok"], 3)

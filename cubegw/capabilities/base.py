@@ -14,9 +14,11 @@ from typing import Any, Callable, List, Optional
 from twisted.plugin import IPlugin
 from zope.interface import Attribute, Interface, implementer
 
+from cubegw.store import SectionType
+
 __all__ = [
     "RIGHT_NONE", "RIGHT_LOCAL", "RIGHT_REMOTE", "RIGHT_BOTH", "LOCAL", "REMOTE",
-    "SIDE_RIGHT", "IGatewayCapability", "CapabilityFailure", "CapabilityUnavailable",
+    "SIDE_RIGHT", "IGatewayCapability", "ICapabilityLifecycle", "CapabilityFailure", "CapabilityUnavailable",
     "CapabilityContext", "Capability", "check_account", "allows",
 ]
 
@@ -57,6 +59,27 @@ class IGatewayCapability(Interface):
         """
 
 
+class ICapabilityLifecycle(Interface):
+    """What a provider with settings or background work adds to IGatewayCapability.
+
+    The daemon registers every provider's schema when the dispatcher takes it, calls
+    ``start`` once the service tree starts and ``stop`` when it stops, so a capability
+    with a timer or a poller is one module, with no line in the daemon's wiring.
+    """
+
+    def ensure_schema(schema):
+        """Register the UCI section types and parameters it keeps (idempotent)."""
+
+    def start(context):
+        """Begin its background work on ``context.clock``; may return a Deferred."""
+
+    def stop():
+        """End everything ``start`` and its calls began; may return a Deferred."""
+
+    def after_app_reset(context):
+        """The APP-side factory reset just put the APP-owned data back to defaults."""
+
+
 class CapabilityFailure(Exception):
     """The capability's own failure: Status "1" and ``reason`` as FailReason."""
 
@@ -76,7 +99,8 @@ class CapabilityContext:
 
     ``dev_rnd()`` returns the current DevRND or None (``RegistrationMachine.dev_rnd``);
     ``registered()`` whether the gateway is registered with the operation platform;
-    ``report(payload)`` pushes a Report (subscriptions such as DEVICE_SPEED).
+    ``report(payload)`` pushes a Report (subscriptions such as DEVICE_SPEED);
+    ``app_reset()`` performs the APP-side factory reset (HG_LOCAL_RECOVERY).
     """
 
     store: Any
@@ -89,6 +113,9 @@ class CapabilityContext:
     #: Push a Report (the payload dict, all values strings) to the platform:
     #: True if it was sent.  The daemon wires it to the plugin channel or UDP.
     report: Callable[[dict], bool] = lambda payload: False
+    #: The APP-side factory reset with every provider's follow-up (the firewall):
+    #: returns the store keys reset.  The daemon wires it to CapabilityRuntime.
+    app_reset: Callable[[], Any] = lambda: set()
     side: str = ""
     rights: Any = None                # cubegw.capabilities.dispatch.Rights, per call
     _after: List[Callable[[], Any]] = dataclasses.field(default_factory=list, repr=False)
@@ -170,17 +197,36 @@ class PasswordGuesses:
         self._wrong = []
 
 
-@implementer(IPlugin, IGatewayCapability)
+@implementer(IPlugin, IGatewayCapability, ICapabilityLifecycle)
 class Capability:
     """Convenience base: set the three attributes, write ``call``.
 
     Subclasses may instead define ``handle_<CMD_TYPE>(payload, context)`` methods
-    and let this ``call`` route to them.
+    and let this ``call`` route to them.  A capability that keeps settings lists
+    them in ``store_schema``; one with background work overrides ``start``/``stop``.
     """
 
     cmd_types: tuple = ()
     default_right: int = RIGHT_BOTH
     needs_account: bool = False
+    #: The SectionTypes and ParamSpecs it keeps in the store.
+    store_schema: tuple = ()
+
+    def ensure_schema(self, schema):
+        for item in self.store_schema:
+            if isinstance(item, SectionType):
+                schema.ensure_type(item)
+            else:
+                schema.ensure(item)
+
+    def start(self, context):
+        return None
+
+    def stop(self):
+        return None
+
+    def after_app_reset(self, context):
+        return None
 
     def call(self, cmd_type, payload, context):
         return getattr(self, "handle_" + cmd_type)(payload, context)

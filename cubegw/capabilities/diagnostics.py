@@ -342,6 +342,7 @@ class HttpDownload(Capability):
 
     cmd_types = ("HTTP_DOWNLOAD_REQUEST", "SET_HTTP_CFG")
     default_right = RIGHT_BOTH
+    store_schema = HTTP_PARAMS
 
     def __init__(self, agent_factory=None, now=time.monotonic):
         self.agent_factory = agent_factory

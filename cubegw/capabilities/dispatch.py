@@ -17,6 +17,8 @@ from twisted.internet import defer
 from twisted.python import failure
 from twisted.plugin import getPlugins
 
+from cubegw import wire
+from cubegw.backend import BackendError
 from cubegw.capabilities.base import (
     RIGHT_BOTH, SIDE_RIGHT, CapabilityFailure, CapabilityUnavailable,
     IGatewayCapability, PasswordGuesses, allows, check_account,
@@ -29,7 +31,8 @@ from cubegw.store import (
 __all__ = [
     "RESULT_OK", "RESULT_BUSY", "RESULT_NOT_ALLOWED", "RESULT_NOT_RUNNING",
     "RESULT_TIMEOUT", "RIGHTS_TYPE", "Outcome", "Rights", "Dispatcher",
-    "DuplicateCmdType", "discover_providers", "index_providers", "ensure_rights_schema",
+    "DuplicateCmdType", "discover_providers",
+    "encode_reply", "request_id", "index_providers", "ensure_rights_schema",
 ]
 
 log = Logger()  # a successful call is routine: debug
@@ -41,7 +44,7 @@ RESULT_NOT_RUNNING = -16
 RESULT_TIMEOUT = -100
 
 _SEQUENCE_ID = re.compile(r"[0-9A-Fa-f]{8}")
-_BUILTIN_SKIP = frozenset({"base", "dispatch"})
+_BUILTIN_SKIP = frozenset({"base", "dispatch", "runtime"})
 
 #: SET_RIGHT's overrides, one UCI section per CmdType.  The operator's, so
 #: owned like X_CT-COM_Mgt: kept across every factory reset.
@@ -84,6 +87,30 @@ class Outcome(NamedTuple):
             if isinstance(result, defer.Deferred):
                 result.addErrback(lambda f, a=action: log.failure(
                     "after-reply action {action!r} failed", failure=f, action=a))
+
+
+def request_id(msg: Any) -> Optional[int]:
+    """The ID of a request that could not be decoded, if it has a usable one: a
+    refusal then still names the request it answers."""
+    try:
+        return wire.as_int(msg.get("ID"), "ID") if isinstance(msg, dict) else None
+    except wire.WireError:
+        return None
+
+
+def encode_reply(outcome: Outcome, ident: int) -> Tuple[bytes, Outcome]:
+    """The Post/Post1 reply frame for ``outcome``, and the outcome it stands for.
+
+    A reply that cannot be encoded (a value past the frame limit) goes out as
+    Result -16 instead, with no after-reply actions: they run only after a real answer.
+    """
+    try:
+        return wire.encode_frame(wire.PostReply(
+            Result=outcome.result, ID=ident, return_Parameter=outcome.payload)), outcome
+    except wire.WireError as e:
+        log.error("reply to ID {id} not sendable: {reason}", id=ident, reason=e.reason)
+        failed = Outcome(RESULT_NOT_RUNNING, None)
+        return wire.encode_frame({"Result": failed.result, "ID": ident}), failed
 
 
 class Rights:
@@ -185,9 +212,21 @@ class Dispatcher:
 
     def dispatch(self, side: str, parameter: Any) -> defer.Deferred:
         """Serve one decoded ``Parameter`` from ``side`` ("local" for Post1,
-        "remote" for Post); a Deferred that fires with an ``Outcome`` and never fails."""
+        "remote" for Post); a Deferred that fires with an ``Outcome`` and never fails.
+
+        This is the one place a call's rules are applied (Ability, rights, accounts,
+        the time limit, the cap on calls in flight): the transports only frame.
+        """
         if side not in SIDE_RIGHT:
             raise ValueError(f"side must be 'local' or 'remote', got {side!r}")
+        try:
+            return self._dispatch(side, parameter)
+        except Exception:
+            log.failure("capability call from {side} failed before its provider ran",
+                        side=side)
+            return defer.succeed(Outcome(RESULT_NOT_RUNNING, None))
+
+    def _dispatch(self, side, parameter):
         if not isinstance(parameter, dict):
             return self._refuse(side, None, "Parameter is not an object")
         cmd_type = parameter.get("CmdType")
@@ -261,7 +300,7 @@ class Dispatcher:
             log.warn("capability {cmd} {seq} timed out after {t} s", cmd=cmd_type,
                      seq=seq, t=self.timeout)
             return Outcome(RESULT_TIMEOUT, None)
-        if reason.check(CapabilityFailure):
+        if reason.check(CapabilityFailure, BackendError):
             log.info("capability {cmd} {seq} from {side}: {reason}", cmd=cmd_type,
                      seq=seq, side=side, reason=reason.value.reason)
             return self._reply(cmd_type, seq, None, reason.value.reason)

@@ -69,6 +69,13 @@ def sync_firewall(store, backend):
     return backend.set_blocked_macs(blocked_macs(store))
 
 
+def _sync_logged(context, what):
+    d = sync_firewall(context.store, context.backend)
+    d.addCallback(lambda problem: problem and log.info("{what}: {problem}", what=what,
+                                                       problem=problem))
+    return d
+
+
 class LanTracker:
     """Scans the LAN; remembers first-seen times and WiFi byte samples."""
 
@@ -182,6 +189,16 @@ class AccessRight(Capability):
 
     cmd_types = ("SET_ATTACH_DEVICE_RIGHT", "GET_ATTACH_DEVICE_RIGHT")
     default_right = RIGHT_BOTH
+    store_schema = (ACCESS_TYPE,)
+
+    def start(self, context):
+        """At the daemon's start the firewall is made to match the stored rules."""
+        return _sync_logged(context, "firewall not synced")
+
+    def after_app_reset(self, context):
+        """The APP reset cleared the rules: the firewall follows, so they never
+        outlive the settings that made them."""
+        return _sync_logged(context, "firewall not synced after the APP reset")
 
     async def handle_SET_ATTACH_DEVICE_RIGHT(self, payload, context):
         mac = normalize_mac(payload.get("MAC"))

@@ -79,26 +79,8 @@ class LocalRecovery(Capability):
     default_right = RIGHT_BOTH
 
     def handle_HG_LOCAL_RECOVERY(self, payload, context):
-        store, backend = context.store, context.backend
-        context.after_reply(lambda: app_factory_reset(store, backend))
+        context.after_reply(context.app_reset)
         return {}
-
-
-def app_factory_reset(store, backend):
-    """The APP-side factory reset: APP-only and access-control data, then the firewall.
-
-    The same for HG_LOCAL_RECOVERY and for a Register 3 from the operation platform, so
-    the blocked-device rules never outlive the settings that made them.  Returns the keys
-    reset.
-    """
-    from cubegw.capabilities.lan_devices import sync_firewall
-    changed = store.factory_reset_app()
-    log.info("APP factory reset: {n} values reset", n=len(changed))
-    d = sync_firewall(store, backend)
-    d.addCallback(lambda problem: problem and log.info(
-        "firewall not synced after the APP reset: {problem}", problem=problem))
-    d.addErrback(lambda f: log.failure("firewall sync after the APP reset failed", f))
-    return changed
 
 
 sn_info = SnInfo()

@@ -215,6 +215,7 @@ class LoidRegister(Capability):
 
     cmd_types = ("REGISTER", "REGISTER_GETSTAT")
     default_right = RIGHT_BOTH
+    store_schema = LOID_PARAMS
 
     def handle_REGISTER(self, payload, context):
         store = context.store

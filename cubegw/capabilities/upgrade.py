@@ -265,6 +265,7 @@ class WebPopup(Capability):
 
     cmd_types = ("SET_WD_INFO",)
     default_right = RIGHT_BOTH
+    store_schema = tuple(WD_FIELDS.values())
 
     def handle_SET_WD_INFO(self, payload, context):
         store = context.store

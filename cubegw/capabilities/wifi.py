@@ -412,18 +412,25 @@ class WifiTimer:
 
 
 class WifiTimerCapability(Capability):
-    """SET_HG_WIFI_TIMER: StartTime, EndTime (HH:MM), ControlCycle, Enable."""
+    """SET_HG_WIFI_TIMER: StartTime, EndTime (HH:MM), ControlCycle, Enable.
+
+    Its scheduler (a ``WifiTimer``) runs from ``start`` to ``stop``, which the daemon's
+    capability runtime calls; ``localtime`` converts clock seconds to local time.
+    """
 
     cmd_types = ("SET_HG_WIFI_TIMER",)
     default_right = RIGHT_BOTH
+    store_schema = (TIMER_TYPE,)
 
-    def __init__(self):
+    def __init__(self, localtime=time.localtime):
+        self.localtime = localtime
         self.scheduler = None         # the running WifiTimer, set by ``start``
 
-    def start(self, store, backend, clock, localtime=time.localtime):
+    def start(self, context):
         """Make and start the scheduler (the daemon does this once at start)."""
         self.stop()
-        self.scheduler = WifiTimer(store, backend, clock, localtime)
+        self.scheduler = WifiTimer(context.store, context.backend, context.clock,
+                                   self.localtime)
         self.scheduler.start()
         return self.scheduler
 

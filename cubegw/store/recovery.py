@@ -17,7 +17,7 @@ from cubegw.store import uci
 from cubegw.store.schema import DEFAULT_SCHEMA, MGT, REGISTRATION, StoreError
 from cubegw.store.store import FileSystem, Store, lock_path_for
 
-__all__ = ["RecoveryEvent", "open_store", "save_backup", "backup_path_for"]
+__all__ = ["RecoveryEvent", "open_store", "recover_file", "save_backup", "backup_path_for"]
 
 #: Owners whose values are brought back from the backup (never reset, and what a
 #: gateway needs to find its platforms again).
@@ -54,6 +54,18 @@ def open_store(path, backup_path: Optional[str] = None,
     message as it happens.  A file that cannot be read at all (permissions, I/O
     error) still raises StoreError: moving it aside would not help.
     """
+    schema = schema if schema is not None else DEFAULT_SCHEMA
+    fs = fs if fs is not None else FileSystem()
+    events = recover_file(path, backup_path, log, schema, fs, now)
+    return Store(path, schema=schema, fs=fs, on_contents=on_contents), events
+
+
+def recover_file(path, backup_path: Optional[str] = None,
+                 log: Optional[Callable[[str], None]] = None,
+                 schema=None, fs: Optional[FileSystem] = None,
+                 now: Callable[[], float] = time.time) -> List[RecoveryEvent]:
+    """Make ``path`` a file a Store can open: stale temp files removed, a file that
+    does not parse moved aside and rebuilt from the backup.  Returns the events."""
     path = os.fspath(path)
     backup_path = backup_path_for(path) if backup_path is None else os.fspath(backup_path)
     schema = schema if schema is not None else DEFAULT_SCHEMA
@@ -77,7 +89,7 @@ def open_store(path, backup_path: Optional[str] = None,
                     _recover(fs, path, backup_path, schema, e, now, event)
     except OSError as e:
         raise StoreError(f"{path}: cannot recover: {e.strerror or e}") from e
-    return Store(path, schema=schema, fs=fs, on_contents=on_contents), events
+    return events
 
 
 def save_backup(store: Store, backup_path: Optional[str] = None,

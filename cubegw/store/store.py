@@ -130,7 +130,10 @@ class Store:
 
     def __init__(self, path, schema: Optional[Schema] = None,
                  fs: Optional[FileSystem] = None,
-                 on_contents: Optional[Callable[[uci.Package], Any]] = None):
+                 on_contents: Optional[Callable[[uci.Package], Any]] = None,
+                 load: bool = True):
+        """``load=False`` defers reading the file to the first ``reload()`` (the
+        daemon builds its services before its store service opens the file)."""
         self.path = os.fspath(path)
         #: Called with the file's contents after each write and each reload
         #: (e.g. cubegw.store.mirror.MirrorSync); must not raise.
@@ -138,7 +141,7 @@ class Store:
         self.schema = schema if schema is not None else DEFAULT_SCHEMA
         self._fs = fs if fs is not None else FileSystem()
         self.lock_path = lock_path_for(self.path)
-        self._package = self._read() or uci.Package()
+        self._package = (self._read() if load else None) or uci.Package()
         # What reload() has reported so far: the file as last read, plus our
         # own writes, so that a change made by another process is reported
         # even if one of our writes re-read the file first.

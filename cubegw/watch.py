@@ -1,0 +1,110 @@
+"""What the gateway polls: its WAN address and its UCI file.
+
+``WanWatch`` tells the registration session when the WAN address changes (a Boot at the
+stored platform); ``StoreWatch`` re-reads the UCI file when another process (``uci``,
+``cubegw-ctl mgt set``) changed it, and tells its listeners which keys moved.
+"""
+
+import os
+
+from twisted.application import service
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from cubegw import identity
+from cubegw.store import StoreError
+
+
+class _Poll(service.Service):
+    """Calls ``check`` every ``interval`` seconds of ``clock`` while running (0: never)."""
+
+    def __init__(self, clock, interval):
+        self.clock = clock
+        self.interval = interval
+        self._loop = None
+
+    def startService(self):
+        super().startService()
+        if self.interval > 0:
+            self._loop = LoopingCall(self.check)
+            self._loop.clock = self.clock
+            self._loop.start(self.interval, now=False)
+
+    def stopService(self):
+        super().stopService()
+        if self._loop is not None:
+            loop, self._loop = self._loop, None
+            loop.stop()
+
+    def check(self):
+        raise NotImplementedError
+
+
+class WanWatch(_Poll):
+    """Polls the WAN interface's IPv4 address; a change goes to ``on_change(ip)``."""
+
+    def __init__(self, clock, interval, interface, net_if_addrs, on_change):
+        super().__init__(clock, interval)
+        self.interface = interface
+        self.net_if_addrs = net_if_addrs
+        self.on_change = on_change
+        self.current = None
+
+    def wan_ip(self):
+        """The address now (read once at start, then kept by ``check``)."""
+        if self.current is None:
+            self.current = identity.interface_ipv4(self.interface, self.net_if_addrs())
+        return self.current
+
+    def check(self):
+        ip = identity.interface_ipv4(self.interface, self.net_if_addrs())
+        if ip != self.wan_ip():
+            self.current = ip
+            self.on_change(ip)
+
+
+class StoreWatch(_Poll):
+    """Re-reads the UCI file when its inode, time or size moved (or when forced: SIGHUP).
+
+    Each listener is called with the set of (section, name) keys that changed.
+    """
+
+    log = Logger()
+
+    def __init__(self, clock, interval, store, listeners=()):
+        super().__init__(clock, interval)
+        self.store = store
+        self.listeners = list(listeners)
+        self._stamp = None
+
+    def startService(self):
+        self._stamp = self._read_stamp()
+        super().startService()
+
+    def _read_stamp(self):
+        try:
+            st = os.stat(self.store.path)
+        except OSError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def written(self):
+        """Our own write: the file's new stamp is not news."""
+        self._stamp = self._read_stamp()
+
+    def check(self, force=False):
+        stamp = self._read_stamp()
+        if stamp == self._stamp and not force:
+            return
+        self._stamp = stamp
+        try:
+            changed = self.store.reload()
+        except StoreError as e:
+            self.log.error("store file unreadable, keeping the values in memory: {error}",
+                           error=e)
+            return
+        if changed:
+            self.log.info("store changed outside the daemon: {keys}",
+                          keys=sorted(f"{s}.{n}" for s, n in changed))
+            for listener in self.listeners:
+                listener(changed)
