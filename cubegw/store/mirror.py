@@ -34,245 +34,28 @@ uci-defaults script, without Twisted.
 
 import contextlib
 import os
-import subprocess
 import sys
-from typing import Callable, List, Optional, Sequence, Tuple
-
-from zope.interface import Interface, implementer
+from typing import Optional
 
 from cubegw.store import uci
+from cubegw.store.mirror_backends import (
+    ENV_NAME, MIRROR_FILE, DirectoryMirror, FwEnvMirror, IMirror, _subprocess_run,
+)
 from cubegw.store.mirror_codec import (
     PERSISTENT_OWNERS, MirrorError, MirrorUnavailable, check_sections, decode_env,
     decode_file, encode_env, encode_file, extract, merge, persistent_section_names,
 )
-from cubegw.store.schema import DEFAULT_SCHEMA, Schema
-from cubegw.store.store import FileSystem, lock_path_for, read_package
+from cubegw.store.mirror_sync import MirrorSync, restore, save
 
 __all__ = [
     "MirrorError", "MirrorUnavailable", "IMirror", "DirectoryMirror", "FwEnvMirror",
     "PERSISTENT_OWNERS", "persistent_section_names", "extract", "merge",
     "check_sections", "encode_file", "decode_file", "encode_env", "decode_env",
     "restore", "save", "MirrorSync", "mirror_from_config", "read_store_keys", "main",
+    "MIRROR_FILE", "ENV_NAME",
 ]
 
-
-#: Name of the file a DirectoryMirror keeps in its directory.
-MIRROR_FILE = "mgt"
-#: The bootloader environment variable of a FwEnvMirror.
-ENV_NAME = "cubegw_mgt"
-
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
-
-
-# -- the two mirrors ----------------------------------------------------------------
-
-
-class IMirror(Interface):
-    """Where the persistent sections are copied."""
-
-    def load(schema=DEFAULT_SCHEMA):
-        """The saved sections, or None when none were ever saved.
-
-        Raises MirrorUnavailable when the location is not there and MirrorError
-        when what is there is corrupt.
-        """
-
-    def save(sections):
-        """Replace the copy as a whole."""
-
-    def describe():
-        """Where the copy is, for messages."""
-
-
-@implementer(IMirror)
-class DirectoryMirror:
-    """``<path>/mgt`` on a persistent partition.
-
-    The directory must exist (it is never created: a missing one is a
-    partition that is not mounted, and writing there would land in the
-    overlay or in RAM).
-    """
-
-    def __init__(self, path, fs: Optional[FileSystem] = None):
-        self.path = os.fspath(path)
-        self.file = os.path.join(self.path, MIRROR_FILE)
-        self._fs = fs if fs is not None else FileSystem()
-
-    def describe(self):
-        return self.file
-
-    def _check_directory(self):
-        if not os.path.isdir(self.path):
-            raise MirrorUnavailable(f"{self.path}: no such directory (not mounted?)")
-
-    def load(self, schema=DEFAULT_SCHEMA):
-        self._check_directory()
-        try:
-            data = self._fs.read(self.file)
-        except OSError as e:
-            raise MirrorError(f"{self.file}: cannot read: {e.strerror or e}") from None
-        if data is None:
-            return None
-        return decode_file(data, schema, self.file)
-
-    def save(self, sections):
-        self._check_directory()
-        try:
-            self._fs.write_atomic(self.file, encode_file(sections))
-        except (OSError, uci.UciError) as e:
-            raise MirrorError(f"{self.file}: cannot write: {getattr(e, 'strerror', None) or e}") \
-                from None
-
-
-def _subprocess_run(argv: Sequence[str]) -> Tuple[int, str, str]:
-    result = subprocess.run(list(argv), capture_output=True, text=True, timeout=60)
-    return result.returncode, result.stdout, result.stderr
-
-
-@implementer(IMirror)
-class FwEnvMirror:
-    """The bootloader environment variable ``cubegw_mgt`` (uboot-envtools).
-
-    ``run(argv) -> (returncode, stdout, stderr)`` runs a command (injectable
-    for tests).  fw_setenv rewrites the environment in one go; with a
-    redundant environment (two copies, as most boards configure in
-    /etc/fw_env.config) an interrupted write leaves the old copy valid.
-    """
-
-    def __init__(self, run: Callable[[Sequence[str]], Tuple[int, str, str]] = _subprocess_run,
-                 name: str = ENV_NAME, printenv: str = "fw_printenv",
-                 setenv: str = "fw_setenv"):
-        self.run = run
-        self.name = name
-        self.printenv = printenv
-        self.setenv = setenv
-
-    def describe(self):
-        return f"bootloader environment {self.name}"
-
-    def _run(self, argv):
-        try:
-            return self.run(argv)
-        except (OSError, subprocess.SubprocessError) as e:
-            raise MirrorUnavailable(f"{argv[0]}: {getattr(e, 'strerror', None) or e}") from None
-
-    def load(self, schema=DEFAULT_SCHEMA):
-        code, out, err = self._run([self.printenv, "-n", self.name])
-        if code != 0:
-            if "not defined" in err:
-                return None
-            raise MirrorUnavailable(
-                f"{self.printenv} -n {self.name}: exit {code}: {err.strip()[:200]}")
-        return decode_env(out, schema, self.describe())
-
-    def save(self, sections):
-        try:
-            value = encode_env(sections)
-        except (TypeError, ValueError) as e:
-            raise MirrorError(f"{self.describe()}: cannot encode: {e}") from None
-        code, _, err = self._run([self.setenv, self.name, value])
-        if code != 0:
-            raise MirrorError(f"{self.setenv} {self.name}: exit {code}: {err.strip()[:200]}")
-
-
-# -- config file <-> mirror -----------------------------------------------------------
-
-
-def restore(config, mirror: IMirror, schema: Schema = DEFAULT_SCHEMA,
-            fs: Optional[FileSystem] = None) -> Optional[bool]:
-    """Put the mirror's sections into the UCI file ``config``.
-
-    None when there is no mirror (the file is not touched), else whether the
-    file changed.  The mirror is read and checked before the file is locked:
-    a corrupt mirror raises MirrorError and the file stays as it is.  A
-    missing file is created with the mirror's sections alone.
-    """
-    config = os.fspath(config)
-    fs = fs if fs is not None else FileSystem()
-    sections = mirror.load(schema)
-    if sections is None:
-        return None
-    try:
-        with fs.locked(lock_path_for(config)):
-            package = read_package(fs, config, MirrorError) or uci.Package()
-            merged, changed = merge(package, sections)
-            if changed:
-                text = uci.serialize(merged)
-                fs.write_atomic(config, text.encode("utf-8", "surrogateescape"))
-    except (OSError, uci.UciError) as e:
-        raise MirrorError(f"{config}: cannot write: {getattr(e, 'strerror', None) or e}") \
-            from None
-    return changed
-
-
-def save(config, mirror: IMirror, schema: Schema = DEFAULT_SCHEMA,
-         fs: Optional[FileSystem] = None) -> None:
-    """Copy the persistent sections of the UCI file ``config`` to the mirror."""
-    config = os.fspath(config)
-    fs = fs if fs is not None else FileSystem()
-    package = read_package(fs, config, MirrorError)
-    if package is None:
-        raise MirrorError(f"{config}: no such file")
-    sections = extract(package, schema)
-    if not sections:
-        raise MirrorError(f"{config}: no {' or '.join(persistent_section_names(schema))} section")
-    mirror.save(sections)
-
-
-class MirrorSync:
-    """Keeps a mirror in step with a Store: pass it as ``Store(on_contents=...)``.
-
-    Called with the file's contents after each write and reload; saves only
-    when the persistent sections differ from what it last saved (so an ITMS
-    or APP reset, or any other write, costs nothing).  Never raises: a
-    failure is given to ``log`` (a callable taking one string) and retried
-    at the next call.  While the file ``pending`` exists (a restore that
-    could not be done yet) nothing is saved.
-    """
-
-    def __init__(self, mirror: IMirror, schema: Schema = DEFAULT_SCHEMA,
-                 pending: Optional[str] = None, log: Optional[Callable[[str], None]] = None):
-        self.mirror = mirror
-        self.schema = schema
-        self.pending = pending
-        self.log = log if log is not None else (lambda message: None)
-        self._saved: Optional[List[uci.Section]] = None
-
-    def __call__(self, package: uci.Package) -> bool:
-        """Save if needed; whether a save was made."""
-        sections = extract(package, self.schema)
-        if not sections or sections == self._saved:
-            return False
-        if self.pending is not None and os.path.exists(self.pending):
-            self.log(f"mirror not saved: a restore is pending ({self.pending})")
-            return False
-        try:
-            self.mirror.save(sections)
-        except MirrorError as e:
-            self.log(f"mirror not saved: {e}")
-            return False
-        self._saved = sections
-        return True
-
-    def sync_file(self, config) -> bool:
-        """At daemon start: save the persistent sections of the file ``config``
-        unless the mirror already holds them (no flash write then); whether a
-        save was made.  Never raises."""
-        try:
-            package = read_package(FileSystem(), os.fspath(config), MirrorError)
-        except MirrorError as e:
-            self.log(f"mirror not saved: {e}")
-            return False
-        if package is None:
-            return False
-        try:
-            current = self.mirror.load(self.schema)
-        except MirrorError:
-            current = None  # missing, corrupt or unavailable: __call__ decides
-        if current is not None and current == extract(package, self.schema):
-            self._saved = current
-            return False
-        return self(package)
 
 
 # -- configuration and command line ------------------------------------------------------
