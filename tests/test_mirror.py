@@ -573,3 +573,28 @@ class CommandLineTests(SynchronousTestCase):
             timeout=60)
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertIn("saved to", result.stdout)
+
+
+class LayoutTests(SynchronousTestCase):
+    """cubegw.store.mirror stays the one import path, and stays light."""
+
+    def test_no_argparse_at_import(self):
+        """Importing cubegw.store.mirror (as the daemon does) does not import argparse:
+        only the command line's parser does."""
+        code = ("import sys; import cubegw.store.mirror; "
+                "assert 'argparse' not in sys.modules, 'argparse imported'")
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        env["PYTHONPATH"] = ROOT
+        result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                                text=True, timeout=60)
+        self.assertEqual(result.returncode, 0, result.stderr)
+
+    def test_reexports(self):
+        """Every name of cubegw.store.mirror's __all__ is there, and is the very object
+        its own module defines (one MirrorError class, not a copy)."""
+        from cubegw.store import mirror_backends, mirror_codec, mirror_sync
+        for name in mirror.__all__:
+            self.assertTrue(hasattr(mirror, name), name)
+        self.assertIs(mirror.MirrorError, mirror_codec.MirrorError)
+        self.assertIs(mirror.IMirror, mirror_backends.IMirror)
+        self.assertIs(mirror.MirrorSync, mirror_sync.MirrorSync)
