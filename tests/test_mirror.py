@@ -62,6 +62,7 @@ class FakeEnv:
 class PureTests(SynchronousTestCase):
 
     def test_persistent_sections(self):
+        """The mirror keeps the mgt and registration sections, in schema order."""
         self.assertEqual(mirror.persistent_section_names(), ["mgt", "registration"])
 
     def test_extract(self):
@@ -90,15 +91,18 @@ class PureTests(SynchronousTestCase):
         self.assertEqual(rom.section("mgt").options["MgtURL"], "189cube")  # not modified
 
     def test_merge_unchanged(self):
+        """Merging a mirror into a file that already holds it changes nothing."""
         merged, changed = mirror.merge(uci.parse(CONFIG_TEXT), sections())
         self.assertFalse(changed)
 
     def test_merge_missing_sections(self):
+        """Sections the file lacks are added from the mirror."""
         merged, changed = mirror.merge(uci.Package(), sections())
         self.assertTrue(changed)
         self.assertEqual([s.name for s in merged.sections], ["mgt", "registration"])
 
     def test_file_round_trip(self):
+        """decode_file gives back the sections encode_file was given."""
         data = mirror.encode_file(sections())
         self.assertEqual(mirror.decode_file(data), sections())
 
@@ -126,6 +130,7 @@ class PureTests(SynchronousTestCase):
             self.assertIn(reason, str(e))
 
     def test_env_round_trip(self):
+        """encode_env makes one safe token that decode_env turns back into the sections."""
         value = mirror.encode_env(sections())
         self.assertRegex(value, r"^1\.[A-Za-z0-9_-]+\.[0-9a-f]{8}$")
         self.assertEqual(mirror.decode_env(value), sections())
@@ -142,6 +147,7 @@ class PureTests(SynchronousTestCase):
         self.assertEqual(decoded[1].options["Extra"], "x y")
 
     def test_env_corrupt(self):
+        """A truncated, re-versioned, edited or foreign env value is refused."""
         value = mirror.encode_env(sections())
         for bad in [value[:-1], value[:20], "2" + value[1:], "garbage", "",
                     value.replace(value.split(".")[1][:4], "AAAA", 1),
@@ -149,6 +155,7 @@ class PureTests(SynchronousTestCase):
             self.assertRaises(mirror.MirrorError, mirror.decode_env, bad)
 
     def test_read_store_keys(self):
+        """The store mapping is read from the daemon's YAML ({} when there is none)."""
         text = ('device:\n  mac: "auto"\nstore:\n  confdir: "/etc/config"\n'
                 '  persist_dir: "/mnt/persist/cubegw"  # a comment\n  fw_env: false\n'
                 'lan:\n  addresses: []\n')
@@ -176,6 +183,8 @@ class PureTests(SynchronousTestCase):
                          {"confdir": "/etc/config", "persist_dir": "/mnt/p", "fw_env": True})
 
     def test_mirror_from_config(self):
+        """persist_dir gives a DirectoryMirror, fw_env a FwEnvMirror, neither None;
+        a wrong type or both at once is refused."""
         self.assertIsNone(mirror.mirror_from_config({}))
         self.assertIsNone(mirror.mirror_from_config({"persist_dir": "", "fw_env": False}))
         self.assertIsInstance(mirror.mirror_from_config({"persist_dir": "/p"}),
@@ -198,6 +207,8 @@ class DirectoryMirrorTests(SynchronousTestCase):
         self.assertTrue(verifyObject(mirror.IMirror, self.mirror))
 
     def test_round_trip(self):
+        """Nothing saved loads as None; a save is read back, in a 0600 file of
+        readable UCI holding only the persistent sections."""
         self.assertIsNone(self.mirror.load())
         self.mirror.save(sections())
         self.assertEqual(self.mirror.load(), sections())
@@ -227,6 +238,7 @@ class DirectoryMirrorTests(SynchronousTestCase):
             self.assertEqual(os.listdir(self.dir), ["mgt"])
 
     def test_corrupt(self):
+        """A file edited after its checksum was written is refused, naming the file."""
         self.mirror.save(sections())
         with open(self.mirror.file, "ab") as f:
             f.write(b"\toption Port '1'\n")
@@ -246,6 +258,8 @@ class FwEnvMirrorTests(SynchronousTestCase):
         self.assertTrue(verifyObject(mirror.IMirror, self.mirror))
 
     def test_round_trip(self):
+        """Nothing saved loads as None; a save is read back; the value is passed to
+        fw_setenv as one argv item."""
         self.assertIsNone(self.mirror.load())
         self.mirror.save(sections())
         self.assertEqual(self.mirror.load(), sections())
@@ -254,12 +268,14 @@ class FwEnvMirrorTests(SynchronousTestCase):
         self.assertEqual(len(self.fake.calls[1]), 3)  # one argv item: no shell, no splitting
 
     def test_corrupt(self):
+        """A corrupt value is an error (naming the variable), not unavailable."""
         self.fake.env["cubegw_mgt"] = "1.AAAA.00000000"
         e = self.assertRaises(mirror.MirrorError, self.mirror.load)
         self.assertNotIsInstance(e, mirror.MirrorUnavailable)
         self.assertIn("cubegw_mgt", str(e))
 
     def test_no_tools(self):
+        """No fw_printenv / fw_setenv installed: the mirror is unavailable."""
         self.fake.fail = FileNotFoundError(2, "No such file or directory")
         self.assertRaises(mirror.MirrorUnavailable, self.mirror.load)
         self.assertRaises(mirror.MirrorUnavailable, self.mirror.save, sections())
@@ -294,6 +310,7 @@ class FileTests(SynchronousTestCase):
             return f.read()
 
     def test_restore_nothing_saved(self):
+        """No mirror saved: restore returns None and leaves the file byte for byte."""
         with open(DEFAULTS_FILE) as f:
             self.write_config(f.read())
         before = self.read_config()
@@ -301,6 +318,8 @@ class FileTests(SynchronousTestCase):
         self.assertEqual(self.read_config(), before)  # comments and all
 
     def test_restore(self):
+        """The mirror is merged into the ROM default (the directory then holds the
+        file and its lock only); a second restore finds nothing to change."""
         self.mirror.save(sections())
         with open(DEFAULTS_FILE) as f:
             self.write_config(f.read())
@@ -312,6 +331,7 @@ class FileTests(SynchronousTestCase):
         self.assertFalse(mirror.restore(self.config, self.mirror))  # now the same
 
     def test_restore_missing_config(self):
+        """A missing UCI file is created with the mirror's sections alone."""
         self.mirror.save(sections())
         self.assertTrue(mirror.restore(self.config, self.mirror))
         self.assertEqual([s.name for s in uci.parse(self.read_config()).sections],
@@ -330,6 +350,7 @@ class FileTests(SynchronousTestCase):
         self.assertEqual(self.read_config(), before)
 
     def test_restore_corrupt_config_changes_nothing(self):
+        """A UCI file that does not parse is an error and is left as it is."""
         self.mirror.save(sections())
         self.write_config("config mgt 'mgt\n")
         e = self.assertRaises(mirror.MirrorError, mirror.restore, self.config, self.mirror)
@@ -337,6 +358,7 @@ class FileTests(SynchronousTestCase):
         self.assertEqual(self.read_config(), "config mgt 'mgt\n")
 
     def test_save(self):
+        """save copies the file's persistent sections; a missing file is an error."""
         self.write_config(CONFIG_TEXT)
         mirror.save(self.config, self.mirror)
         self.assertEqual(self.mirror.load(), sections())
@@ -390,6 +412,7 @@ class FileTests(SynchronousTestCase):
         self.assertFalse(sync.sync_file(self.config + ".missing"))
 
     def test_sync_pending(self):
+        """While the pending file exists MirrorSync saves nothing and says why."""
         pending = os.path.join(self.confdir, "pending")
         open(pending, "w").close()
         log = []
@@ -399,6 +422,8 @@ class FileTests(SynchronousTestCase):
         self.assertIn("pending", log[0])
 
     def test_store_hook_on_reload(self):
+        """The Store calls on_contents after a save and a reload, not for a file
+        that does not parse."""
         seen = []
         store = Store(self.config, on_contents=seen.append)
         store.save()
@@ -431,6 +456,8 @@ class CommandLineTests(SynchronousTestCase):
         return code, out.getvalue(), err.getvalue()
 
     def test_save_and_restore_dir(self):
+        """save, restore and show with --mirror-dir: exit 0, the ROM default gets
+        the saved values back."""
         code, out, _ = self.run_main("save", "--config", self.config,
                                      "--mirror-dir", self.persist)
         self.assertEqual(code, 0)
@@ -446,6 +473,7 @@ class CommandLineTests(SynchronousTestCase):
         self.assertIn("option MgtURL 'dist.example.net'", out)
 
     def test_fw_env(self):
+        """save and restore with --fw-env go through fw_setenv / fw_printenv."""
         fake = FakeEnv()
         self.assertEqual(self.run_main("save", "--config", self.config, "--fw-env",
                                        run=fake)[0], 0)
@@ -458,6 +486,8 @@ class CommandLineTests(SynchronousTestCase):
                          "op.example.net")
 
     def test_yaml(self):
+        """--yaml takes the mirror from store.persist_dir and restore brings its
+        values back into the ROM default."""
         with open(self.yaml, "w") as f:
             f.write(f'store:\n  confdir: "/etc/config"\n  persist_dir: "{self.persist}"\n')
         mirror.save(self.config, mirror.DirectoryMirror(self.persist))
@@ -479,6 +509,7 @@ class CommandLineTests(SynchronousTestCase):
             self.assertEqual(f.read(), CONFIG_TEXT)
 
     def test_yaml_errors(self):
+        """An unreadable YAML file or a bad store.fw_env exits 1 with the reason."""
         code, _, err = self.run_main("restore", "--yaml", self.yaml + ".missing")
         self.assertEqual(code, 1)
         self.assertIn("cannot read", err)
@@ -489,6 +520,7 @@ class CommandLineTests(SynchronousTestCase):
         self.assertIn("store.fw_env", err)
 
     def test_no_mirror_saved(self):
+        """Nothing saved yet: restore exits 0 and leaves the file alone."""
         code, out, _ = self.run_main("restore", "--config", self.config,
                                      "--mirror-dir", self.persist)
         self.assertEqual(code, 0)
@@ -497,6 +529,8 @@ class CommandLineTests(SynchronousTestCase):
             self.assertEqual(f.read(), CONFIG_TEXT)
 
     def test_unavailable_pending(self):
+        """An unavailable mirror exits 3 and creates --pending; a later successful
+        restore removes it."""
         gone = os.path.join(self.persist, "nope")
         code, _, err = self.run_main("restore", "--config", self.config,
                                      "--mirror-dir", gone, "--pending", self.pending)
@@ -509,6 +543,7 @@ class CommandLineTests(SynchronousTestCase):
         self.assertFalse(os.path.exists(self.pending))
 
     def test_corrupt_exit_1(self):
+        """A corrupt mirror exits 1 and the config is not changed."""
         with open(os.path.join(self.persist, "mgt"), "w") as f:
             f.write("config mgt 'mgt'\n\toption MgtURL 'evil'\n")
         code, _, err = self.run_main("restore", "--config", self.config,
@@ -520,6 +555,7 @@ class CommandLineTests(SynchronousTestCase):
             self.assertEqual(f.read(), CONFIG_TEXT)
 
     def test_usage(self):
+        """No action, no mirror, or two mirrors at once: usage error, exit 2."""
         self.assertEqual(self.run_main()[0], 2)
         self.assertEqual(self.run_main("restore")[0], 2)  # no mirror given
         self.assertEqual(self.run_main("restore", "--fw-env", "--mirror-dir", "x")[0], 2)
@@ -537,3 +573,28 @@ class CommandLineTests(SynchronousTestCase):
             timeout=60)
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertIn("saved to", result.stdout)
+
+
+class LayoutTests(SynchronousTestCase):
+    """cubegw.store.mirror stays the one import path, and stays light."""
+
+    def test_no_argparse_at_import(self):
+        """Importing cubegw.store.mirror (as the daemon does) does not import argparse:
+        only the command line's parser does."""
+        code = ("import sys; import cubegw.store.mirror; "
+                "assert 'argparse' not in sys.modules, 'argparse imported'")
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        env["PYTHONPATH"] = ROOT
+        result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                                text=True, timeout=60)
+        self.assertEqual(result.returncode, 0, result.stderr)
+
+    def test_reexports(self):
+        """Every name of cubegw.store.mirror's __all__ is there, and is the very object
+        its own module defines (one MirrorError class, not a copy)."""
+        from cubegw.store import mirror_backends, mirror_codec, mirror_sync
+        for name in mirror.__all__:
+            self.assertTrue(hasattr(mirror, name), name)
+        self.assertIs(mirror.MirrorError, mirror_codec.MirrorError)
+        self.assertIs(mirror.IMirror, mirror_backends.IMirror)
+        self.assertIs(mirror.MirrorSync, mirror_sync.MirrorSync)
