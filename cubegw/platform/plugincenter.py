@@ -21,7 +21,6 @@ from twisted.protocols.basic import Int32StringReceiver
 
 from cubegw import identity, wire
 from cubegw.platform.faults import Delayed
-from cubegw.platform.udp import new_challenge
 
 #: What the request handlers can carry out; Register can also be followed by a Disconnect.
 REQUEST_ACTIONS = frozenset(("drop", "no_reply", "result", "delay"))
@@ -343,7 +342,7 @@ class PluginCenter:
         if connection.registered and connection.mac != request.MAC:
             return {"Result": -1}, f"this connection is registered as {connection.mac}"
         connection.mac = request.MAC
-        connection.challenge = new_challenge(self.urandom)
+        connection.challenge = identity.new_challenge(self.urandom)
         return ({"Result": 0, "ChallengeCode": connection.challenge},
                 f"challenge {connection.challenge}")
 

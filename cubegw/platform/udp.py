@@ -54,11 +54,6 @@ class TriggerTimeout(TriggerError):
     """The gateway did not answer a trigger within ``trigger_timeout`` seconds."""
 
 
-def new_challenge(urandom=os.urandom):
-    """A fresh ChallengeCode: 16 bytes from the OS CSPRNG as 32 upper-case hex."""
-    return urandom(16).hex().upper()
-
-
 def _fail(result, why):
     return {"Result": result}, why
 
@@ -270,7 +265,7 @@ class DistributionProtocol(PlatformProtocol):
         record, why = self._known(request, learn=True)
         if record is None:
             return _fail(-6, why)
-        challenge = new_challenge(self.urandom)
+        challenge = identity.new_challenge(self.urandom)
         self._booted(record, request, dist_challenge=challenge)
         return {"Result": 0, "ChallengeCode": challenge}, f"challenge {challenge}"
 
@@ -413,7 +408,7 @@ class OperationProtocol(PlatformProtocol):
         record, why = self._known(request, learn=True)
         if record is None:
             return _fail(-1, why)
-        challenge = new_challenge(self.urandom)
+        challenge = identity.new_challenge(self.urandom)
         self._booted(record, request, challenge=challenge, registered=False, online=False)
         return {"Result": 0, "ChallengeCode": challenge,
                 "Interval": self.config.heartbeat_interval, "flag": "1"}, \
