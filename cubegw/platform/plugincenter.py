@@ -65,7 +65,6 @@ class PluginCenterProtocol(Int32StringReceiver):
         self.mac = None          # from Boot
         self.challenge = None    # ChallengeCode of this connection's Boot
         self.registered = False  # a Register with a good CheckSN on this connection
-        self.last_heartbeat = None
         self.open = False        # connected and not being closed by us
         self.booted = False      # a Boot arrived on this connection
         self.idle_timer = None   # closes the connection when the peer stays silent
@@ -359,14 +358,12 @@ class PluginCenter:
             old.close()
             self._forget(old, "replaced by a new connection")
         connection.registered = True
-        connection.last_heartbeat = now
         self._sessions[request.MAC] = connection
         return {"Result": 0}, "connected"
 
     def handle_Heartbeat(self, connection, request, now):
         if not connection.registered or connection.mac != request.MAC:
             return {"Result": -1}, "not registered on this connection"
-        connection.last_heartbeat = now
         return {"Result": 0}, ""
 
     def handle_Report(self, connection, request, now):
