@@ -20,7 +20,7 @@ from cubegw.platform.config import (
 from cubegw.platform.faults import FaultRules
 from cubegw.platform.plugincenter import PluginCenter
 from cubegw.platform.registry import MemoryStore, Registry
-from cubegw.platform.udp import TriggerError
+from cubegw.platform.operation import TriggerError
 
 from tests.test_platform_plugincenter import MAC, SN, Gateway
 

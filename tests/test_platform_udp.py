@@ -25,9 +25,9 @@ from cubegw.platform.config import (
     ConfigError, DeviceConfig, Endpoint, PlatformConfig, load_config, parse_config)
 from cubegw.platform.faults import FaultRules
 from cubegw.platform.registry import MemoryStore, Registry
-from cubegw.platform.udp import (
-    RECEIVE_BUFFER, DistributionProtocol, MessageServerProtocol, OperationProtocol,
-    TriggerError, TriggerTimeout)
+from cubegw.platform.distribution import DistributionProtocol
+from cubegw.platform.operation import OperationProtocol, TriggerError, TriggerTimeout
+from cubegw.platform.udp import RECEIVE_BUFFER, MessageServerProtocol
 
 MAC = "64D95420214B"
 SN = "64D954-D6AEE64D95420214B"

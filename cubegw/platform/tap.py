@@ -18,8 +18,9 @@ from cubegw.platform.config import ConfigError, PlatformConfig, load_config
 from cubegw.platform.faults import FaultRules
 from cubegw.platform.plugincenter import PluginCenter
 from cubegw.platform.registry import Registry, SQLiteStore
-from cubegw.platform.udp import (
-    DistributionProtocol, MessageServerProtocol, OperationProtocol)
+from cubegw.platform.distribution import DistributionProtocol
+from cubegw.platform.operation import OperationProtocol
+from cubegw.platform.udp import MessageServerProtocol
 
 
 class Options(usage.Options):
