@@ -19,7 +19,7 @@ import re
 from twisted.internet import defer, task
 
 from cubegw import identity, logs, wire
-from cubegw.platform.faults import TRIGGER_ACTIONS
+from cubegw.platform.faults import TRIGGER_ACTIONS, on_send
 from cubegw.platform.udp import ANSWERED, PlatformProtocol, fail
 
 #: A MAC as the registry keys it (``wire`` also takes lower case, and upper-cases it).
@@ -244,18 +244,13 @@ class OperationProtocol(PlatformProtocol):
         pending.deferred = defer.Deferred(lambda d: self._finish(pending))
         self._triggers.setdefault(pending.addr, collections.deque()).append(pending)
         fault = self.faults.decide(mac, message.METHOD, self.server, TRIGGER_ACTIONS)
-        delay = 0.0
-        if fault is not None and fault.action != "delay":
-            self.log.info("{mac} {method} not sent ({rule}: {action})", mac=mac,
-                          method=message.METHOD, rule=fault.rule, action=fault.action)
-        else:
-            delay = fault.delay if fault is not None else 0.0
-            self._soon(delay, self._send_trigger, pending, message)
+        delay = on_send(fault, self, pending, message)
         pending.timer = self.clock.callLater(
             delay + self.config.trigger_timeout, self._trigger_expired, pending)
         return pending.deferred
 
-    def _send_trigger(self, pending, message):
+    def send_now(self, pending, message):
+        """Send a trigger (unless it was answered or given up meanwhile)."""
         if pending.done:
             return
         self._send(message, pending.addr)
@@ -263,6 +258,10 @@ class OperationProtocol(PlatformProtocol):
                       mac=pending.mac, method=pending.method, addr=pending.addr,
                       host=message.ServerAddr, port=message.ServerPort,
                       message=message.to_wire())
+
+    def not_sent(self, pending, message, fault):
+        self.log.info("{mac} {method} not sent ({rule}: {action})", mac=pending.mac,
+                      method=pending.method, rule=fault.rule, action=fault.action)
 
     def replyReceived(self, msg, addr):
         queue = self._triggers.get(addr)

@@ -3,7 +3,9 @@
 Each DatagramProtocol decodes a datagram with the shared codecs, consults the fault rules,
 and hands the typed request to its ``handle_<RPCMethod>`` method, which reads and changes
 the registry (in memory; written behind) and returns the reply and a note for the log.
-Malformed, oversized and misdirected datagrams are logged and dropped; the port lives on.
+What a fault rule changes about that is ``faults.on_request``'s; this class provides the
+steps it is made of (``answer``, ``send_reply``, ...).  Malformed, oversized and
+misdirected datagrams are logged and dropped; the port lives on.
 
 The sockets themselves: ``distribution.DistributionProtocol``,
 ``operation.OperationProtocol`` (with the heartbeats and the reverse triggers), and
@@ -20,7 +22,7 @@ from twisted.internet.protocol import DatagramProtocol
 
 from cubegw import wire
 from cubegw.logs import Logger
-from cubegw.platform.faults import UDP_ACTIONS, Delayed
+from cubegw.platform.faults import UDP_ACTIONS, Delayed, on_request
 
 
 #: SO_RCVBUF of the platform's UDP sockets (the kernel may cap it at net.core.rmem_max).
@@ -86,53 +88,55 @@ class PlatformProtocol(DatagramProtocol):
                                     "platform")
         self.counters[request.METHOD] += 1
         fault = self.faults.decide(request.MAC, request.METHOD, self.server, UDP_ACTIONS)
-        if fault is None:
-            self._handle(request, addr)
-        elif fault.action == "drop":
-            self.log.info("{mac} {method} dropped ({rule}: drop)", mac=request.MAC,
-                          method=request.METHOD, rule=fault.rule)
-        elif fault.action == "no_reply":
-            self._handle(request, addr, fault=fault)
-        elif fault.action == "result":
-            self._soon(fault.delay, self._send_forced, request, addr, fault)
-        else:
-            self.log.info("{mac} {method}: answering in {delay} s ({rule}: delay)",
-                          mac=request.MAC, method=request.METHOD, delay=fault.delay,
-                          rule=fault.rule)
-            self._soon(fault.delay, self._handle, request, addr)
+        on_request(fault, self, request, addr)
 
     def replyReceived(self, msg, addr):
         """A datagram with no RPCMethod: nothing here waits for one."""
         self._drop(addr, "a reply, but no request of this platform is waiting for one")
 
-    def _handle(self, request, addr, fault=None):
+    # -------------------------------- answering (what faults.on_request works through)
+
+    def answer(self, request, addr):
+        """Run the request's handler: its ``(reply, note)``, or None (logged) when there
+        is nothing to send."""
         mac, method = request.MAC, request.METHOD
         try:
             reply, note = getattr(self, "handle_" + method)(request, addr, self.clock.seconds())
         except Exception:
             self.log.failure("{mac} {method}: the handler failed", mac=mac, method=method)
-            return
+            return None
         if reply is None:
             self.log.info("{mac} {method}: {note}", mac=mac, method=method, note=note)
-            return
-        if fault is None:
-            self.reply(wire.encode_datagram(reply), addr)
-            self._answered(mac, method, reply, note, addr)
-        else:
-            note = f" ({note})" if note else ""
-            self.log.info(ANSWERED + ", not sent ({rule}: no_reply)", mac=mac, method=method,
-                          result=reply["Result"], note=note, rule=fault.rule, reply=reply,
-                          addr=addr)
+            return None
+        return reply, note
+
+    def send_reply(self, request, addr, reply, note):
+        self.reply(wire.encode_datagram(reply), addr)
+        self._answered(request.MAC, request.METHOD, reply, note, addr)
+
+    def withhold_reply(self, request, addr, reply, note, fault):
+        self.log.info(ANSWERED + ", not sent ({rule}: {action})", mac=request.MAC,
+                      method=request.METHOD, result=reply["Result"],
+                      note=f" ({note})" if note else "", rule=fault.rule,
+                      action=fault.action, reply=reply, addr=addr)
+
+    def send_result(self, request, addr, fault):
+        self.reply(wire.encode_datagram({"Result": fault.result}), addr)
+        self.log.info("{mac} {method} -> Result {result} ({rule}: result)", mac=request.MAC,
+                      method=request.METHOD, result=fault.result, rule=fault.rule)
+
+    def log_fault(self, request, fault, text):
+        self.log.info("{mac} {method}" + text, mac=request.MAC, method=request.METHOD,
+                      rule=fault.rule, delay=fault.delay)
+
+    def later(self, delay, f, *args):
+        """Call ``f(*args)`` now, or after ``delay`` seconds (cancelled when stopping)."""
+        return self._later.soon(delay, f, *args)
 
     def _answered(self, mac, method, reply, note, addr):
         """Log a reply sent by a handler."""
         self.log.info(ANSWERED, mac=mac, method=method, result=reply["Result"],
                       note=f" ({note})" if note else "", reply=reply, addr=addr)
-
-    def _send_forced(self, request, addr, fault):
-        self.reply(wire.encode_datagram({"Result": fault.result}), addr)
-        self.log.info("{mac} {method} -> Result {result} ({rule}: result)", mac=request.MAC,
-                      method=request.METHOD, result=fault.result, rule=fault.rule)
 
     # -------------------------------------------------------------- helpers
 
@@ -166,10 +170,6 @@ class PlatformProtocol(DatagramProtocol):
         stored one)."""
         if self.transport is not None:
             self.transport.write(wire.encode_datagram(message), addr)
-
-    def _soon(self, delay, f, *args):
-        """Call ``f(*args)`` now, or after ``delay`` seconds (cancelled when stopping)."""
-        return self._later.soon(delay, f, *args)
 
     def _drop(self, addr, reason):
         self.counters["dropped"] += 1
