@@ -17,7 +17,7 @@ from cubegw.platform.api import Api, build_site
 from cubegw.platform.config import ConfigError, PlatformConfig, load_config
 from cubegw.platform.faults import FaultRules
 from cubegw.platform.plugincenter import PluginCenter
-from cubegw.platform.registry import Registry, SQLiteStore
+from cubegw.platform.registry import BACKENDS, Registry
 from cubegw.platform.distribution import DistributionProtocol
 from cubegw.platform.operation import OperationProtocol
 from cubegw.platform.udp import MessageServerProtocol
@@ -55,10 +55,11 @@ class Options(usage.Options):
         except ConfigError as e:
             raise usage.UsageError(str(e))
         if self.check_database:
+            config = self["platform"]
             try:
-                SQLiteStore.check(self["platform"].db)
+                BACKENDS[config.registry].check(config)
             except ValueError as e:
-                raise usage.UsageError(f"db: {e}")
+                raise usage.UsageError(str(e))
 
 
 class PlatformService(service.MultiService):
@@ -110,7 +111,9 @@ class PlatformService(service.MultiService):
 
 
 def build_registry(reactor, config):
-    return Registry(SQLiteStore(config.db, reactor), reactor, flush_delay=config.flush_delay,
+    """The device registry on the store of the configured backend (``registry:``)."""
+    store = BACKENDS[config.registry].make(config, reactor)
+    return Registry(store, reactor, flush_delay=config.flush_delay,
                     report_limit=config.report_limit)
 
 
