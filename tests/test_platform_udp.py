@@ -23,10 +23,10 @@ from cubegw.logs import Logger
 from cubegw.platform import tap
 from cubegw.platform.config import (
     ConfigError, DeviceConfig, Endpoint, PlatformConfig, load_config, parse_config)
-from cubegw.platform.faults import FaultRules
-from cubegw.platform.registry import MemoryStore, Registry
 from cubegw.platform.distribution import DistributionProtocol
+from cubegw.platform.faults import FaultRules
 from cubegw.platform.operation import OperationProtocol, TriggerError, TriggerTimeout
+from cubegw.platform.registry import MemoryStore, Registry
 from cubegw.platform.udp import RECEIVE_BUFFER, MessageServerProtocol
 
 MAC = "64D95420214B"
