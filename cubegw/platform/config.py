@@ -21,8 +21,9 @@ WILDCARDS = ("", "0.0.0.0", "::")
 
 @dataclass(frozen=True)
 class Endpoint:
-    """A UDP socket: bound on ``host:port`` (port 0: any free port), told to gateways as
-    ``advertised_host`` ("" = ``host``)."""
+    """A socket (UDP, or a TCP listener): bound on ``host:port`` (port 0: any free port;
+    ``host`` IPv4, or IPv6 such as ``::1``), told to gateways as ``advertised_host``
+    ("" = ``host``)."""
     host: str = "127.0.0.1"
     port: int = 0
     advertised_host: str = ""

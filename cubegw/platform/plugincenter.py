@@ -172,7 +172,7 @@ class PluginCenter:
     # ------------------------------------------------------------ public API
 
     def factory(self):
-        """A protocol factory for ``listenTCP``."""
+        """A protocol factory for a TCP server endpoint."""
         return PluginCenterFactory(self)
 
     def is_connected(self, mac):
