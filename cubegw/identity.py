@@ -113,3 +113,8 @@ def _link_family():
 
 
 _AF_LINK = _link_family()
+
+
+def new_challenge(urandom=os.urandom):
+    """A fresh ChallengeCode: 16 bytes from the OS CSPRNG as 32 upper-case hex."""
+    return urandom(16).hex().upper()

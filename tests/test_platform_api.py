@@ -7,6 +7,7 @@ from twisted.internet import defer
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
+from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import Logger, formatEvent, globalLogPublisher
 from twisted.python.failure import Failure
@@ -18,9 +19,9 @@ from cubegw.platform.api import Api, build_site
 from cubegw.platform.config import (
     ConfigError, DeviceConfig, Endpoint, PlatformConfig, UserConfig, parse_config)
 from cubegw.platform.faults import FaultRules
+from cubegw.platform.operation import TriggerError
 from cubegw.platform.plugincenter import PluginCenter
 from cubegw.platform.registry import MemoryStore, Registry
-from cubegw.platform.udp import TriggerError
 
 from tests.test_platform_plugincenter import MAC, SN, Gateway
 
@@ -479,3 +480,32 @@ class TapTests(SynchronousTestCase):
         self.assertEqual(top.api.plugin_address(), ("pc.example", 0))
         self.successResultOf(top.stopService())
         self.assertFalse(top.frontends.running)
+
+    def test_endpoint_family(self):
+        """An IPv6 host (::1, ::) gets a TCP6 endpoint, anything else a TCP4 one; logs put
+        an IPv6 host in brackets."""
+        reactor = MemoryReactorClock()
+        for host in ("::1", "::"):
+            self.assertIsInstance(tap.server_endpoint(reactor, host, 0), TCP6ServerEndpoint)
+        for host in ("127.0.0.1", "0.0.0.0", "localhost"):
+            self.assertIsInstance(tap.server_endpoint(reactor, host, 0), TCP4ServerEndpoint)
+        self.assertEqual(tap.host_port("::1", 9000), "[::1]:9000")
+        self.assertEqual(tap.host_port("127.0.0.1", 9000), "127.0.0.1:9000")
+
+    def test_plugin_center_on_ipv6(self):
+        """plugin_center.host "::1" listens there and advertises ::1 in RequestPlug-in."""
+        config = parse_config('plugin_center: {host: "::1", port: 0}\n'
+                              'api: {port: 0}\n')
+        reactor = MemoryReactorClock()
+        reactor.listenUDP = lambda port, protocol, interface="", maxPacketSize=8192: None
+        top = tap.makeService({"platform": config}, reactor)
+        top.registry.store = MemoryStore()
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        top.startService()
+        self.assertEqual([(port, interface) for port, _, _, interface in reactor.tcpServers],
+                         [(0, "::1"), (0, "127.0.0.1")])
+        self.assertIn("plugin center listening on [::1]:0", [formatEvent(e) for e in events])
+        self.assertEqual(top.api.plugin_address(), ("::1", 0))
+        self.successResultOf(top.stopService())

@@ -3,7 +3,8 @@
 from twisted.trial.unittest import SynchronousTestCase
 
 from cubegw.platform.faults import (
-    TRIGGER_ACTIONS, UDP_ACTIONS, FaultError, FaultRules, parse_rule, parse_rules)
+    ACTION_TABLE, POST_ACTIONS, REGISTER_ACTIONS, REQUEST_ACTIONS, TRIGGER_ACTIONS,
+    UDP_ACTIONS, FaultError, FaultRules, on_request, on_send, parse_rule, parse_rules)
 
 MAC = "64D95420214B"
 OTHER = "001122334455"
@@ -191,3 +192,96 @@ class SetRulesTests(SynchronousTestCase):
         rules.decide(MAC, "Hb", "operation")
         self.assertEqual(rules.rules, [{"mac": "*", "message": "Hb", "no_reply": True,
                                         "count": 2, "remaining": 1}])
+
+
+class Recorder:
+    """A server as ``on_request`` and ``on_send`` see it: records each step it is asked for,
+    and runs what ``later`` is given at once."""
+
+    def __init__(self, result=0):
+        self.steps = []
+        self.result = result
+
+    def answer(self, request, where):
+        self.steps.append("answer")
+        return {"Result": self.result}, "note"
+
+    def send_reply(self, request, where, reply, note):
+        self.steps.append(("send_reply", reply["Result"]))
+
+    def withhold_reply(self, request, where, reply, note, fault):
+        self.steps.append(("withhold_reply", reply["Result"]))
+
+    def send_result(self, request, where, fault):
+        self.steps.append(("send_result", fault.result))
+
+    def close_after(self, request, where, fault):
+        self.steps.append("close_after")
+
+    def log_fault(self, request, fault, text):
+        self.steps.append(("log", text.split("(")[0].strip(" :")))
+
+    def send_now(self, pending, message):
+        self.steps.append("send_now")
+
+    def not_sent(self, pending, message, fault):
+        self.steps.append("not_sent")
+
+    def result_instead(self, pending, fault):
+        self.steps.append(("result_instead", fault.result))
+
+    def later(self, delay, f, *args):
+        self.steps.append(("later", delay))
+        f(*args)
+
+
+def fault(**action):
+    return parse_rule(dict({"mac": "*", "message": "*"}, **action)).fault
+
+
+class ActionTableTests(SynchronousTestCase):
+    def test_which_server_does_what(self):
+        """The sets of actions each kind of server carries out come from the table."""
+        self.assertEqual(UDP_ACTIONS, REQUEST_ACTIONS)
+        self.assertEqual(REQUEST_ACTIONS, {"drop", "no_reply", "result", "delay"})
+        self.assertEqual(REGISTER_ACTIONS, REQUEST_ACTIONS | {"disconnect"})
+        self.assertEqual(POST_ACTIONS, {"drop", "no_reply", "result", "delay"})
+        self.assertEqual(TRIGGER_ACTIONS, {"drop", "no_reply", "delay"})
+        self.assertEqual(list(ACTION_TABLE), ["drop", "no_reply", "result", "delay",
+                                              "disconnect", "distri_elsewhere"])
+
+    def test_request(self):
+        """Each action answers a request in its own steps; no fault answers normally."""
+        cases = [
+            (None, ["answer", ("send_reply", 0)]),
+            (fault(drop=1), [("log", "dropped")]),
+            (fault(no_reply=True), ["answer", ("withhold_reply", 0)]),
+            (fault(result=-5, delay=2), [("later", 2.0), ("send_result", -5)]),
+            (fault(delay=3), [("log", "answering in {delay} s"), ("later", 3.0), "answer",
+                              ("send_reply", 0)]),
+            (fault(disconnect=True), ["answer", ("send_reply", 0), "close_after"]),
+        ]
+        for f, steps in cases:
+            server = Recorder()
+            on_request(f, server, "request", "where")
+            self.assertEqual(server.steps, steps, f)
+
+    def test_disconnect_only_after_success(self):
+        """disconnect closes only after a Result 0 reply."""
+        server = Recorder(result=-1)
+        on_request(fault(disconnect=True), server, "request", "where")
+        self.assertEqual(server.steps, ["answer", ("send_reply", -1)])
+
+    def test_send(self):
+        """Each action sends a message in its own steps, and says how late it goes."""
+        cases = [
+            (None, ["send_now"], 0.0),
+            (fault(drop=1), ["not_sent"], 0.0),
+            (fault(no_reply=True), ["not_sent"], 0.0),
+            (fault(result=-5), [("later", 0.0), ("result_instead", -5)], 0.0),
+            (fault(delay=4), [("later", 4.0), "send_now"], 4.0),
+        ]
+        for f, steps, late in cases:
+            sender = Recorder()
+            self.assertEqual(on_send(f, sender, "pending", "message"), late, f)
+            self.assertEqual(sender.steps, steps, f)

@@ -6,13 +6,15 @@ import tracemalloc
 
 from twisted.internet import defer, reactor
 from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
 from cubegw import identity
-from cubegw.platform.config import DeviceConfig
+from cubegw.platform import tap
+from cubegw.platform.config import ConfigError, DeviceConfig, PlatformConfig, parse_config
 from cubegw.platform.registry import (
-    FIELDS, HB_SAVE_INTERVAL, DeviceRecord, IDeviceStore, MemoryStore, Registry,
+    BACKENDS, FIELDS, HB_SAVE_INTERVAL, DeviceRecord, IDeviceStore, MemoryStore, Registry,
     SQLiteStore)
 
 MAC = "64D95420214B"
@@ -359,3 +361,51 @@ class SQLitePersistenceTests(TestCase):
     def test_fields_are_columns(self):
         """Every record field has a column (hb_addr as host and port)."""
         self.assertEqual(len(full_record().row()), len(FIELDS) + 1)
+
+
+class BackendTests(SynchronousTestCase):
+    def options(self, *args):
+        options = tap.Options()
+        options.parseOptions(list(args))
+        return options
+
+    def config_file(self, text):
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def test_every_backend_is_a_store(self):
+        """Each entry of BACKENDS makes an IDeviceStore and checks a default config."""
+        for name, backend in BACKENDS.items():
+            config = PlatformConfig(registry=name, db=":memory:")
+            verifyObject(IDeviceStore, backend.make(config, Clock()))
+            backend.check(config)
+
+    def test_default_is_sqlite(self):
+        """With no registry key the registry is the SQLite file db, as before."""
+        config = parse_config("db: x.db")
+        self.assertEqual(config.registry, "sqlite")
+        store = tap.build_registry(Clock(), config).store
+        self.assertIsInstance(store, SQLiteStore)
+        self.assertEqual(store.path, "x.db")
+
+    def test_memory(self):
+        """registry: memory keeps the devices in memory only: no database is opened or
+        created, and the configured devices are there once the service starts."""
+        path = os.path.join(self.mktemp(), "never", "cubeplat.db")
+        options = self.options("--config", self.config_file(
+            "registry: memory\ndevices: [{mac: '%s'}]\n" % MAC), "--db", path)
+        reactor = MemoryReactorClock()
+        reactor.listenUDP = lambda port, protocol, interface="", maxPacketSize=8192: None
+        top = tap.makeService(options, reactor)
+        self.assertIsInstance(top.registry.store, MemoryStore)
+        top.startService()
+        self.assertIn(MAC, top.registry)
+        self.successResultOf(top.stopService())
+        self.assertFalse(os.path.exists(os.path.dirname(path)))
+
+    def test_bad_backend(self):
+        """An unknown backend is refused with the key and the choices named."""
+        e = self.assertRaises(ConfigError, parse_config, "registry: postgres")
+        self.assertIn("registry: must be one of memory, sqlite, got 'postgres'", str(e))

@@ -23,11 +23,11 @@ from cubegw.logs import Logger
 from cubegw.platform import tap
 from cubegw.platform.config import (
     ConfigError, DeviceConfig, Endpoint, PlatformConfig, load_config, parse_config)
+from cubegw.platform.distribution import DistributionProtocol
 from cubegw.platform.faults import FaultRules
+from cubegw.platform.operation import OperationProtocol, TriggerError, TriggerTimeout
 from cubegw.platform.registry import MemoryStore, Registry
-from cubegw.platform.udp import (
-    RECEIVE_BUFFER, DistributionProtocol, MessageServerProtocol, OperationProtocol,
-    TriggerError, TriggerTimeout, new_challenge)
+from cubegw.platform.udp import RECEIVE_BUFFER, MessageServerProtocol
 
 MAC = "64D95420214B"
 SN = "64D954-D6AEE64D95420214B"
@@ -153,8 +153,8 @@ def log_level(test, level):
 class ChallengeTests(SynchronousTestCase):
     def test_fresh(self):
         """A challenge is 16 bytes of urandom as 32 upper-case hex."""
-        self.assertEqual(new_challenge(lambda n: b"\xab" * n), "AB" * 16)
-        self.assertNotEqual(new_challenge(), new_challenge())
+        self.assertEqual(identity.new_challenge(lambda n: b"\xab" * n), "AB" * 16)
+        self.assertNotEqual(identity.new_challenge(), identity.new_challenge())
 
 
 class DistributionTests(SynchronousTestCase):

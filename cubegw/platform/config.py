@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from cubegw import identity
 from cubegw.config import ConfigError, log_level, read_text, yaml_mapping
 from cubegw.platform import faults as faults_module
+from cubegw.platform.registry import BACKENDS
 
 __all__ = ["ConfigError", "DeviceConfig", "Endpoint", "PlatformConfig", "UserConfig",
            "load_config", "parse_config"]
@@ -20,8 +21,9 @@ WILDCARDS = ("", "0.0.0.0", "::")
 
 @dataclass(frozen=True)
 class Endpoint:
-    """A UDP socket: bound on ``host:port`` (port 0: any free port), told to gateways as
-    ``advertised_host`` ("" = ``host``)."""
+    """A socket (UDP, or a TCP listener): bound on ``host:port`` (port 0: any free port;
+    ``host`` IPv4, or IPv6 such as ``::1``), told to gateways as ``advertised_host``
+    ("" = ``host``)."""
     host: str = "127.0.0.1"
     port: int = 0
     advertised_host: str = ""
@@ -64,7 +66,8 @@ class PlatformConfig:
     heartbeat_interval: int = 60
     trigger_timeout: float = 5.0
     report_limit: int = 20
-    db: str = "cubeplat.db"
+    registry: str = "sqlite"          # backend of the device registry (registry.BACKENDS)
+    db: str = "cubeplat.db"           # the SQLite file (registry: sqlite)
     flush_delay: float = 1.0
     plugin_idle_timeout: float = 180.0  # close a plugin connection silent this long (0: never)
     plugin_boot_timeout: float = 30.0   # close a plugin connection with no Boot by then (0: never)
@@ -109,7 +112,8 @@ class PlatformConfig:
 # ------------------------------------------------------------------ parsing
 
 _TOP = ("distribution", "operation", "message_server", "update_server",
-        "heartbeat_interval", "trigger_timeout", "report_limit", "db", "flush_delay",
+        "heartbeat_interval", "trigger_timeout", "report_limit", "registry", "db",
+        "flush_delay",
         "plugin_idle_timeout", "plugin_boot_timeout",
         "accept_unknown", "devices", "faults", "plugin_center", "api", "users",
         "log_level")
@@ -131,6 +135,7 @@ def parse_config(text, source="config"):
         trigger_timeout=_seconds(raw.get("trigger_timeout", d.trigger_timeout),
                                  "trigger_timeout"),
         report_limit=_int(raw.get("report_limit", d.report_limit), "report_limit", low=1),
+        registry=_choice(raw.get("registry", d.registry), "registry", sorted(BACKENDS)),
         db=_str(raw.get("db", d.db), "db"),
         flush_delay=_seconds(raw.get("flush_delay", d.flush_delay), "flush_delay"),
         plugin_idle_timeout=_seconds(raw.get("plugin_idle_timeout", d.plugin_idle_timeout),
@@ -276,6 +281,12 @@ def _seconds(value, where):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
         raise ConfigError(f"{where}: must be a non-negative number of seconds, got {value!r}")
     return float(value)
+
+
+def _choice(value, where, choices):
+    if value not in choices:
+        raise ConfigError(f"{where}: must be one of {', '.join(choices)}, got {value!r}")
+    return value
 
 
 def _bool(value, where):

@@ -24,25 +24,19 @@ count is per rule, shared by every device the rule matches.  The first live rule
 order that matches wins.  For the triggers the platform sends (``RequestPlug-in``,
 ``RequestDistri``) ``drop`` and ``no_reply`` both mean "not sent", ``delay`` sends late,
 and ``result`` is refused.
+
+What each action does is the table ``ACTION_TABLE`` at the end of this module, which the
+UDP platforms and the plugin center carry out through ``on_request`` and ``on_send``.
 """
 
 from cubegw import identity
 
-ACTIONS = ("drop", "no_reply", "result", "delay", "disconnect", "distri_elsewhere")
-EXCLUSIVE = ("drop", "no_reply", "result", "disconnect", "distri_elsewhere")
 REQUESTS = ("BootFirst", "RegisterFirst", "Boot", "Register", "Hb", "Report",
             "Heartbeat", "Post")
 TRIGGERS = ("RequestPlug-in", "RequestDistri", "Disconnect")
 MESSAGES = REQUESTS + TRIGGERS
 ALIASES = {"RequestPlugin": "RequestPlug-in"}
 SERVERS = ("distribution", "operation", "message_server", "plugin_center")
-
-#: What the UDP request handlers can carry out.
-UDP_ACTIONS = frozenset(("drop", "no_reply", "result", "delay"))
-#: What the platform can do to a trigger it sends.
-TRIGGER_ACTIONS = frozenset(("drop", "no_reply", "delay"))
-
-_KEYS = {"mac", "message", "server", "count"} | set(ACTIONS)
 
 
 class FaultError(ValueError):
@@ -145,33 +139,26 @@ def parse_rule(spec, index=0):
     if not chosen and "delay" not in spec:
         raise bad(f"no action: give one of {', '.join(ACTIONS)}")
     action = chosen[0] if chosen else "delay"
+    value = ACTION_TABLE[action].check(spec[action], bad, action)
 
     delay = 0.0
     if "delay" in spec:
         delay = _number(spec["delay"], bad, "delay")
         if action not in ("delay", "result"):
             raise bad(f"delay combines only with result, not with {action}")
-    result = None
-    if action == "result":
-        result = spec["result"]
-        if isinstance(result, bool) or not isinstance(result, int):
-            raise bad(f"result: must be an integer Result code, got {result!r}")
-    if action in ("no_reply", "disconnect") and spec[action] is not True:
-        raise bad(f"{action}: must be true")
-    target = None
-    if action == "distri_elsewhere":
-        target = _address(spec[action], bad)
+    result = value if action == "result" else None
+    target = value if action == "distri_elsewhere" else None
 
     remaining = None
     if action == "drop":
-        remaining = _count(spec["drop"], bad, "drop")
+        remaining = value
         if "count" in spec:
             raise bad("drop counts itself: leave out count")
     elif "count" in spec:
         remaining = _count(spec["count"], bad, "count")
 
-    if message in TRIGGERS and action == "result":
-        raise bad(f"result does not apply to {message}, which the platform sends")
+    if message in TRIGGERS and not ACTION_TABLE[action].triggers:
+        raise bad(f"{action} does not apply to {message}, which the platform sends")
 
     fault = Fault(action, result, delay, target, name)
     return Rule(index, mac, message, server, fault, remaining, dict(spec))
@@ -199,11 +186,155 @@ def _count(value, bad, key):
     return value
 
 
-def _address(value, bad):
+def _true(value, bad, key):
+    if value is not True:
+        raise bad(f"{key}: must be true")
+    return value
+
+
+def _integer(value, bad, key):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise bad(f"{key}: must be an integer Result code, got {value!r}")
+    return value
+
+
+def _address(value, bad, key):
     host, sep, port = str(value).rpartition(":")
     if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise bad(f"distri_elsewhere: must be \"host:port\", got {value!r}")
+        raise bad(f"{key}: must be \"host:port\", got {value!r}")
     return (host, int(port))
+
+
+# ------------------------------------------------------------- what each action does
+#
+# A server answering requests (the UDP platforms, the plugin center) provides:
+#   answer(request, where)      run the handler (state changes): (reply, note), or None
+#                               when there is nothing to send (the server logs why)
+#   send_reply(request, where, reply, note)           send the handler's reply, logged
+#   withhold_reply(request, where, reply, note, fault)  log it as not sent
+#   send_result(request, where, fault)                send {"Result": N} only, logged
+#   log_fault(request, fault, text)   log text ({rule}, {delay}) after the request's name
+#   later(delay, f, *args)      f(*args) now, or that much later unless the server stops
+#   close_after(request, where, fault)   Disconnect and close (plugin center only)
+# ``where`` is where the request came from: an address, or a connection.
+#
+# A server sending messages that wait for an answer (triggers, Posts) provides:
+#   send_now(pending, message)          send it
+#   not_sent(pending, message, fault)   log that it is not sent (it then times out)
+#   result_instead(pending, fault)      answer the caller {"Result": N}, sending nothing
+#   later(delay, f, *args)
+# and adds what ``on_send`` returns (seconds sent late) to the answer's timeout.
+
+
+def _answer(fault, server, request, where):
+    reply = server.answer(request, where)
+    if reply is not None:
+        server.send_reply(request, where, *reply)
+
+
+def _drop(fault, server, request, where):
+    server.log_fault(request, fault, " dropped ({rule}: drop)")
+
+
+def _withhold(fault, server, request, where):
+    reply = server.answer(request, where)
+    if reply is not None:
+        server.withhold_reply(request, where, *reply, fault)
+
+
+def _result(fault, server, request, where):
+    server.later(fault.delay, server.send_result, request, where, fault)
+
+
+def _answer_late(fault, server, request, where):
+    server.log_fault(request, fault, ": answering in {delay} s ({rule}: delay)")
+    server.later(fault.delay, _answer, None, server, request, where)
+
+
+def _answer_then_close(fault, server, request, where):
+    reply = server.answer(request, where)
+    if reply is not None:
+        server.send_reply(request, where, *reply)
+        if reply[0]["Result"] == 0:
+            server.close_after(request, where, fault)
+
+
+def _send(fault, sender, pending, message):
+    sender.send_now(pending, message)
+    return 0.0
+
+
+def _not_sent(fault, sender, pending, message):
+    sender.not_sent(pending, message, fault)
+    return 0.0
+
+
+def _result_instead(fault, sender, pending, message):
+    sender.later(fault.delay, sender.result_instead, pending, fault)
+    return 0.0
+
+
+def _send_late(fault, sender, pending, message):
+    sender.later(fault.delay, sender.send_now, pending, message)
+    return fault.delay
+
+
+class Action:
+    """What one action of a rule does, wherever the platform carries it out.
+
+    ``check(value, bad, key)`` validates the rule's value.  ``request(fault, server,
+    request, where)`` is what happens to a request the platform answers, ``send(fault,
+    sender, pending, message)`` to a message it sends (returning the seconds it goes
+    late); None where the action does not apply.  ``connection``: only where a request
+    came on a connection that can be closed (the plugin center's Register).
+    ``triggers``: also for the triggers the platform sends.
+    """
+
+    __slots__ = ("check", "request", "send", "connection", "triggers")
+
+    def __init__(self, check, request=None, send=None, connection=False, triggers=True):
+        self.check = check
+        self.request = request
+        self.send = send
+        self.connection = connection
+        self.triggers = triggers
+
+
+#: Every action, in the order errors list them: a new fault type is one entry here.
+ACTION_TABLE = {
+    "drop": Action(_count, _drop, _not_sent),
+    "no_reply": Action(_true, _withhold, _not_sent),
+    "result": Action(_integer, _result, _result_instead, triggers=False),
+    "delay": Action(_number, _answer_late, _send_late),
+    "disconnect": Action(_true, _answer_then_close, connection=True),
+    "distri_elsewhere": Action(_address),  # reserved: not carried out yet
+}
+ACTIONS = tuple(ACTION_TABLE)
+_KEYS = {"mac", "message", "server", "count"} | set(ACTIONS)
+#: One of these per rule; ``delay`` alone or with ``result``.
+EXCLUSIVE = tuple(a for a in ACTIONS if a != "delay")
+
+#: What the UDP platforms and the plugin center can do to a request (plugin Register:
+#: also ``disconnect``), to a Post, and to a trigger.
+REQUEST_ACTIONS = frozenset(a for a, x in ACTION_TABLE.items()
+                            if x.request and not x.connection)
+UDP_ACTIONS = REQUEST_ACTIONS
+REGISTER_ACTIONS = frozenset(a for a, x in ACTION_TABLE.items() if x.request)
+POST_ACTIONS = frozenset(a for a, x in ACTION_TABLE.items() if x.send)
+TRIGGER_ACTIONS = frozenset(a for a, x in ACTION_TABLE.items() if x.send and x.triggers)
+
+
+def on_request(fault, server, request, where):
+    """Answer ``request`` as ``fault`` (None: normally) says, through ``server``."""
+    (_answer if fault is None else ACTION_TABLE[fault.action].request)(
+        fault, server, request, where)
+
+
+def on_send(fault, sender, pending, message):
+    """Send ``message`` as ``fault`` (None: normally) says, through ``sender``; the seconds
+    it goes late, which the wait for its answer adds."""
+    return (_send if fault is None else ACTION_TABLE[fault.action].send)(
+        fault, sender, pending, message)
 
 
 class Delayed:

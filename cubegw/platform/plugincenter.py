@@ -20,14 +20,8 @@ from twisted.logger import Logger
 from twisted.protocols.basic import Int32StringReceiver
 
 from cubegw import identity, wire
-from cubegw.platform.faults import Delayed
-from cubegw.platform.udp import new_challenge
-
-#: What the request handlers can carry out; Register can also be followed by a Disconnect.
-REQUEST_ACTIONS = frozenset(("drop", "no_reply", "result", "delay"))
-REGISTER_ACTIONS = REQUEST_ACTIONS | {"disconnect"}
-#: What the platform can do to a Post it sends (drop / no_reply: not sent, so it times out).
-POST_ACTIONS = frozenset(("drop", "no_reply", "result", "delay"))
+from cubegw.platform.faults import (
+    POST_ACTIONS, REGISTER_ACTIONS, REQUEST_ACTIONS, Delayed, on_request, on_send)
 
 SERVER = "plugin_center"
 TIMEOUT_RESULT = -100
@@ -66,7 +60,6 @@ class PluginCenterProtocol(Int32StringReceiver):
         self.mac = None          # from Boot
         self.challenge = None    # ChallengeCode of this connection's Boot
         self.registered = False  # a Register with a good CheckSN on this connection
-        self.last_heartbeat = None
         self.open = False        # connected and not being closed by us
         self.booted = False      # a Boot arrived on this connection
         self.idle_timer = None   # closes the connection when the peer stays silent
@@ -179,7 +172,7 @@ class PluginCenter:
     # ------------------------------------------------------------ public API
 
     def factory(self):
-        """A protocol factory for ``listenTCP``."""
+        """A protocol factory for a TCP server endpoint."""
         return PluginCenterFactory(self)
 
     def is_connected(self, mac):
@@ -213,18 +206,7 @@ class PluginCenter:
         pending.deferred = defer.Deferred(lambda d: self._finish(pending))
         self._calls[pending.id] = pending
         fault = self.faults.decide(mac, "Post", SERVER, POST_ACTIONS)
-        delay = 0.0
-        if fault is None:
-            self._send_post(pending, post)
-        elif fault.action in ("drop", "no_reply"):
-            self.log.info("{mac} Post ID {id} CmdType {cmd} not sent ({rule}: {action})",
-                          mac=mac, id=pending.id, cmd=cmd, rule=fault.rule,
-                          action=fault.action)
-        elif fault.action == "result":
-            self._soon(fault.delay, self._forced_result, pending, fault)
-        else:
-            delay = fault.delay
-            self._soon(delay, self._send_post, pending, post)
+        delay = on_send(fault, self, pending, post)
         if not pending.done:
             pending.timer = self.clock.callLater(delay + timeout, self._expired, pending,
                                                  timeout)
@@ -271,20 +253,7 @@ class PluginCenter:
         fault = None
         if method != "Report":
             fault = self.faults.decide(request.MAC, method, SERVER, supported)
-        if fault is None or fault.action == "disconnect":
-            self._handle(connection, request, fault)
-        elif fault.action == "drop":
-            self.log.info("{mac} plugin {method} dropped ({rule}: drop)", mac=request.MAC,
-                          method=method, rule=fault.rule)
-        elif fault.action == "no_reply":
-            self._handle(connection, request, fault)
-        elif fault.action == "result":
-            self._soon(fault.delay, self._forced_reply, connection, request, fault)
-        else:
-            self.log.info("{mac} plugin {method}: answering in {delay} s ({rule}: delay)",
-                          mac=request.MAC, method=method, delay=fault.delay,
-                          rule=fault.rule)
-            self._soon(fault.delay, self._handle, connection, request)
+        on_request(fault, self, request, connection)
 
     def reply_received(self, connection, msg):
         """A frame with no RPCMethod: the reply to a Post, matched by its ID."""
@@ -309,30 +278,50 @@ class PluginCenter:
                       id=id, cmd=pending.cmd, result=reply.Result)
         pending.deferred.callback((reply.Result, reply.return_Parameter or {}))
 
-    # -------------------------------------------------------------- handlers
+    # ------------------------- answering (what faults.on_request works through)
 
-    def _handle(self, connection, request, fault=None):
+    def answer(self, request, connection):
+        """Run the request's handler: its ``(reply, note)``, or None when there is nothing
+        to send (logged) or the connection is closing."""
         if not connection.open:
-            return
+            return None
         method = request.METHOD
         reply, note = getattr(self, "handle_" + method)(connection, request,
                                                          self.clock.seconds())
         if reply is None:
             self.log.info("{mac} plugin {method}: {note}", mac=request.MAC, method=method,
                           note=note)
-            return
-        note = f" ({note})" if note else ""
-        if fault is not None and fault.action == "no_reply":
-            self.log.info("{mac} plugin {method} -> Result {result}{note}, not sent "
-                          "({rule}: no_reply)", mac=request.MAC, method=method,
-                          result=reply["Result"], note=note, rule=fault.rule)
-            return
+            return None
+        return reply, note
+
+    def send_reply(self, request, connection, reply, note):
         connection.send(reply)
         self.log.info("{mac} plugin {method} -> Result {result}{note}", mac=request.MAC,
-                      method=method, result=reply["Result"], note=note, reply=reply)
-        if (fault is not None and fault.action == "disconnect" and reply["Result"] == 0
-                and connection.open):
-            self._disconnect(connection, f"{fault.rule}: disconnect")
+                      method=request.METHOD, result=reply["Result"],
+                      note=f" ({note})" if note else "", reply=reply)
+
+    def withhold_reply(self, request, connection, reply, note, fault):
+        self.log.info("{mac} plugin {method} -> Result {result}{note}, not sent "
+                      "({rule}: {action})", mac=request.MAC, method=request.METHOD,
+                      result=reply["Result"], note=f" ({note})" if note else "",
+                      rule=fault.rule, action=fault.action)
+
+    def send_result(self, request, connection, fault):
+        if connection.open:
+            connection.send({"Result": fault.result})
+            self.log.info("{mac} plugin {method} -> Result {result} ({rule}: result)",
+                          mac=request.MAC, method=request.METHOD, result=fault.result,
+                          rule=fault.rule)
+
+    def close_after(self, request, connection, fault):
+        if connection.open:
+            self._disconnect(connection, f"{fault.rule}: {fault.action}")
+
+    def log_fault(self, request, fault, text):
+        self.log.info("{mac} plugin {method}" + text, mac=request.MAC, method=request.METHOD,
+                      rule=fault.rule, delay=fault.delay)
+
+    # -------------------------------------------------------------- handlers
 
     def handle_Boot(self, connection, request, now):
         record = self.registry.get(request.MAC)
@@ -343,7 +332,7 @@ class PluginCenter:
         if connection.registered and connection.mac != request.MAC:
             return {"Result": -1}, f"this connection is registered as {connection.mac}"
         connection.mac = request.MAC
-        connection.challenge = new_challenge(self.urandom)
+        connection.challenge = identity.new_challenge(self.urandom)
         return ({"Result": 0, "ChallengeCode": connection.challenge},
                 f"challenge {connection.challenge}")
 
@@ -360,14 +349,12 @@ class PluginCenter:
             old.close()
             self._forget(old, "replaced by a new connection")
         connection.registered = True
-        connection.last_heartbeat = now
         self._sessions[request.MAC] = connection
         return {"Result": 0}, "connected"
 
     def handle_Heartbeat(self, connection, request, now):
         if not connection.registered or connection.mac != request.MAC:
             return {"Result": -1}, "not registered on this connection"
-        connection.last_heartbeat = now
         return {"Result": 0}, ""
 
     def handle_Report(self, connection, request, now):
@@ -377,6 +364,35 @@ class PluginCenter:
             return None, "report from a connection not registered as that MAC dropped"
         self.registry.add_report(request.MAC, request.Parameter, now)
         return None, "report stored"
+
+    # --------------------------------- sending Posts (what faults.on_send works through)
+
+    def send_now(self, pending, post):
+        if pending.done:
+            return
+        if not pending.connection.open:
+            return self._fail(pending, GatewayGone(f"{pending.mac}: the connection closed"))
+        pending.connection.send(post)
+        self.log.info("{mac} Post ID {id} CmdType {cmd} sent", mac=pending.mac,
+                      id=pending.id, cmd=pending.cmd, message=post.to_wire())
+
+    def not_sent(self, pending, post, fault):
+        self.log.info("{mac} Post ID {id} CmdType {cmd} not sent ({rule}: {action})",
+                      mac=pending.mac, id=pending.id, cmd=pending.cmd, rule=fault.rule,
+                      action=fault.action)
+
+    def result_instead(self, pending, fault):
+        if pending.done:
+            return
+        self._finish(pending)
+        self.log.info("{mac} Post ID {id} CmdType {cmd} -> Result {result} ({rule}: "
+                      "result)", mac=pending.mac, id=pending.id, cmd=pending.cmd,
+                      result=fault.result, rule=fault.rule)
+        pending.deferred.callback((fault.result, {}))
+
+    def later(self, delay, f, *args):
+        """Call ``f(*args)`` now, or after ``delay`` seconds (cancelled when stopping)."""
+        return self._later.soon(delay, f, *args)
 
     # --------------------------------------------------------------- helpers
 
@@ -395,31 +411,6 @@ class PluginCenter:
         connection.abort()
         if self._forget(connection, f"the connection was idle ({why})"):
             self.log.info("{mac} plugin connection closed", mac=connection.mac)
-
-    def _forced_reply(self, connection, request, fault):
-        if connection.open:
-            connection.send({"Result": fault.result})
-            self.log.info("{mac} plugin {method} -> Result {result} ({rule}: result)",
-                          mac=request.MAC, method=request.METHOD, result=fault.result,
-                          rule=fault.rule)
-
-    def _send_post(self, pending, post):
-        if pending.done:
-            return
-        if not pending.connection.open:
-            return self._fail(pending, GatewayGone(f"{pending.mac}: the connection closed"))
-        pending.connection.send(post)
-        self.log.info("{mac} Post ID {id} CmdType {cmd} sent", mac=pending.mac,
-                      id=pending.id, cmd=pending.cmd, message=post.to_wire())
-
-    def _forced_result(self, pending, fault):
-        if pending.done:
-            return
-        self._finish(pending)
-        self.log.info("{mac} Post ID {id} CmdType {cmd} -> Result {result} ({rule}: "
-                      "result)", mac=pending.mac, id=pending.id, cmd=pending.cmd,
-                      result=fault.result, rule=fault.rule)
-        pending.deferred.callback((fault.result, {}))
 
     def _expired(self, pending, timeout):
         pending.timer = None
@@ -467,7 +458,3 @@ class PluginCenter:
         id = self._next_id
         self._next_id = id + 1 if id < 2 ** 31 - 1 else 1
         return id
-
-    def _soon(self, delay, f, *args):
-        """Call ``f(*args)`` now, or after ``delay`` seconds (cancelled when stopping)."""
-        return self._later.soon(delay, f, *args)

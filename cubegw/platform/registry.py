@@ -220,6 +220,26 @@ class SQLiteStore:
         return defer.succeed(None)
 
 
+class Backend(collections.namedtuple("Backend", "make check")):
+    """A registry backend: ``make(config, reactor)`` builds its ``IDeviceStore``;
+    ``check(config)`` raises ``ValueError`` (one line, naming the key) if it cannot be used,
+    while twistd parses its options, before the reactor runs."""
+
+
+def _check_sqlite(config):
+    try:
+        SQLiteStore.check(config.db)
+    except ValueError as e:
+        raise ValueError(f"db: {e}")
+
+
+#: ``registry:`` in cubeplat.yaml -> its backend; a new backend is one entry here.
+BACKENDS = {
+    "sqlite": Backend(lambda config, reactor: SQLiteStore(config.db, reactor), _check_sqlite),
+    "memory": Backend(lambda config, reactor: MemoryStore(), lambda config: None),
+}
+
+
 # --------------------------------------------------------------- registry
 
 class Registry:

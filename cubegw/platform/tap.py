@@ -2,24 +2,28 @@
 
 ``makeService`` only builds: a ``PlatformService`` (loads the registry, then starts its
 children) holding one UDP server per platform socket, and, in ``frontends``, the TCP
-listeners of the plugin center and the HTTP API, which start after the UDP servers (the
-API drives the operation platform) and stop before them.  Each builder takes the reactor,
-so tests pass a ``MemoryReactorClock``.
+listeners of the plugin center and the HTTP API (Twisted endpoints, IPv4 or IPv6 by the
+configured host), which start after the UDP servers (the API drives the operation
+platform) and stop before them.  Each builder takes the reactor, so tests pass a
+``MemoryReactorClock``.
 """
 
 from twisted.application import internet, service
-from twisted.internet import defer
+from twisted.internet import defer, endpoints
+from twisted.internet.abstract import isIPv6Address
 from twisted.logger import Logger
 from twisted.python import usage
+from twisted.python.failure import Failure
 
 from cubegw import logs
 from cubegw.platform.api import Api, build_site
 from cubegw.platform.config import ConfigError, PlatformConfig, load_config
 from cubegw.platform.faults import FaultRules
 from cubegw.platform.plugincenter import PluginCenter
-from cubegw.platform.registry import Registry, SQLiteStore
-from cubegw.platform.udp import (
-    DistributionProtocol, MessageServerProtocol, OperationProtocol)
+from cubegw.platform.registry import BACKENDS, Registry
+from cubegw.platform.distribution import DistributionProtocol
+from cubegw.platform.operation import OperationProtocol
+from cubegw.platform.udp import MessageServerProtocol
 
 
 class Options(usage.Options):
@@ -54,10 +58,11 @@ class Options(usage.Options):
         except ConfigError as e:
             raise usage.UsageError(str(e))
         if self.check_database:
+            config = self["platform"]
             try:
-                SQLiteStore.check(self["platform"].db)
+                BACKENDS[config.registry].check(config)
             except ValueError as e:
-                raise usage.UsageError(f"db: {e}")
+                raise usage.UsageError(str(e))
 
 
 class PlatformService(service.MultiService):
@@ -109,7 +114,9 @@ class PlatformService(service.MultiService):
 
 
 def build_registry(reactor, config):
-    return Registry(SQLiteStore(config.db, reactor), reactor, flush_delay=config.flush_delay,
+    """The device registry on the store of the configured backend (``registry:``)."""
+    store = BACKENDS[config.registry].make(config, reactor)
+    return Registry(store, reactor, flush_delay=config.flush_delay,
                     report_limit=config.report_limit)
 
 
@@ -132,8 +139,22 @@ def build_message_server(reactor, config, registry, faults):
     return protocol, _udp_server(reactor, "message_server", endpoint, protocol, host)
 
 
+def server_endpoint(reactor, host, port):
+    """A TCP server endpoint on ``host:port``: IPv6 when ``host`` is an IPv6 address (such
+    as ``::1`` or ``::``), else IPv4 (an address or a name)."""
+    if isIPv6Address(host):
+        return endpoints.TCP6ServerEndpoint(reactor, port, interface=host)
+    return endpoints.TCP4ServerEndpoint(reactor, port, interface=host)
+
+
+def host_port(host, port):
+    """``host:port``, with an IPv6 host in brackets (``[::1]:9000``)."""
+    return f"[{host}]:{port}" if isIPv6Address(host) else f"{host}:{port}"
+
+
 class TCPListener(service.Service):
-    """``listenTCP`` when started, logging the bound port (port 0: any free port)."""
+    """Listens on a TCP endpoint when started, logging the bound port (port 0: any free
+    port).  Starting raises if the port cannot be had: TCP endpoints listen at once."""
 
     log = Logger()
 
@@ -147,9 +168,15 @@ class TCPListener(service.Service):
 
     def startService(self):
         service.Service.startService(self)
-        self.port = self.reactor.listenTCP(self.endpoint.port, self.factory,
-                                           interface=self.endpoint.host)
-        self.log.info("{label} listening on {host}:{port}", label=self.label,
+        listening = server_endpoint(self.reactor, self.endpoint.host,
+                                    self.endpoint.port).listen(self.factory)
+        outcome = []
+        listening.addBoth(outcome.append)
+        if isinstance(outcome[0], Failure):
+            outcome[0].raiseException()
+        self.port = outcome[0]
+        self.log.info("{label} listening on {address}", label=self.label,
+                      address=host_port(self.endpoint.host, self.bound_port()),
                       host=self.endpoint.host, port=self.bound_port())
 
     def stopService(self):

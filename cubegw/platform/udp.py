@@ -1,35 +1,28 @@
-"""The distribution and operation platforms over UDP (protocol.md sections 4-5).
+"""What the platform's UDP sockets share (protocol.md sections 4-5): ``PlatformProtocol``.
 
 Each DatagramProtocol decodes a datagram with the shared codecs, consults the fault rules,
 and hands the typed request to its ``handle_<RPCMethod>`` method, which reads and changes
 the registry (in memory; written behind) and returns the reply and a note for the log.
-Malformed, oversized and misdirected datagrams are logged and dropped; the port lives on.
+What a fault rule changes about that is ``faults.on_request``'s; this class provides the
+steps it is made of (``answer``, ``send_reply``, ...).  Malformed, oversized and
+misdirected datagrams are logged and dropped; the port lives on.
 
-The operation platform also sends the reverse triggers (``RequestPlug-in``,
-``RequestDistri``) from its own socket to the address the gateway's heartbeats come from,
-and matches the gateway's ``{"Result": n}`` answers to them by that address, first come
-first served.
-
-Heartbeats are most of the traffic, so the routine one (a well-formed Hb with FLAG "0"
-from a registered device, no fault rule set) takes a short cut past the typed codecs
-(``OperationProtocol.routine_hb``), is answered with bytes encoded once, and is logged at
-debug only; a summary line at info counts them once a minute.  Anything else about a
-heartbeat goes the general way.
+The sockets themselves: ``distribution.DistributionProtocol``,
+``operation.OperationProtocol`` (with the heartbeats and the reverse triggers), and
+``MessageServerProtocol`` below.
 """
 
 import collections
 import errno
-import json
 import os
-import re
 import socket
 
-from twisted.internet import defer, task, udp
+from twisted.internet import udp
 from twisted.internet.protocol import DatagramProtocol
 
-from cubegw import identity, logs, wire
+from cubegw import wire
 from cubegw.logs import Logger
-from cubegw.platform.faults import TRIGGER_ACTIONS, UDP_ACTIONS, Delayed
+from cubegw.platform.faults import UDP_ACTIONS, Delayed, on_request
 
 
 #: SO_RCVBUF of the platform's UDP sockets (the kernel may cap it at net.core.rmem_max).
@@ -38,28 +31,9 @@ RECEIVE_BUFFER = 4 * 1024 * 1024
 #: How an answer is logged (at info, or at debug for a routine heartbeat).
 ANSWERED = "{mac} {method} -> Result {result}{note}"
 
-#: A MAC as the registry keys it (``wire`` also takes lower case, and upper-cases it).
-_REGISTRY_MAC = re.compile(r"[0-9A-F]{12}").fullmatch
 
-#: One JSON value at the start of a string -> (value, where it ends): ``json.loads``
-#: without its two whitespace searches (StopIteration when no value starts there).
-_scan_json = json.JSONDecoder().scan_once
-
-
-class TriggerError(Exception):
-    """A trigger that cannot be sent (unknown device, not registered, no heartbeat yet)."""
-
-
-class TriggerTimeout(TriggerError):
-    """The gateway did not answer a trigger within ``trigger_timeout`` seconds."""
-
-
-def new_challenge(urandom=os.urandom):
-    """A fresh ChallengeCode: 16 bytes from the OS CSPRNG as 32 upper-case hex."""
-    return urandom(16).hex().upper()
-
-
-def _fail(result, why):
+def fail(result, why):
+    """A handler's refusal: the reply ``{"Result": result}`` and why, for the log."""
     return {"Result": result}, why
 
 
@@ -114,53 +88,55 @@ class PlatformProtocol(DatagramProtocol):
                                     "platform")
         self.counters[request.METHOD] += 1
         fault = self.faults.decide(request.MAC, request.METHOD, self.server, UDP_ACTIONS)
-        if fault is None:
-            self._handle(request, addr)
-        elif fault.action == "drop":
-            self.log.info("{mac} {method} dropped ({rule}: drop)", mac=request.MAC,
-                          method=request.METHOD, rule=fault.rule)
-        elif fault.action == "no_reply":
-            self._handle(request, addr, fault=fault)
-        elif fault.action == "result":
-            self._soon(fault.delay, self._send_forced, request, addr, fault)
-        else:
-            self.log.info("{mac} {method}: answering in {delay} s ({rule}: delay)",
-                          mac=request.MAC, method=request.METHOD, delay=fault.delay,
-                          rule=fault.rule)
-            self._soon(fault.delay, self._handle, request, addr)
+        on_request(fault, self, request, addr)
 
     def replyReceived(self, msg, addr):
         """A datagram with no RPCMethod: nothing here waits for one."""
         self._drop(addr, "a reply, but no request of this platform is waiting for one")
 
-    def _handle(self, request, addr, fault=None):
+    # -------------------------------- answering (what faults.on_request works through)
+
+    def answer(self, request, addr):
+        """Run the request's handler: its ``(reply, note)``, or None (logged) when there
+        is nothing to send."""
         mac, method = request.MAC, request.METHOD
         try:
             reply, note = getattr(self, "handle_" + method)(request, addr, self.clock.seconds())
         except Exception:
             self.log.failure("{mac} {method}: the handler failed", mac=mac, method=method)
-            return
+            return None
         if reply is None:
             self.log.info("{mac} {method}: {note}", mac=mac, method=method, note=note)
-            return
-        if fault is None:
-            self.reply(wire.encode_datagram(reply), addr)
-            self._answered(mac, method, reply, note, addr)
-        else:
-            note = f" ({note})" if note else ""
-            self.log.info(ANSWERED + ", not sent ({rule}: no_reply)", mac=mac, method=method,
-                          result=reply["Result"], note=note, rule=fault.rule, reply=reply,
-                          addr=addr)
+            return None
+        return reply, note
+
+    def send_reply(self, request, addr, reply, note):
+        self.reply(wire.encode_datagram(reply), addr)
+        self._answered(request.MAC, request.METHOD, reply, note, addr)
+
+    def withhold_reply(self, request, addr, reply, note, fault):
+        self.log.info(ANSWERED + ", not sent ({rule}: {action})", mac=request.MAC,
+                      method=request.METHOD, result=reply["Result"],
+                      note=f" ({note})" if note else "", rule=fault.rule,
+                      action=fault.action, reply=reply, addr=addr)
+
+    def send_result(self, request, addr, fault):
+        self.reply(wire.encode_datagram({"Result": fault.result}), addr)
+        self.log.info("{mac} {method} -> Result {result} ({rule}: result)", mac=request.MAC,
+                      method=request.METHOD, result=fault.result, rule=fault.rule)
+
+    def log_fault(self, request, fault, text):
+        self.log.info("{mac} {method}" + text, mac=request.MAC, method=request.METHOD,
+                      rule=fault.rule, delay=fault.delay)
+
+    def later(self, delay, f, *args):
+        """Call ``f(*args)`` now, or after ``delay`` seconds (cancelled when stopping)."""
+        return self._later.soon(delay, f, *args)
 
     def _answered(self, mac, method, reply, note, addr):
         """Log a reply sent by a handler."""
         self.log.info(ANSWERED, mac=mac, method=method, result=reply["Result"],
                       note=f" ({note})" if note else "", reply=reply, addr=addr)
-
-    def _send_forced(self, request, addr, fault):
-        self.reply(wire.encode_datagram({"Result": fault.result}), addr)
-        self.log.info("{mac} {method} -> Result {result} ({rule}: result)", mac=request.MAC,
-                      method=request.METHOD, result=fault.result, rule=fault.rule)
 
     # -------------------------------------------------------------- helpers
 
@@ -194,10 +170,6 @@ class PlatformProtocol(DatagramProtocol):
         stored one)."""
         if self.transport is not None:
             self.transport.write(wire.encode_datagram(message), addr)
-
-    def _soon(self, delay, f, *args):
-        """Call ``f(*args)`` now, or after ``delay`` seconds (cancelled when stopping)."""
-        return self._later.soon(delay, f, *args)
 
     def _drop(self, addr, reason):
         self.counters["dropped"] += 1
@@ -248,315 +220,6 @@ class PlatformProtocol(DatagramProtocol):
             return None, "report from an unknown MAC dropped"
         self.registry.add_report(request.MAC, request.Parameter, now)
         return None, "report stored"
-
-
-class DistributionProtocol(PlatformProtocol):
-    """The distribution platform: BootFirst, RegisterFirst (protocol.md section 4).
-
-    ``operation_address()`` gives the (host, port) handed out in RegisterFirst replies.
-    """
-
-    server = "distribution"
-    methods = ("BootFirst", "RegisterFirst")
-    endpoint = "distribution"
-
-    def __init__(self, registry, faults, config, clock, urandom=os.urandom,
-                 operation_address=None):
-        super().__init__(registry, faults, config, clock, urandom)
-        self.operation_address = operation_address or (
-            lambda: (config.operation.advertised, config.operation.port))
-
-    def handle_BootFirst(self, request, addr, now):
-        record, why = self._known(request, learn=True)
-        if record is None:
-            return _fail(-6, why)
-        challenge = new_challenge(self.urandom)
-        self._booted(record, request, dist_challenge=challenge)
-        return {"Result": 0, "ChallengeCode": challenge}, f"challenge {challenge}"
-
-    def handle_RegisterFirst(self, request, addr, now):
-        record, why = self._known(request, learn=False)
-        if record is None:
-            return _fail(-6, why)
-        if not record.dist_challenge:
-            return _fail(-1, "no BootFirst challenge to check CheckSN against")
-        if request.CheckSN != identity.check_sn(record.dist_challenge, record.sn):
-            return _fail(-1, "bad CheckSN")
-        host, port = self.operation_address()
-        return {"Result": 0, "ServerAddr": host, "ServerPort": port,
-                "Interval": self.config.heartbeat_interval}, f"operation platform {host}:{port}"
-
-
-class _Pending:
-    """A trigger waiting for the gateway's answer."""
-
-    __slots__ = ("mac", "method", "addr", "deferred", "timer", "done")
-
-    def __init__(self, mac, method, addr):
-        self.mac = mac
-        self.method = method
-        self.addr = addr
-        self.deferred = self.timer = None
-        self.done = False
-
-
-class OperationProtocol(PlatformProtocol):
-    """The operation platform: Boot, Register, Hb, Report, and the reverse triggers
-    (protocol.md section 5)."""
-
-    server = "operation"
-    methods = ("Boot", "Register", "Hb", "Report")
-    endpoint = "operation"
-
-    #: Seconds between two heartbeat summary lines.
-    summary_interval = 60
-
-    def __init__(self, registry, faults, config, clock, urandom=os.urandom):
-        super().__init__(registry, faults, config, clock, urandom)
-        self._triggers = {}     # (host, port) -> deque of _Pending, oldest first
-        self._hb_count = 0              # Hb answered Result 0 since the last summary
-        self._hb_gateways = set()       # ... from these MACs
-        self._summary = None            # the LoopingCall of the summary line
-        self._hb_reply = (None, b"")    # (Interval, the Hb reply encoded)
-
-    def startProtocol(self):
-        super().startProtocol()
-        self.start_summary()
-
-    # ---------------------------------------------------------- heartbeats
-
-    def datagramReceived(self, data, addr):
-        if not self.routine_hb(data, addr):
-            super().datagramReceived(data, addr)
-
-    def routine_hb(self, data, addr):
-        """Answer ``data`` if it is a routine heartbeat, and say whether it was one.
-
-        Routine: no fault rule at all, the registry loaded, and a JSON object of at most
-        ``wire.MAX_DATAGRAM`` bytes with RPCMethod "Hb", FLAG "0", IPAddr a string of at
-        most 256 characters and MAC (upper case) of a registered device.  What
-        ``handle_Hb`` then does is done in place, the reply is bytes encoded once per
-        ``heartbeat_interval``, and the line is at debug.  Anything else (bad input
-        included) changes nothing here and returns False: the general path decodes,
-        checks, answers and logs it as it does any datagram.
-        """
-        registry = self.registry
-        if not registry.loaded or self.faults.active() or len(data) > wire.MAX_DATAGRAM:
-            return False
-        try:
-            text = data.decode("utf-8")
-            msg, end = _scan_json(text, 0)
-        except (ValueError, StopIteration, RecursionError):  # bad UTF-8 is a ValueError
-            return False
-        if end != len(text) or type(msg) is not dict or msg.get("RPCMethod") != "Hb" \
-                or msg.get("FLAG") != "0":
-            return False
-        mac, ip = msg.get("MAC"), msg.get("IPAddr")
-        if type(mac) is not str or type(ip) is not str or len(ip) > 256 \
-                or not _REGISTRY_MAC(mac):
-            return False
-        record = registry.get(mac)
-        if record is None or not record.registered:
-            return False
-        registry.heartbeat(record, self.clock.seconds(), addr, ip)
-        self.counters["Hb"] += 1
-        self._hb_count += 1
-        self._hb_gateways.add(mac)
-        interval, answer = self._hb_reply
-        if interval != self.config.heartbeat_interval:
-            interval = self.config.heartbeat_interval
-            answer = wire.encode_datagram({"Result": 0, "Interval": interval})
-            self._hb_reply = interval, answer
-        self.reply(answer, addr)
-        if logs.debug_enabled():
-            self.log.debug(ANSWERED, mac=mac, method="Hb", result=0, note="",
-                           reply={"Result": 0, "Interval": interval}, addr=addr)
-        return True
-
-    def _answered(self, mac, method, reply, note, addr):
-        if method == "Hb" and reply["Result"] == 0:
-            self._hb_count += 1
-            self._hb_gateways.add(mac)
-            if not note:
-                self.log.debug(ANSWERED, mac=mac, method=method, result=0, note="",
-                               reply=reply, addr=addr)
-                return
-        super()._answered(mac, method, reply, note, addr)
-
-    def start_summary(self):
-        """Log the heartbeat summary every ``summary_interval`` seconds from now on."""
-        if self._summary is None:
-            self._summary = task.LoopingCall(self.log_summary)
-            self._summary.clock = self.clock
-            self._summary.start(self.summary_interval, now=False)
-
-    def stop_summary(self):
-        if self._summary is not None:
-            if self._summary.running:
-                self._summary.stop()
-            self._summary = None
-
-    def log_summary(self):
-        """One info line for the heartbeats answered Result 0 since the last one (none
-        when there were none), which are logged one by one at debug only."""
-        count, gateways = self._hb_count, len(self._hb_gateways)
-        self._hb_count = 0
-        self._hb_gateways = set()
-        if count:
-            self.log.info("heartbeats: {count} answered in the last {seconds} s, "
-                          "{gateways} gateways", count=count, seconds=self.summary_interval,
-                          gateways=gateways)
-
-    # ------------------------------------------------------------- handlers
-
-    def handle_Boot(self, request, addr, now):
-        record, why = self._known(request, learn=True)
-        if record is None:
-            return _fail(-1, why)
-        challenge = new_challenge(self.urandom)
-        self._booted(record, request, challenge=challenge, registered=False, online=False)
-        return {"Result": 0, "ChallengeCode": challenge,
-                "Interval": self.config.heartbeat_interval, "flag": "1"}, \
-            f"challenge {challenge}"
-
-    def handle_Register(self, request, addr, now):
-        record, why = self._known(request, learn=False)
-        if record is None:
-            return _fail(-1, why)
-        if not record.challenge:
-            return _fail(-1, "no Boot challenge to check CheckSN against")
-        if request.CheckSN != identity.check_sn(record.challenge, record.sn):
-            return _fail(-1, "bad CheckSN")
-        if request.UserID and request.UserID != record.user_id:
-            return _fail(3, f"UserID {request.UserID!r} is not the bound user "
-                            f"{record.user_id!r}")
-        self.registry.update(record.mac, dev_rnd=request.DevRND, registered=True)
-        message_server = self.message_server_address()
-        return {"Result": 2, "UPDATEServer": self.update_server(),
-                "MessageServer": "%s:%d" % message_server}, f"DevRND {request.DevRND}"
-
-    def handle_Hb(self, request, addr, now):
-        record = self.registry.get(request.MAC)
-        if record is None or not record.registered:
-            if record is not None and record.online:
-                self.registry.update(record.mac, online=False)
-            return _fail(-3, "not registered since the last challenge")
-        self.registry.heartbeat(record, now, addr, request.IPAddr)
-        return {"Result": 0, "Interval": self.config.heartbeat_interval}, (
-            "first after Register" if request.FLAG == "1" else "")
-
-    # ------------------------------------------------------------ addresses
-
-    def message_server_address(self):
-        """(host, port) of MessageServer in Register replies."""
-        return (self.config.message_server_host(),
-                self.config.message_server.port or self.bound_port())
-
-    def update_server(self):
-        return self.config.update_server or self.config.operation.advertised
-
-    # ------------------------------------------------------------- triggers
-
-    def send_request_plugin(self, mac, host, port):
-        """Ask gateway ``mac`` to connect to the plugin center at ``host:port``.
-
-        Fires with the gateway's Result; errbacks with ``TriggerTimeout`` or ``TriggerError``.
-        """
-        return self._trigger(mac, lambda key: wire.RequestPlugin(
-            Key=key, ServerAddr=host, ServerPort=int(port)))
-
-    def send_request_distri(self, mac, host, port, mode=None):
-        """Ask gateway ``mac`` to register again with the distribution platform at
-        ``host:port`` (``mode`` is sent as given, omitted when None)."""
-        return self._trigger(mac, lambda key: wire.RequestDistri(
-            Key=key, ServerAddr=host, ServerPort=int(port),
-            mode=None if mode is None else str(mode)))
-
-    def pending_triggers(self):
-        """How many triggers wait for an answer."""
-        return sum(len(q) for q in self._triggers.values())
-
-    def _trigger(self, mac, build):
-        record = self.registry.get(mac)
-        if record is None:
-            return defer.fail(TriggerError(f"{mac}: unknown device"))
-        key = record.trigger_key()
-        if key is None:
-            return defer.fail(TriggerError(f"{mac}: not registered (no DevRND for the Key)"))
-        if record.hb_addr is None:
-            return defer.fail(TriggerError(f"{mac}: no heartbeat yet, so no address to "
-                                           "send to"))
-        if self.transport is None:
-            return defer.fail(TriggerError("the operation platform is not listening"))
-        message = build(key)
-        pending = _Pending(mac, message.METHOD, record.hb_addr)
-        pending.deferred = defer.Deferred(lambda d: self._finish(pending))
-        self._triggers.setdefault(pending.addr, collections.deque()).append(pending)
-        fault = self.faults.decide(mac, message.METHOD, self.server, TRIGGER_ACTIONS)
-        delay = 0.0
-        if fault is not None and fault.action != "delay":
-            self.log.info("{mac} {method} not sent ({rule}: {action})", mac=mac,
-                          method=message.METHOD, rule=fault.rule, action=fault.action)
-        else:
-            delay = fault.delay if fault is not None else 0.0
-            self._soon(delay, self._send_trigger, pending, message)
-        pending.timer = self.clock.callLater(
-            delay + self.config.trigger_timeout, self._trigger_expired, pending)
-        return pending.deferred
-
-    def _send_trigger(self, pending, message):
-        if pending.done:
-            return
-        self._send(message, pending.addr)
-        self.log.info("{mac} {method} -> {addr[0]}:{addr[1]} (to {host}:{port})",
-                      mac=pending.mac, method=pending.method, addr=pending.addr,
-                      host=message.ServerAddr, port=message.ServerPort,
-                      message=message.to_wire())
-
-    def replyReceived(self, msg, addr):
-        queue = self._triggers.get(addr)
-        if not queue:
-            return self._drop(addr, "a reply, but no trigger to that address waits for one")
-        try:
-            result = wire.decode_reply(wire.RequestPlugin, msg).Result
-        except wire.WireError as e:
-            return self._drop(addr, e.reason)
-        pending = queue[0]
-        self._finish(pending)
-        self.log.info("{mac} {method} answered: Result {result}", mac=pending.mac,
-                      method=pending.method, result=result)
-        pending.deferred.callback(result)
-
-    def _trigger_expired(self, pending):
-        pending.timer = None
-        self._finish(pending)
-        self.log.warn("{mac} {method}: no answer within {timeout} s", mac=pending.mac,
-                      method=pending.method, timeout=self.config.trigger_timeout)
-        pending.deferred.errback(TriggerTimeout(
-            f"{pending.mac}: no answer to {pending.method} from "
-            f"{pending.addr[0]}:{pending.addr[1]} within {self.config.trigger_timeout} s"))
-
-    def _finish(self, pending):
-        """Take ``pending`` out of the waiting list and stop its timer."""
-        pending.done = True
-        if pending.timer is not None and pending.timer.active():
-            pending.timer.cancel()
-        pending.timer = None
-        queue = self._triggers.get(pending.addr)
-        if queue is not None:
-            if pending in queue:
-                queue.remove(pending)
-            if not queue:
-                del self._triggers[pending.addr]
-
-    def stopProtocol(self):
-        super().stopProtocol()
-        self.stop_summary()
-        for queue in list(self._triggers.values()):
-            for pending in list(queue):
-                self._finish(pending)
-                pending.deferred.errback(TriggerError("the operation platform stopped"))
-
 
 class MessageServerProtocol(PlatformProtocol):
     """A socket of its own for pushed reports, when ``message_server`` has its own port."""

@@ -5,7 +5,7 @@ import socket
 from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
 
-from cubegw.platform.udp import OperationProtocol
+from cubegw.platform.operation import OperationProtocol
 
 
 class ReceiveBufferTests(TestCase):
