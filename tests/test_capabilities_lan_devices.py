@@ -13,7 +13,7 @@ from cubegw.capabilities import IGatewayCapability, lan_devices
 from tests.helpers import psutil_net_if_stats
 from tests.test_capabilities_network import openwrt, write
 from tests.test_capabilities_wifi import STATIONS
-from tests.test_dispatch import Harness
+from tests.helpers.dispatch import Harness
 
 FIREWALL = """
 config defaults

@@ -17,7 +17,7 @@ from cubegw.capabilities import CapabilityFailure, IGatewayCapability, network
 from cubegw.store import uci
 
 from tests.helpers import psutil_net_if_stats
-from tests.test_dispatch import TELECOMADMIN, Harness
+from tests.helpers.dispatch import TELECOMADMIN, Harness
 
 NETWORK = """
 config interface 'loopback'

@@ -11,7 +11,7 @@ from cubegw.backend import LinuxBackend
 from cubegw.capabilities import IGatewayCapability, wifi
 
 from tests.test_capabilities_network import write
-from tests.test_dispatch import Harness
+from tests.helpers.dispatch import Harness
 
 WIRELESS = """
 config wifi-device 'radio0'

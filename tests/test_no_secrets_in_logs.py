@@ -21,7 +21,7 @@ from cubegw.config import Accounts
 from cubegw.registration import Settings
 
 from tests.helpers import CHALLENGE, IDENTITY, OPER, Gateway
-from tests.test_dispatch import SEQ, TELECOMADMIN, USERADMIN, Harness
+from tests.helpers.dispatch import SEQ, TELECOMADMIN, USERADMIN, Harness
 from tests.test_lan import FakeStore, frame, lose, unframe
 
 WIFI_PASSWORD = "Wifi-Secret-7f3a"
