@@ -22,7 +22,7 @@ from cubegw.registration import Settings
 
 from tests.helpers import CHALLENGE, IDENTITY, OPER, Gateway
 from tests.helpers.dispatch import SEQ, TELECOMADMIN, USERADMIN, Harness
-from tests.test_lan import FakeStore, frame, lose, unframe
+from tests.helpers.lan import FakeStore, frame, lose, unframe
 
 WIFI_PASSWORD = "Wifi-Secret-7f3a"
 UI_PASSWORD = "Useradmin-Secret-91c2"

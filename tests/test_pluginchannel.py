@@ -16,7 +16,7 @@ from cubegw import identity, pluginchannel, wire
 from cubegw.pluginchannel import PluginChannel, backoff_policy
 
 from tests.helpers import CHALLENGE, IDENTITY, MAC, SN
-from tests.test_lan import (
+from tests.helpers.lan import (
     SN_INFO, FakeDispatcher, FakeStore, capture_logs, frame, logged, post, unframe)
 
 CENTER = ("127.0.0.5", 8080)
