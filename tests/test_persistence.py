@@ -27,7 +27,7 @@ import sys
 from twisted.trial.unittest import SynchronousTestCase
 
 from cubegw.store import Store, mirror
-from tests.test_store import extended_schema
+from tests.helpers.store import FAKE_UCI, extended_schema
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = "etc/config/cubegw"
@@ -317,7 +317,6 @@ class UciDefaultsScriptTests(SynchronousTestCase):
     def test_script_restores(self):
         if SH is None:
             raise self.skipTest("no sh")
-        from tests.test_ipk import _FAKE_UCI
         router = Router(os.path.abspath(self.mktemp()))
         store = router.store()
         store.update({("mgt", "MgtURL"): "dist.example.net",
@@ -331,7 +330,7 @@ class UciDefaultsScriptTests(SynchronousTestCase):
         os.makedirs(bindir)
         fake = os.path.join(bindir, "uci")
         with open(fake, "w") as f:
-            f.write(f"#!{sys.executable}\n" + _FAKE_UCI.format(conf=conf))
+            f.write(f"#!{sys.executable}\n" + FAKE_UCI.format(conf=conf))
         os.chmod(fake, 0o755)
         logger = os.path.join(bindir, "logger")
         with open(logger, "w") as f:
