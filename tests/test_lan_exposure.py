@@ -16,8 +16,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from cubegw import lan, logs, tap
 from cubegw.store import Store, builtin_schema
 
+from tests.helpers.config import gateway_config
 from tests.helpers.lan import FakeDispatcher, FakeStore
-from tests.integration.support import gateway_config
 
 LAN = ("192.168.1.1", "10.0.0.1", "fd00::1")
 WILDCARD_SPELLINGS = ("0.0.0.0", "", "::", "::0", " 0.0.0.0 ", "*", "0:0:0:0:0:0:0:0",
