@@ -17,7 +17,7 @@ from cubegw.store import uci
 
 from tests.helpers.store import FAKE_UCI
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OPENWRT = os.path.join(ROOT, "openwrt")
 
 _spec = importlib.util.spec_from_file_location(
