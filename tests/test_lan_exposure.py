@@ -65,10 +65,12 @@ def capture(testcase):
 
 class WildcardTests(SynchronousTestCase):
     def test_every_spelling_is_a_wildcard(self):
+        """Every spelling of "all addresses" counts as a wildcard."""
         for spelling in WILDCARD_SPELLINGS:
             self.assertTrue(lan.is_wildcard(spelling), spelling)
 
     def test_lan_addresses_are_not(self):
+        """LAN, loopback and link-local addresses are not wildcards."""
         for address in LAN + ("127.0.0.1", "::1", "fe80::1%br-lan", "192.168.0.0"):
             self.assertFalse(lan.is_wildcard(address), address)
 
@@ -104,6 +106,7 @@ class LanServerExposureTests(SynchronousTestCase):
         self.assertEqual(self.reactor.tcpServers, [])
 
     def test_nothing_configured_listens_nowhere(self):
+        """No LAN address configured: nothing listens."""
         self.start(())
         self.assertEqual(self.reactor.tcpServers, [])
 
@@ -144,11 +147,13 @@ class TapWiringExposureTests(SynchronousTestCase):
         return top
 
     def test_listens_only_on_configured_lan_addresses(self):
+        """The wired daemon listens at LocatePort on each configured LAN address, nowhere else."""
         self.make(["127.0.0.1", "127.0.0.2"])
         self.assertEqual(tcp_interfaces(self.reactor), ["127.0.0.1", "127.0.0.2"])
         self.assertEqual([p for p, _, _, _ in self.reactor.tcpServers], [17998, 17998])
 
     def test_wildcards_in_config_not_bound(self):
+        """Wildcards in the configured addresses are skipped; the others are bound."""
         self.make(["0.0.0.0", "127.0.0.1", "::", "", "::0"])
         self.assertEqual(tcp_interfaces(self.reactor), ["127.0.0.1"])
 
@@ -163,6 +168,8 @@ class TapTimingTests(SynchronousTestCase):
     """The timing keys of the configuration reach the parts ``tap.makeService`` wires."""
 
     def test_timeouts_and_backoff_from_config(self):
+        """The call, plugin reply and retry timings of the config reach the dispatcher, the
+        plugin channel and the LAN server."""
         top = wire_gateway(self, UdpMemoryReactor(), lan={"addresses": ["127.0.0.1"]},
                            timing={"call_timeout": 4, "plugin_reply_timeout": 7,
                                    "plugin_retry_initial": 2, "plugin_retry_max": 5})

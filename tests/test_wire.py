@@ -103,10 +103,12 @@ class MessageObjectTests(SynchronousTestCase):
     repr and immutability, over the dataclass field table."""
 
     def test_field_table(self):
+        """Each class's FIELDS is its dataclass field table."""
         for cls in SAMPLES:
             self.assertEqual(cls.FIELDS, fields(cls), cls)
 
     def test_equality_and_hash(self):
+        """Messages compare and hash by class and value, never equal to their wire dict."""
         hb = wire.Hb(MAC=MAC, IPAddr="192.0.2.10", FLAG="1")
         self.assertEqual(hb, SAMPLES[wire.Hb])
         self.assertEqual(hash(hb), hash(SAMPLES[wire.Hb]))
@@ -115,15 +117,18 @@ class MessageObjectTests(SynchronousTestCase):
         self.assertNotEqual(hb, hb.to_wire())
 
     def test_repr(self):
+        """repr names the class and every field, None included."""
         self.assertEqual(repr(wire.HbReply(Result=0)), "HbReply(Result=0, Interval=None)")
 
     def test_immutable(self):
+        """A message refuses setting or deleting a field."""
         hb = SAMPLES[wire.Hb]
         self.assertRaises(FrozenInstanceError, setattr, hb, "FLAG", "0")
         self.assertRaises(FrozenInstanceError, delattr, hb, "FLAG")
         self.assertEqual(hb.FLAG, "1")
 
     def test_construction_errors(self):
+        """Missing, unknown or positional fields are a TypeError."""
         self.assertRaises(TypeError, wire.Hb, MAC=MAC, IPAddr="192.0.2.10")
         self.assertRaises(TypeError, wire.Hb, MAC=MAC, IPAddr="192.0.2.10", FLAG="1", X=1)
         self.assertRaises(TypeError, wire.Hb, MAC, "192.0.2.10", "1")
