@@ -15,7 +15,7 @@ from cubegw.capabilities.hardware import (
     NOT_SUPPORTED, Hardware, IPonProvider, IVoipProvider, find_hardware, hardware,
 )
 
-from tests.test_dispatch import Harness
+from tests.helpers.dispatch import Harness
 
 
 @implementer(IPlugin, IVoipProvider, IPonProvider)

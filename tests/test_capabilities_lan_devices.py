@@ -1,6 +1,5 @@
 """LAN devices, access rights through the UCI firewall, and the subscriptions."""
 
-import dataclasses
 import os
 
 from twisted.internet.task import Clock
@@ -11,66 +10,8 @@ from cubegw.backend import LinuxBackend, parse_arp
 from cubegw.capabilities import IGatewayCapability, lan_devices
 
 from tests.helpers import psutil_net_if_stats
-from tests.test_capabilities_network import openwrt, write
-from tests.test_capabilities_wifi import STATIONS
-from tests.test_dispatch import Harness
-
-FIREWALL = """
-config defaults
-	option input 'REJECT'
-	option output 'ACCEPT'
-	option forward 'REJECT'
-
-config zone
-	option name 'lan'
-	list network 'lan'
-	option input 'ACCEPT'
-	option output 'ACCEPT'
-	option forward 'ACCEPT'
-
-config zone
-	option name 'wan'
-	list network 'wan'
-	option input 'REJECT'
-	option masq '1'
-
-config rule
-	option name 'Allow-Ping'
-	option src 'wan'
-	option proto 'icmp'
-	option target 'ACCEPT'
-"""
-
-DHCP = """
-config dnsmasq
-	option domainneeded '1'
-	option leasefile '/tmp/dhcp.leases'
-
-config dhcp 'lan'
-	option interface 'lan'
-	option start '100'
-	option limit '150'
-	option leasetime '12h'
-
-config dhcp 'wan'
-	option interface 'wan'
-	option ignore '1'
-"""
-
-
-def lan_router(testcase):
-    tracker = lan_devices.LanTracker()
-    providers = [lan_devices.LanInfo(tracker), lan_devices.AccessRight(),
-                 lan_devices.Subscriptions(tracker)]
-    h = openwrt(Harness(testcase, providers=providers))
-    write(h.dir, "/etc/config/firewall", FIREWALL)
-    write(h.dir, "/etc/config/dhcp", DHCP)
-    h.clock.advance(1700000000)
-    h.reports = []
-    h.dispatcher.context = dataclasses.replace(
-        h.context, report=lambda payload: h.reports.append(payload) or True)
-    testcase.addCleanup(providers[2].stop)
-    return h
+from tests.helpers.dispatch import Harness
+from tests.helpers.openwrt import STATIONS, lan_router
 
 
 class LanInfoTests(SynchronousTestCase):

@@ -17,44 +17,9 @@ from cubegw.capabilities import IGatewayCapability, network
 from cubegw.store import uci
 
 from tests.helpers import psutil_net_if_stats
-from tests.test_dispatch import TELECOMADMIN, Harness
+from tests.helpers.dispatch import TELECOMADMIN, Harness
+from tests.helpers.openwrt import ARP, LEASES, RESOLV_AUTO, ROUTE, openwrt, write
 
-NETWORK = """
-config interface 'loopback'
-	option device 'lo'
-	option proto 'static'
-	option ipaddr '127.0.0.1'
-	option netmask '255.0.0.0'
-
-config globals 'globals'
-	option ula_prefix 'fd12:3456:789a::/48'
-
-config device
-	option name 'br-lan'
-	option type 'bridge'
-	list ports 'lan1'
-	list ports 'lan2'
-
-config device
-	option name 'wan'
-	option type '8021q'
-	option ifname 'eth1'
-	option vid '35'
-
-config interface 'lan'
-	option device 'br-lan'
-	option proto 'static'
-	option ipaddr '192.168.1.1'
-	option netmask '255.255.255.0'
-
-config interface 'wan'
-	option device 'wan'
-	option proto 'dhcp'
-
-config interface 'wan6'
-	option device 'wan'
-	option proto 'dhcpv6'
-"""
 
 PPPOE_NETWORK = """
 config interface 'lan'
@@ -70,36 +35,6 @@ config interface 'wan'
 	option password 'oldpw'
 """
 
-ROUTE = """Iface	Destination	Gateway 	Flags	RefCnt	Use	Metric	Mask		MTU	Window	IRTT
-wan	00000000	0100A8C0	0003	0	0	0	00000000	0	0	0
-wan	0000A8C0	00000000	0001	0	0	0	00FFFFFF	0	0	0
-br-lan	0001A8C0	00000000	0001	0	0	0	00FFFFFF	0	0	0
-"""
-
-RESOLV_AUTO = """# Interface wan
-nameserver 192.168.0.1
-nameserver 8.8.8.8
-# Interface wan6
-nameserver fe80::1%wan
-"""
-
-ARP = """IP address       HW type     Flags       HW address            Mask     Device
-192.168.1.100    0x1         0x2         aa:bb:cc:00:00:01     *        br-lan
-192.168.1.101    0x1         0x0         00:00:00:00:00:00     *        br-lan
-192.168.0.1      0x1         0x2         aa:bb:cc:00:00:99     *        wan
-"""
-
-LEASES = """1700000000 aa:bb:cc:00:00:01 192.168.1.100 phone 01:aa:bb:cc:00:00:01
-1700000500 aa:bb:cc:00:00:02 192.168.1.102 * *
-"""
-
-
-def write(root, path, text):
-    full = os.path.join(root, path.lstrip("/"))
-    os.makedirs(os.path.dirname(full), exist_ok=True)
-    with open(full, "w") as f:
-        f.write(text)
-
 
 class NoEthtool:
     """psutil on a system where the SIOCETHTOOL ioctl is not implemented."""
@@ -108,31 +43,6 @@ class NoEthtool:
 
     def net_if_stats(self):
         raise OSError(errno.ENOSYS, os.strerror(errno.ENOSYS))
-
-
-def openwrt(h, network_text=NETWORK, marker=True):
-    """Fill a harness's TempDirBackend root with an OpenWrt router's files."""
-    write(h.dir, "/etc/config/network", network_text)
-    write(h.dir, "/proc/net/route", ROUTE)
-    write(h.dir, "/tmp/resolv.conf.d/resolv.conf.auto", RESOLV_AUTO)
-    write(h.dir, "/etc/resolv.conf", "nameserver 127.0.0.1\n")
-    write(h.dir, "/proc/net/arp", ARP)
-    write(h.dir, "/tmp/dhcp.leases", LEASES)
-    if marker:
-        write(h.dir, "/etc/openwrt_release", "DISTRIB_ID='OpenWrt'\n")
-    b = h.backend
-    b.addrs = {"wan": [{"family": "ipv4", "address": "192.168.0.50",
-                        "netmask": "255.255.255.0"}],
-               "br-lan": [{"family": "ipv4", "address": "192.168.1.1",
-                           "netmask": "255.255.255.0"},
-                          {"family": "mac", "address": "64:d9:54:20:21:4b", "netmask": ""}],
-               "pppoe-wan": [{"family": "ipv4", "address": "100.64.1.2",
-                              "netmask": "255.255.255.255"}]}
-    b.stats = {"wan": {"isup": True, "speed": 1000, "mtu": 1500},
-               "br-lan": {"isup": True, "speed": 1000, "mtu": 1500},
-               "pppoe-wan": {"isup": True, "speed": 0, "mtu": 1492}}
-    b.counters = {"wan": {"bytes_sent": 0, "bytes_recv": 0}}
-    return h
 
 
 class ParserTests(SynchronousTestCase):

@@ -12,8 +12,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from cubegw.capabilities import lan_devices, wifi
 from cubegw.store import Store, builtin_schema
 
-from tests.test_capabilities_lan_devices import lan_router
-from tests.test_capabilities_wifi import at, wireless_router
+from tests.helpers.openwrt import at, lan_router, wireless_router
 
 
 def restarted(store):

@@ -16,7 +16,7 @@ from cubegw.backend import ISystemBackend, LinuxBackend, TempDirBackend, cpu_bus
 from cubegw.capabilities import system
 
 from tests.helpers import IDENTITY, SN
-from tests.test_dispatch import DEV_RND, TELECOMADMIN, USERADMIN, Harness
+from tests.helpers.dispatch import DEV_RND, TELECOMADMIN, USERADMIN, Harness
 
 
 class BackendTests(SynchronousTestCase):

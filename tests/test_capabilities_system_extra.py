@@ -9,7 +9,7 @@ from zope.interface.verify import verifyObject
 from cubegw.capabilities import IGatewayCapability
 from cubegw.capabilities import system_extra
 
-from tests.test_dispatch import TELECOMADMIN, Harness
+from tests.helpers.dispatch import TELECOMADMIN, Harness
 
 NETWORK = """\
 config interface 'loopback'

@@ -1,7 +1,5 @@
 """WiFi capabilities over an OpenWrt wireless fixture, the WiFi timer on a Clock."""
 
-import calendar
-import time
 
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
@@ -10,60 +8,8 @@ from zope.interface.verify import verifyObject
 from cubegw.backend import LinuxBackend
 from cubegw.capabilities import IGatewayCapability, wifi
 
-from tests.test_capabilities_network import write
-from tests.test_dispatch import Harness
-
-WIRELESS = """
-config wifi-device 'radio0'
-	option type 'mac80211'
-	option path 'platform/soc/18000000.wifi'
-	option channel '1'
-	option band '2g'
-	option htmode 'HE20'
-	option country 'CN'
-	option cell_density '0'
-
-config wifi-iface 'default_radio0'
-	option device 'radio0'
-	option network 'lan'
-	option mode 'ap'
-	option ssid 'OpenWrt'
-	option encryption 'psk2+ccmp'
-	option key 'password1'
-
-config wifi-device 'radio1'
-	option type 'mac80211'
-	option path 'platform/soc/18000000.wifi+1'
-	option channel '36'
-	option band '5g'
-	option htmode 'HE80'
-	option txpower '10'
-
-config wifi-iface 'default_radio1'
-	option device 'radio1'
-	option network 'lan'
-	option mode 'ap'
-	option ssid 'OpenWrt-5G'
-	option encryption 'none'
-	option disabled '1'
-"""
-
-STATIONS = b"""Station aa:bb:cc:00:00:01 (on phy0-ap0)
-	inactive time:	1000 ms
-	rx bytes:	5000
-	tx bytes:	9000
-	signal:  	-52 [-54, -56] dBm
-	tx bitrate:	286.7 MBit/s HE-MCS 11 HE-NSS 2
-	connected time:	120 seconds
-"""
-
-
-def wireless_router(testcase, **kwargs):
-    h = Harness(testcase, providers=[wifi.WifiInfo(), wifi.WifiTimerCapability(time.gmtime)],
-                **kwargs)
-    write(h.dir, "/etc/config/wireless", WIRELESS)
-    write(h.dir, "/etc/openwrt_release", "x")
-    return h
+from tests.helpers.dispatch import Harness
+from tests.helpers.openwrt import STATIONS, at, wireless_router
 
 
 class WifiInfoTests(SynchronousTestCase):
@@ -156,11 +102,6 @@ class WifiInfoTests(SynchronousTestCase):
                          ["0", "0"])
         p = self.h.call(self, "SET_WIFI_RATE_PRIORITY_MODE", OprType="GET").payload
         self.assertEqual(p["WiFi_Mode"], "1")
-
-
-def at(day, hhmm):
-    """Epoch seconds of 2024-01-(day) hh:mm UTC (2024-01-01 is a Monday)."""
-    return calendar.timegm((2024, 1, day, int(hhmm[:2]), int(hhmm[3:]), 0, 0, 0, 0))
 
 
 class WifiTimerTests(SynchronousTestCase):

@@ -16,7 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 import cubegw.plugins
 from cubegw.capabilities import Dispatcher
 from cubegw.capabilities.runtime import CapabilityRuntime
-from tests.test_lan_exposure import UdpMemoryReactor, wire_gateway
+from tests.helpers.gateway import UdpMemoryReactor, wire_gateway
 
 TICKER_MODULE = textwrap.dedent('''
     """A vendor's ticker: counts every ``interval`` seconds (a UCI setting)."""

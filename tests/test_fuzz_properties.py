@@ -22,7 +22,7 @@ from cubegw.config import Timing
 from cubegw.store import FileSystem, Store, StoreError, uci
 from cubegw.wire import WireError
 from tests.helpers import CHALLENGE, IDENTITY, OPER, Gateway
-from tests.test_wire import JSONISH, MESSAGES, NEAR_VALID, SAMPLES, TABLES
+from tests.helpers.wire_samples import JSONISH, MESSAGES, NEAR_VALID, SAMPLES, TABLES
 
 EXAMPLES = int(os.environ.get("CUBEGW_FUZZ_EXAMPLES", "200"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,

@@ -6,49 +6,20 @@ must listen on the configured LAN addresses only: never on ``0.0.0.0``, ``""``, 
 and after LocatePort moves.
 """
 
-import os
 
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from cubegw import lan, logs, tap
+from cubegw import lan
 from cubegw.pluginchannel import PluginChannel
 
-from tests.integration.support import gateway_config
-from tests.test_lan import FakeDispatcher, FakeStore
+from tests.helpers.gateway import UdpMemoryReactor, wire_gateway
+from tests.helpers.lan import FakeDispatcher, FakeStore
 
 LAN = ("192.168.1.1", "10.0.0.1", "fd00::1")
 WILDCARD_SPELLINGS = ("0.0.0.0", "", "::", "::0", " 0.0.0.0 ", "*", "0:0:0:0:0:0:0:0",
                       "0::0", "[::]", "::ffff:0.0.0.0", "0", "0.0", "00.000.0.0")
-
-
-class UdpMemoryReactor(MemoryReactorClock):
-    """MemoryReactorClock with listenUDP recorded (the registration service needs one)."""
-
-    def __init__(self):
-        super().__init__()
-        self.udpServers = []
-
-    def listenUDP(self, port, protocol, interface="", maxPacketSize=8192):
-        self.udpServers.append((port, protocol, interface, maxPacketSize))
-
-        class Port:
-            def getHost(self_):
-                return None
-
-            def stopListening(self_):
-                return None
-        protocol.makeConnection(_NullDatagramTransport())
-        return Port()
-
-
-class _NullDatagramTransport:
-    def write(self, data, addr):
-        pass
-
-    def getHost(self):
-        return None
 
 
 def tcp_interfaces(reactor):
@@ -64,10 +35,12 @@ def capture(testcase):
 
 class WildcardTests(SynchronousTestCase):
     def test_every_spelling_is_a_wildcard(self):
+        """Every spelling of "all addresses" counts as a wildcard."""
         for spelling in WILDCARD_SPELLINGS:
             self.assertTrue(lan.is_wildcard(spelling), spelling)
 
     def test_lan_addresses_are_not(self):
+        """LAN, loopback and link-local addresses are not wildcards."""
         for address in LAN + ("127.0.0.1", "::1", "fe80::1%br-lan", "192.168.0.0"):
             self.assertFalse(lan.is_wildcard(address), address)
 
@@ -103,6 +76,7 @@ class LanServerExposureTests(SynchronousTestCase):
         self.assertEqual(self.reactor.tcpServers, [])
 
     def test_nothing_configured_listens_nowhere(self):
+        """No LAN address configured: nothing listens."""
         self.start(())
         self.assertEqual(self.reactor.tcpServers, [])
 
@@ -116,17 +90,6 @@ class LanServerExposureTests(SynchronousTestCase):
                          [17998, 17998, 18000, 18000])
 
 
-def wire_gateway(testcase, reactor, **config):
-    """``tap.makeService`` on ``reactor`` for a loopback config with ``config`` merged in."""
-    tmp = os.path.abspath(testcase.mktemp())
-    os.makedirs(tmp)
-    options = tap.Options()
-    options.parseOptions(["--config", gateway_config(tmp, **config)])
-    # makeService sets the log level: put it back
-    testcase.addCleanup(logs.set_level, "debug" if logs.debug_enabled() else "info")
-    return tap.makeService(options, reactor)
-
-
 class TapWiringExposureTests(SynchronousTestCase):
     """``twistd cubegw`` as wired by ``tap.makeService``, on a memory reactor."""
 
@@ -138,11 +101,13 @@ class TapWiringExposureTests(SynchronousTestCase):
         return top
 
     def test_listens_only_on_configured_lan_addresses(self):
+        """The wired daemon listens at LocatePort on each configured LAN address, nowhere else."""
         self.make(["127.0.0.1", "127.0.0.2"])
         self.assertEqual(tcp_interfaces(self.reactor), ["127.0.0.1", "127.0.0.2"])
         self.assertEqual([p for p, _, _, _ in self.reactor.tcpServers], [17998, 17998])
 
     def test_wildcards_in_config_not_bound(self):
+        """Wildcards in the configured addresses are skipped; the others are bound."""
         self.make(["0.0.0.0", "127.0.0.1", "::", "", "::0"])
         self.assertEqual(tcp_interfaces(self.reactor), ["127.0.0.1"])
 
@@ -157,6 +122,8 @@ class TapTimingTests(SynchronousTestCase):
     """The timing keys of the configuration reach the parts ``tap.makeService`` wires."""
 
     def test_timeouts_and_backoff_from_config(self):
+        """The call, plugin reply and retry timings of the config reach the dispatcher, the
+        plugin channel and the LAN server."""
         top = wire_gateway(self, UdpMemoryReactor(), lan={"addresses": ["127.0.0.1"]},
                            timing={"call_timeout": 4, "plugin_reply_timeout": 7,
                                    "plugin_retry_initial": 2, "plugin_retry_max": 5})

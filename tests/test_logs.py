@@ -34,4 +34,5 @@ class RoutineLoggingTests(SynchronousTestCase):
         self.assertIsInstance(Owner().log, logs.Logger)
 
     def test_unknown_level_refused(self):
+        """set_level refuses a level name it does not know."""
         self.assertRaises(ValueError, logs.set_level, "warn")

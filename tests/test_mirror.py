@@ -9,7 +9,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from cubegw.store import FileSystem, Store, StoreError, mirror, uci
-from tests.test_store import FailingOS
+from tests.helpers.store import FailingOS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULTS_FILE = os.path.join(ROOT, "etc", "config", "cubegw")

@@ -21,8 +21,8 @@ from cubegw.config import Accounts
 from cubegw.registration import Settings
 
 from tests.helpers import CHALLENGE, IDENTITY, OPER, Gateway
-from tests.test_dispatch import SEQ, TELECOMADMIN, USERADMIN, Harness
-from tests.test_lan import frame, lose, unframe
+from tests.helpers.dispatch import SEQ, TELECOMADMIN, USERADMIN, Harness
+from tests.helpers.lan import frame, lose, unframe
 
 WIFI_PASSWORD = "Wifi-Secret-7f3a"
 UI_PASSWORD = "Useradmin-Secret-91c2"
@@ -73,6 +73,8 @@ class RegistrationLogTests(SynchronousTestCase):
     """The UDP session: Register carries DevRND and CheckSN, triggers carry the Key."""
 
     def test_no_secret_in_registration_and_trigger_logs(self):
+        """Registration and every kind of trigger (good, replayed, wrong Key, spoofed, malformed)
+        log neither DevRND, Key, CheckSN nor the passwords the Key is made from."""
         events = capture(self)
         gw = Gateway(settings=Settings(
             mgt_url="dist.test", mgt_port=12112, heartbeat=60, user_id="U1",
@@ -112,6 +114,7 @@ class DispatcherLogTests(SynchronousTestCase):
                 "MD5(DevRND+SN)": identity.encrypted_sn(h.dev_rnd, IDENTITY.sn)}
 
     def test_dispatcher(self):
+        """CHECK_PASSWD_PARAM, right and wrong passwords, local and remote: no password logged."""
         events = capture(self)
         h = Harness(self, dev_rnd=DEV_RNDS[0])
         good = h.call(self, "CHECK_PASSWD_PARAM", PassWD=USERADMIN)
@@ -127,6 +130,8 @@ class DispatcherLogTests(SynchronousTestCase):
         self.assertEqual(leaks(events, self.secrets(h)), [])
 
     def test_lan_server(self):
+        """Post1 calls through the LAN server, and a garbage frame quoting a password, log no
+        password."""
         events = capture(self)
         h = Harness(self, dev_rnd=DEV_RNDS[1])
         factory = lan.LanFactory(h.dispatcher, h.clock)
@@ -168,6 +173,7 @@ class ConstantTimeTests(SynchronousTestCase):
         self.patch(base, "hmac", SpyHmac)
 
     def test_check_account_uses_compare_digest_for_both_accounts(self):
+        """check_account compares with hmac.compare_digest, against both accounts without USER."""
         accounts = Accounts(USERADMIN, TELECOMADMIN)
         self.assertTrue(base.check_account(accounts, {"PassWD": USERADMIN}))
         # without USER both accounts are compared, so timing does not tell which matched
@@ -180,6 +186,7 @@ class ConstantTimeTests(SynchronousTestCase):
         self.assertEqual(self.calls[-1], (TELECOMADMIN.encode(), TELECOMADMIN.encode()))
 
     def test_dispatcher_goes_through_compare_digest(self):
+        """A password checked through the dispatcher is compared with compare_digest."""
         h = Harness(self)
         h.call(self, "CHECK_PASSWD_PARAM", PassWD=BAD_PASSWORD)
         self.assertIn((BAD_PASSWORD.encode(), USERADMIN.encode()), self.calls)

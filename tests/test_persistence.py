@@ -27,7 +27,7 @@ import sys
 from twisted.trial.unittest import SynchronousTestCase
 
 from cubegw.store import Store, mirror
-from tests.test_store import extended_schema
+from tests.helpers.store import FAKE_UCI, extended_schema
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = "etc/config/cubegw"
@@ -196,6 +196,7 @@ class MatrixTests(SynchronousTestCase):
         return router
 
     def test_reboot(self):
+        """A reboot keeps every data class."""
         self.check("reboot")
 
     def test_sysupgrade(self):
@@ -208,12 +209,15 @@ class MatrixTests(SynchronousTestCase):
         self.check("firstboot")
 
     def test_sysupgrade_without_keeping(self):
+        """sysupgrade -n: uci-defaults restores mgt and registration only; the rest is default."""
         self.check("sysupgrade_n")
 
     def test_itms_reset(self):
+        """The ITMS reset clears the shared and ITMS-only data; mgt, registration and APP stay."""
         self.check("itms_reset")
 
     def test_app_reset(self):
+        """The APP reset clears the shared access and APP-only data; the rest stays."""
         self.check("app_reset")
 
     def test_every_cell(self):
@@ -315,9 +319,10 @@ class UciDefaultsScriptTests(SynchronousTestCase):
     """The shipped 90-cubegw, run by sh with a fake uci, restores after firstboot."""
 
     def test_script_restores(self):
+        """The shipped uci-defaults script, run by sh after firstboot, restores mgt and
+        registration from the mirror and clears the pending mark."""
         if SH is None:
             raise self.skipTest("no sh")
-        from tests.test_ipk import _FAKE_UCI
         router = Router(os.path.abspath(self.mktemp()))
         store = router.store()
         store.update({("mgt", "MgtURL"): "dist.example.net",
@@ -331,7 +336,7 @@ class UciDefaultsScriptTests(SynchronousTestCase):
         os.makedirs(bindir)
         fake = os.path.join(bindir, "uci")
         with open(fake, "w") as f:
-            f.write(f"#!{sys.executable}\n" + _FAKE_UCI.format(conf=conf))
+            f.write(f"#!{sys.executable}\n" + FAKE_UCI.format(conf=conf))
         os.chmod(fake, 0o755)
         logger = os.path.join(bindir, "logger")
         with open(logger, "w") as f:

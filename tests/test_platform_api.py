@@ -23,7 +23,8 @@ from cubegw.platform.operation import TriggerError
 from cubegw.platform.plugincenter import PluginCenter
 from cubegw.platform.registry import MemoryStore, Registry
 
-from tests.test_platform_plugincenter import MAC, SN, Gateway
+from tests.helpers import MAC, SN
+from tests.helpers.plugincenter import Gateway
 
 LOID = "0755123456"
 OTHER = "001122334455"

@@ -18,7 +18,7 @@ from cubegw.capabilities import Outcome
 from cubegw.pluginchannel import PluginChannel, backoff_policy
 
 from tests.helpers import CHALLENGE, IDENTITY, MAC, SN
-from tests.test_lan import (
+from tests.helpers.lan import (
     SN_INFO, FakeDispatcher, FakeStore, capture_logs, frame, logged, post, unframe)
 
 CENTER = ("127.0.0.5", 8080)
@@ -60,6 +60,7 @@ class BackoffTests(SynchronousTestCase):
             self.assertEqual(ours(attempt), theirs(attempt), attempt)
 
     def test_default_jitter_under_a_second(self):
+        """The default jitter adds less than a second to each delay."""
         delay = backoff_policy(initial=2, maximum=60)
         self.assertTrue(all(2 <= delay(0) < 3 for _ in range(50)))
 

@@ -375,6 +375,8 @@ class RoutineEventTests(SynchronousTestCase):
     answered 0 (the status file then skips its snapshot)."""
 
     def test_routine_only_for_the_heartbeat_cycle(self):
+        """Only the heartbeat cycle (an Hb sent after the wait, an Hb answered 0) is routine;
+        registration never is."""
         g = Gateway()
         t = g.run_to_online(self)
         self.assertEqual(set(g.effects.routine), {False})      # registration: never

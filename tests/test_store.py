@@ -1,6 +1,5 @@
 """Tests for cubegw.store: typed parameters in a UCI file, shared and reset."""
 
-import errno
 import fcntl
 import os
 import subprocess
@@ -16,41 +15,13 @@ from cubegw.store import (
     UnsignedInt, builtin_schema, uci,
 )
 
+from tests.helpers.store import FailingOS, extended_schema
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(cubegw.__file__)))
 DEFAULTS_FILE = os.path.join(ROOT, "etc", "config", "cubegw")
 
 MGT_DEFAULTS = {"MgtURL": "189cube", "Port": 12112, "Heartbeat": 60, "Ability": 0,
                 "LocatePort": 17998, "Version": "1.0"}
-
-
-def extended_schema():
-    """The built-ins plus what later modules will register: one parameter of
-    each other owner class and a per-device ``access`` section type."""
-    schema = builtin_schema()
-    schema.register(ParamSpec("app", "WiFiTimer", Bool(), False, APP))
-    schema.register(ParamSpec("shared", "SSID", String(32, non_empty=True), "ChinaNet-x", SHARED))
-    schema.register(ParamSpec("shared", "Band", Choice(("2.4G", "5G")), "2.4G", SHARED))
-    schema.register(ParamSpec("shared", "Blocked", String(64), "", SHARED_ACCESS))
-    schema.register_type(SectionType("access", "mac", SHARED_ACCESS, (
-        ParamSpec("access", "Internet", Bool(), True, SHARED_ACCESS),
-        ParamSpec("access", "Limit", UnsignedInt(0, 1000), 0, SHARED_ACCESS),
-    )))
-    return schema
-
-
-class FailingOS:
-    """The os module, except that one function fails like a full disk."""
-
-    def __init__(self, name, error=None):
-        self._name = name
-        self._error = error or OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    def __getattr__(self, name):
-        if name == self._name:
-            def fail(*args, **kwargs):
-                raise self._error
-            return fail
-        return getattr(os, name)
 
 
 class StoreTestMixin:
@@ -350,7 +321,7 @@ class SharingTests(StoreTestMixin, SynchronousTestCase):
         child = textwrap.dedent("""
             import sys
             from cubegw.store import Store
-            from tests.test_store import extended_schema
+            from tests.helpers.store import extended_schema
             store = Store(sys.argv[1], extended_schema())
             print("ready", flush=True)
             for i in range(40):

@@ -7,7 +7,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from cubegw.store import FileSystem, Store, StoreError, uci
 from cubegw.store.recovery import RecoveryEvent, open_store, save_backup
-from tests.test_store import FailingOS
+from tests.helpers.store import FailingOS
 
 CORRUPT = "config mgt 'mgt'\n\toption Port 'unterminated\n"
 WHEN = 1700000000.0  # 2023-11-14T22:13:20Z

@@ -32,10 +32,10 @@ from cubegw.capabilities import Capability
 from cubegw.pluginchannel import PluginChannel
 
 from tests.helpers import IDENTITY
+from tests.helpers.dispatch import Harness
+from tests.helpers.lan import FakeDispatcher, FakeStore, LanHarness, frame, lose, post
 from tests.integration.support import (
     Daemon, lan_gateway_config, register_gateway, scratch_dir, sleep, udp_peer)
-from tests.test_dispatch import Harness
-from tests.test_lan import FakeDispatcher, FakeStore, LanHarness, frame, lose, post
 
 FLOOD_SECONDS = 5.0          # the issue asks ~10 s; 5 s keeps `make test` short
 UDP_BATCH = 20               # datagrams per UDP tick
@@ -165,6 +165,8 @@ class FloodTests(TestCase):
 
     @defer.inlineCallbacks
     def test_flood(self):
+        """Under a UDP, TCP and slow-client flood the daemon keeps its heartbeat, answers Post1
+        in time and cuts the slow clients off; the figures are printed."""
         rng = random.Random(SEED)
         cpu0 = sum(psutil.Process().cpu_times()[:2])
         figures = {"datagrams": 0, "frames": 0, "connections": 0, "slow": 0,
@@ -303,6 +305,7 @@ class ResourceLimitTests(SynchronousTestCase):
         lose(proto)
 
     def test_frame_at_cap_is_read(self):
+        """A LAN length header of exactly 64 KiB is accepted: the connection stays open."""
         h = LanHarness()
         proto, transport = h.connect()
         proto.dataReceived(struct.pack("!I", wire.MAX_FRAME))
@@ -320,6 +323,7 @@ class ResourceLimitTests(SynchronousTestCase):
         self.assertTrue(proto.closing)
 
     def test_idle_timeout(self):
+        """A silent LAN connection is closed after idle_timeout, not before."""
         h = LanHarness(idle_timeout=10)
         proto, transport = h.connect()
         h.clock.advance(9.9)
@@ -346,6 +350,7 @@ class ResourceLimitTests(SynchronousTestCase):
         self.assertIsNotNone(h.connect(40011)[0])                 # a slot is free again
 
     def test_request_deadline_cancelled_once_served(self):
+        """Once a request is answered and the connection gone, no deadline timer is left."""
         h = LanHarness(dispatcher=FakeDispatcher(auto=True))
         proto, transport = h.connect()
         proto.dataReceived(frame(post(1)))
@@ -353,6 +358,7 @@ class ResourceLimitTests(SynchronousTestCase):
         self.assertEqual(h.clock.getDelayedCalls(), [])
 
     def test_connection_cap(self):
+        """A sixth simultaneous LAN connection is refused and counted; five are served."""
         h = LanHarness()
         protos = [h.connect(40000 + i)[0] for i in range(5)]
         self.assertNotIn(None, protos)
@@ -380,6 +386,7 @@ class ResourceLimitTests(SynchronousTestCase):
         self.assertEqual(h.dispatcher.in_flight, 0)
 
     def test_dispatcher_timeout_frees_its_slot(self):
+        """A call past the dispatcher timeout answers -100 and frees its concurrency slot."""
         sleepy = Sleepy()
         h = Harness(self, providers=[sleepy], max_concurrent=1, timeout=10)
         d = h.dispatcher.dispatch("local", {"CmdType": "SLEEPY", "SequenceId": "00000001"})

@@ -17,7 +17,7 @@ from cubegw import lan, pluginchannel, wire
 from cubegw.pluginchannel import PluginChannel
 
 from tests.helpers import CHALLENGE, IDENTITY, MAC
-from tests.test_lan import SN_INFO, FakeDispatcher, FakeStore, post
+from tests.helpers.lan import SN_INFO, FakeDispatcher, FakeStore, post
 
 WAIT = 5.0
 

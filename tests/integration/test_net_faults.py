@@ -204,6 +204,8 @@ class LossyPlatformTests(NetFaultCase):
 
     @defer.inlineCallbacks
     def test_registers_and_keeps_heartbeat_under_loss(self):
+        """With 30 % loss each way the daemon registers and keeps its heartbeat, retrying on
+        schedule (never too soon nor too late) and without spinning."""
         rng = random.Random(SEED)
         events = []
         oper_proxy = []
@@ -266,6 +268,8 @@ class PlatformRestartTests(NetFaultCase):
 
     @defer.inlineCallbacks
     def test_back_to_boot_after_three_missed_heartbeats(self):
+        """Three heartbeats lost in a platform blackout send the daemon back to Boot; it
+        registers again once the platform answers, without spinning meanwhile."""
         events = []
         oper_proxy = []
         platform = self.platform(1, lambda: oper_proxy[0].address[1])
@@ -365,6 +369,8 @@ class StalledCenterTests(NetFaultCase):
 
     @defer.inlineCallbacks
     def test_silent_and_half_frame_centers(self):
+        """A silent center and one that sends half a frame keep the gateway waiting without
+        spinning; a trigger to a good center then registers at once."""
         platform = self.platform_ = self.platform(30, lambda: platform.address[1])
         daemon = self.start_daemon(platform.address)
         yield wait_until(lambda: platform.got("Hb"), 10, "the first heartbeat")

@@ -21,7 +21,7 @@ from cubegw.config import Accounts, GatewayConfig
 from cubegw.store import Store, builtin_schema
 
 from tests.helpers import IDENTITY
-from tests.test_dispatch import SEQ, Harness
+from tests.helpers.dispatch import SEQ, Harness
 
 IPUTILS_OK = """\
 PING 127.0.0.1 (127.0.0.1) 56(84) bytes of data.

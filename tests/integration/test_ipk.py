@@ -15,7 +15,9 @@ from twisted.trial import unittest
 from cubegw.config import load_config
 from cubegw.store import uci
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers.store import FAKE_UCI
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OPENWRT = os.path.join(ROOT, "openwrt")
 
 _spec = importlib.util.spec_from_file_location(
@@ -492,7 +494,7 @@ class UciDefaultsTests(unittest.TestCase):
             f.write("config mgt 'mgt'\n\toption MgtURL 'example.net'\n")
         fake = os.path.join(work, "uci")
         with open(fake, "w") as f:
-            f.write(f"#!{sys.executable}\n" + _FAKE_UCI.format(conf=conf))
+            f.write(f"#!{sys.executable}\n" + FAKE_UCI.format(conf=conf))
         os.chmod(fake, 0o755)
         script = self.script.replace("/etc/config/cubegw", conf)
         env = dict(os.environ, PATH=work + os.pathsep + os.environ["PATH"])
@@ -506,31 +508,6 @@ class UciDefaultsTests(unittest.TestCase):
         self.assertEqual(package.section("registration").options, {"ServerPort": "0"})
         self.assertEqual([s.name for s in package.sections],
                          ["mgt", "registration", "app", "itms"])
-
-
-#: A stand-in for uci: get/set/commit on one file, through cubegw's UCI reader and writer.
-_FAKE_UCI = r"""
-import sys
-sys.path.insert(0, {root!r})
-from cubegw.store import uci
-path = {{conf!r}}
-args = [a for a in sys.argv[1:] if a != "-q"]
-with open(path) as f:
-    package = uci.parse(f.read())
-if args[0] == "commit":
-    sys.exit(0)
-key, _, value = args[1].partition("=")
-parts = key.split(".")[1:]
-section = package.section(parts[0])
-if args[0] == "get":
-    sys.exit(0 if section and (len(parts) == 1 or parts[1] in section.options) else 1)
-if len(parts) == 1:
-    package.sections.append(uci.Section(value, parts[0]))
-else:
-    section.options[parts[1]] = value
-with open(path, "w") as f:
-    f.write(uci.serialize(package))
-""".format(root=ROOT)
 
 
 class FeedMakefileTests(unittest.TestCase):

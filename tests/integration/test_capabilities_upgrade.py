@@ -19,7 +19,7 @@ from cubegw.config import Accounts, GatewayConfig
 from cubegw.store import Store, builtin_schema
 
 from tests.helpers import IDENTITY
-from tests.test_dispatch import SEQ, Harness
+from tests.helpers.dispatch import SEQ, Harness
 
 IMAGE = bytes(range(256)) * 400  # 102400 bytes
 
