@@ -5,9 +5,11 @@ plugin center on TCP) and the phone app (raw Int32 clients).
 """
 
 import json
+import socket
 
 from twisted.internet import defer, protocol, reactor
-from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint, connectProtocol
+from twisted.internet.endpoints import (
+    TCP4ClientEndpoint, TCP4ServerEndpoint, TCP6ServerEndpoint, connectProtocol)
 from twisted.protocols.basic import Int32StringReceiver
 from twisted.trial.unittest import TestCase
 
@@ -117,14 +119,16 @@ class LanDaemonTests(DaemonTestCase):
 class PluginChannelDaemonTests(DaemonTestCase):
     """The daemon as plugin-center client: trigger, Boot, Register, Posts, Disconnect."""
 
+    center_host = "127.0.0.1"
+
     @defer.inlineCallbacks
     def setUp(self):
         yield super().setUp()
         factory = protocol.Factory.forProtocol(CenterProtocol)
         factory.connections = defer.DeferredQueue()
         self.center = factory
-        self.center_port = yield TCP4ServerEndpoint(
-            reactor, 0, interface="127.0.0.1").listen(factory)
+        endpoint = (TCP6ServerEndpoint if ":" in self.center_host else TCP4ServerEndpoint)
+        self.center_port = yield endpoint(reactor, 0, interface=self.center_host).listen(factory)
         self.addCleanup(self.center_port.stopListening)
         register, self.hb_source = yield register_gateway(self.dist, self.oper)
         self.key = identity.trigger_key(register["DevRND"], register["SN"], WIFI[0], WIFI[1],
@@ -203,3 +207,40 @@ class PluginChannelDaemonTests(DaemonTestCase):
         self.assertEqual(answer, {"Result": -1})
         yield sleep(1)
         self.assertEqual(self.center.connections.pending, [])
+
+
+def _ipv6_loopback():
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+class PluginChannelIPv6Tests(PluginChannelDaemonTests):
+    """The plugin center on the IPv6 loopback: RequestPlug-in names it as ``[::1]`` (or
+    ``::1``) and the daemon reaches it with no other setting."""
+
+    skip = None if _ipv6_loopback() else "this machine has no IPv6 loopback (::1)"
+    center_host = "::1"
+
+    def trigger(self, key=None, host="[::1]"):
+        self.oper.send({"RPCMethod": "RequestPlug-in", "Key": key or self.key,
+                        "ServerAddr": host,
+                        "ServerPort": self.center_port.getHost().port}, self.hb_source)
+
+    @defer.inlineCallbacks
+    def test_bare_ipv6_literal(self):
+        """ServerAddr "::1" without brackets reaches the same center; a Post is answered."""
+        self.trigger(host="::1")
+        answer, _ = yield self.oper.next()
+        self.assertEqual(answer, {"Result": 0})
+        conn = yield self.accept()
+        self.assertEqual(conn.transport.getPeer().host, "::1")
+        conn.send(wire.Post(ID=3, Parameter={"CmdType": "GET_VERSION",
+                                              "SequenceId": "00000003"}))
+        frame = yield conn.frames.get()
+        while "ID" not in frame:
+            frame = yield conn.frames.get()
+        self.assertEqual((frame["ID"], frame["Result"]), (3, 0))
