@@ -45,6 +45,12 @@ def normalize_mac(value):
     return mac
 
 
+def colon_mac(value):
+    """``64d95420214b`` or ``64-D9-54-20-21-4B`` -> ``64:D9:54:20:21:4B`` (ARP, firewall)."""
+    mac = normalize_mac(value)
+    return ":".join(mac[i:i + 2] for i in range(0, 12, 2))
+
+
 def check_sn_format(sn):
     """Refuse an SN that is not ``<6 hex OUI>-<17-char serial>``."""
     if not _SN.fullmatch(sn):

@@ -19,7 +19,7 @@ from cubegw.store import SectionType
 __all__ = [
     "RIGHT_NONE", "RIGHT_LOCAL", "RIGHT_REMOTE", "RIGHT_BOTH", "LOCAL", "REMOTE",
     "SIDE_RIGHT", "IGatewayCapability", "ICapabilityLifecycle", "CapabilityFailure", "CapabilityUnavailable",
-    "CapabilityContext", "Capability", "check_account", "allows",
+    "CapabilityContext", "Capability", "check_account", "allows", "text_values",
 ]
 
 #: SET_RIGHT's RIGHT values: a bit for each side.
@@ -136,6 +136,22 @@ class CapabilityContext:
     @property
     def after(self) -> List[Callable[[], Any]]:
         return list(self._after)
+
+
+def text_values(value: Any) -> Any:
+    """Every leaf a string, as the wire wants a reply or a Report (lists and objects
+    kept): True/False -> "1"/"0", None -> ""."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        return {str(k): text_values(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [text_values(v) for v in value]
+    return str(value)
 
 
 def _same(given: Any, expected: str) -> bool:

@@ -21,7 +21,7 @@ from cubegw import wire
 from cubegw.backend import BackendError
 from cubegw.capabilities.base import (
     RIGHT_BOTH, SIDE_RIGHT, CapabilityFailure, CapabilityUnavailable,
-    IGatewayCapability, PasswordGuesses, allows, check_account,
+    IGatewayCapability, PasswordGuesses, allows, check_account, text_values,
 )
 from cubegw.logs import Logger
 from cubegw.store import (
@@ -175,21 +175,6 @@ def index_providers(providers: Iterable[Any]) -> Dict[str, Any]:
     return index
 
 
-def _text(value: Any) -> Any:
-    """Every value of a reply as a string (lists and objects kept, their leaves strings)."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if value is None:
-        return ""
-    if isinstance(value, dict):
-        return {str(k): _text(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_text(v) for v in value]
-    return str(value)
-
-
 class Dispatcher:
     """Routes calls to providers, enforcing rights, accounts, a timeout per
     call and a cap on calls in flight.
@@ -243,7 +228,7 @@ class Dispatcher:
             return defer.succeed(Outcome(RESULT_BUSY, None))
 
         raw_seq = parameter.get("SequenceId")
-        seq = _text(raw_seq) if isinstance(raw_seq, (str, int)) else ""
+        seq = text_values(raw_seq) if isinstance(raw_seq, (str, int)) else ""
         if not (isinstance(raw_seq, str) and _SEQUENCE_ID.fullmatch(raw_seq)):
             return defer.succeed(self._reply(
                 cmd_type, seq, None, "SequenceId must be 8 hex characters"))
@@ -319,7 +304,7 @@ class Dispatcher:
     def _reply(self, cmd_type, seq, fields, fail_reason, after=()):
         payload = {"CmdType": cmd_type, "SequenceId": seq}
         if fields is not None:
-            payload.update((k, v) for k, v in _text(dict(fields)).items()
+            payload.update((k, v) for k, v in text_values(dict(fields)).items()
                            if k not in ("CmdType", "SequenceId", "Status", "FailReason"))
         if fail_reason is None:
             payload["Status"] = "0"

@@ -20,12 +20,12 @@ reports the listed MACs' rates every Time s.  Reports go through
 """
 
 import ipaddress
-import re
 
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from cubegw.capabilities.base import RIGHT_BOTH, Capability, CapabilityFailure
+from cubegw.identity import IdentityError, colon_mac
 from cubegw.capabilities.network import ipv4_of, read_uci_or_fail, text_values, wan_interfaces
 from cubegw.capabilities.wifi import station_dump
 from cubegw.store import SHARED_ACCESS, Bool, ParamSpec, SectionType, StoreError, String
@@ -34,7 +34,6 @@ log = Logger()
 
 POLL_INTERVAL = 10.0
 MAX_SPEED_INTERVAL = 3600
-_MAC = re.compile(r"[0-9A-F]{2}(:[0-9A-F]{2}){5}")
 
 ACCESS_TYPE = SectionType(
     "lan_access", "mac", SHARED_ACCESS,
@@ -49,14 +48,14 @@ def ensure_schema(schema):
 
 
 def normalize_mac(value):
-    if not isinstance(value, str):
+    """A MAC as the ARP table and the firewall write it (``AA:BB:CC:00:00:02``), or
+    CapabilityFailure."""
+    try:
+        if not isinstance(value, str):
+            raise IdentityError("not a string")
+        return colon_mac(value.strip())
+    except IdentityError:
         raise CapabilityFailure(f"MAC must be a MAC address, got {value!r}")
-    text = value.strip().upper().replace("-", ":")
-    if re.fullmatch(r"[0-9A-F]{12}", text):
-        text = ":".join(text[i:i + 2] for i in range(0, 12, 2))
-    if not _MAC.fullmatch(text):
-        raise CapabilityFailure(f"MAC must be a MAC address, got {value!r}")
-    return text
 
 
 def blocked_macs(store):

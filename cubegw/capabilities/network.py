@@ -16,7 +16,7 @@ import ipaddress
 
 from twisted.logger import Logger
 
-from cubegw.capabilities.base import RIGHT_BOTH, Capability, CapabilityFailure
+from cubegw.capabilities.base import RIGHT_BOTH, Capability, CapabilityFailure, text_values
 from cubegw.store import uci
 
 log = Logger()
@@ -27,28 +27,12 @@ __all__ = ["wan_interfaces", "find_wan", "ipv4_of", "wan_info", "text_values",
 NO_PPPOE = "no PPPoE WAN"
 
 
-def text_values(value):
-    """A Report payload as the dispatcher would send it: every leaf a string."""
-    if isinstance(value, dict):
-        return {str(k): text_values(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [text_values(v) for v in value]
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    return "" if value is None else str(value)
-
-
 def read_uci_or_fail(backend, name):
     """The UCI package, None without the file, CapabilityFailure if unreadable."""
     try:
         return backend.read_uci(name)
     except uci.UciError as e:
         raise CapabilityFailure(f"UCI {name} config unreadable: {e}")
-
-
-def _option(section, name, default=""):
-    value = section.options.get(name, default)
-    return value[0] if isinstance(value, list) and value else value
 
 
 def wan_interfaces(backend):
@@ -58,10 +42,10 @@ def wan_interfaces(backend):
         wans = []
         for section in network.sections_of("interface"):
             if section.name and section.name.startswith("wan"):
-                if _option(section, "proto") == "pppoe":
+                if section.get("proto") == "pppoe":
                     device = "pppoe-" + section.name
                 else:
-                    device = _option(section, "device") or _option(section, "ifname")
+                    device = section.get("device") or section.get("ifname")
                 wans.append((section.name, device, section))
         return wans
     seen = []
@@ -96,8 +80,8 @@ def _vlan(backend, device, section):
         return vid
     network = read_uci_or_fail(backend, "network")
     for dev in (network.sections_of("device") if network is not None else []):
-        if _option(dev, "name") == device and _option(dev, "vid"):
-            return _option(dev, "vid")
+        if dev.get("name") == device and dev.get("vid"):
+            return dev.get("vid")
     return ""
 
 
@@ -232,7 +216,7 @@ def pppoe_interfaces(backend):
     if network is None:
         return None, []
     return network, [s for s in network.sections_of("interface")
-                     if s.name and _option(s, "proto") == "pppoe"]
+                     if s.name and s.get("proto") == "pppoe"]
 
 
 class Pppoe(Capability):
@@ -246,7 +230,7 @@ class Pppoe(Capability):
     needs_account = True
 
     def _state(self, backend, section):
-        if _option(section, "disabled") == "1" or _option(section, "auto") == "0":
+        if section.get("disabled") == "1" or section.get("auto") == "0":
             return "Disabled", "interface disabled in UCI"
         device = "pppoe-" + section.name
         address, _ = ipv4_of(backend, device)

@@ -31,13 +31,6 @@ def _uci(backend, name):
         return None
 
 
-def _option(section, name):
-    value = section.options.get(name, "")
-    if isinstance(value, list):
-        value = value[0] if value else ""
-    return value
-
-
 def wan_devices(backend):
     """The WAN devices: those of UCI network interfaces named ``wan*``; without
     UCI network, the devices of the default routes."""
@@ -46,7 +39,7 @@ def wan_devices(backend):
     if network is not None:
         for section in network.sections:
             if section.type == "interface" and (section.name or "").startswith("wan"):
-                device = _option(section, "device") or _option(section, "ifname")
+                device = section.get("device") or section.get("ifname")
                 if device and device not in devices:
                     devices.append(device)
         if devices:
@@ -156,7 +149,7 @@ class Services(Capability):
                                     for r in context.backend.routes())
         else:
             for section in network.sections:
-                if section.type != "interface" or _option(section, "disabled") == "1":
+                if section.type != "interface" or section.get("disabled") == "1":
                     continue
                 name = (section.name or "").lower()
                 for service, key in (("Internet", "wan"), ("IPTV", "iptv"), ("VoIP", "voip")):
@@ -181,11 +174,11 @@ class InformDiag(Capability):
             acs = next((s for s in package.sections if s.type == "acs"), None)
             if acs is None:
                 return {"Client": name, "InformStatus": "Unknown", "ACSURL": ""}
-            return {"Client": name, "InformStatus": "Configured" if _option(acs, "url")
+            return {"Client": name, "InformStatus": "Configured" if acs.get("url")
                     else "NotConfigured",
-                    "ACSURL": _option(acs, "url"),
-                    "PeriodicEnable": _option(acs, "periodic_enable"),
-                    "PeriodicInterval": _option(acs, "periodic_interval")}
+                    "ACSURL": acs.get("url"),
+                    "PeriodicEnable": acs.get("periodic_enable"),
+                    "PeriodicInterval": acs.get("periodic_interval")}
         raise CapabilityFailure("no TR-069 client")
 
 

@@ -68,11 +68,6 @@ def ensure_schema(schema):
     schema.ensure_type(TIMER_TYPE)
 
 
-def _opt(section, name, default=""):
-    value = section.options.get(name, default)
-    return value[0] if isinstance(value, list) and value else value
-
-
 def load_wireless(backend):
     wireless = read_uci_or_fail(backend, "wireless")
     if wireless is None or not wireless.sections_of("wifi-device"):
@@ -93,7 +88,7 @@ def _index(payload, wireless):
 
 
 def _radio(wireless, iface):
-    name = _opt(iface, "device")
+    name = iface.get("device")
     for device in wireless.sections_of("wifi-device"):
         if device.name == name:
             return device
@@ -101,29 +96,29 @@ def _radio(wireless, iface):
 
 
 def _band(device):
-    band = _opt(device, "band")
+    band = device.get("band")
     if band in ("2g", "5g"):
         return band
-    hwmode = _opt(device, "hwmode")
+    hwmode = device.get("hwmode")
     return {"11a": "5g", "11g": "2g", "11b": "2g", "11ng": "2g", "11na": "5g"}.get(hwmode, "")
 
 
 def _power_level(device):
-    txpower = _opt(device, "txpower")
+    txpower = device.get("txpower")
     if not str(txpower).isdigit():
         return 100
     return max(1, min(100, round(int(txpower) * 100 / MAX_TXPOWER_DBM)))
 
 
 def iface_info(index, iface, device):
-    encryption = _opt(iface, "encryption", "none")
+    encryption = iface.get("encryption", "none")
     mode = encryption.split("+", 1)[0]
-    channel = _opt(device, "channel", "auto")
-    return {"SSIDIndex": index, "SSID": _opt(iface, "ssid"), "PWD": _opt(iface, "key"),
+    channel = device.get("channel", "auto")
+    return {"SSIDIndex": index, "SSID": iface.get("ssid"), "PWD": iface.get("key"),
             "ENCRYPT": UCI_TO_ENCRYPT.get(mode, encryption),
             "PowerLevel": _power_level(device),
             "Channel": "0" if channel == "auto" else channel,
-            "Enable": _opt(iface, "disabled", "0") != "1" and _opt(device, "disabled", "0") != "1"}
+            "Enable": iface.get("disabled", "0") != "1" and device.get("disabled", "0") != "1"}
 
 
 async def _write_apply(backend, wireless):
@@ -168,7 +163,7 @@ class WifiInfo(Capability):
             if encrypt not in ENCRYPT_TO_UCI:
                 raise CapabilityFailure(f"ENCRYPT must be one of {', '.join(ENCRYPT_TO_UCI)}")
             iface_changes["encryption"] = ENCRYPT_TO_UCI[encrypt]
-        mode = iface_changes.get("encryption", _opt(iface, "encryption", "none").split("+")[0])
+        mode = iface_changes.get("encryption", iface.get("encryption", "none").split("+")[0])
         if pwd not in (None, "") or (encrypt not in (None, "") and mode != "none"):
             if mode != "none":
                 if not isinstance(pwd, str) or not 8 <= len(pwd) <= 63 \
@@ -224,13 +219,13 @@ class WifiInfo(Capability):
         radios = []
         for device in wireless.sections_of("wifi-device"):
             ssids = [i for i, iface in enumerate(wireless.sections_of("wifi-iface"), 1)
-                     if _opt(iface, "device") == device.name]
+                     if iface.get("device") == device.name]
             radios.append({"Name": device.name, "Band": _band(device),
-                           "Channel": _opt(device, "channel", "auto"),
-                           "HTMode": _opt(device, "htmode"),
-                           "Country": _opt(device, "country"),
+                           "Channel": device.get("channel", "auto"),
+                           "HTMode": device.get("htmode"),
+                           "Country": device.get("country"),
                            "PowerLevel": _power_level(device),
-                           "Enable": _opt(device, "disabled", "0") != "1",
+                           "Enable": device.get("disabled", "0") != "1",
                            "SSIDIndex": ",".join(str(i) for i in ssids)})
         return {"Num": len(radios), "List": radios}
 
@@ -246,7 +241,7 @@ class WifiInfo(Capability):
         wireless = load_wireless(context.backend)
         radios = wireless.sections_of("wifi-device")
         if str(payload.get("OprType", "SET")).upper() == "GET":
-            legacy = any(_opt(d, "legacy_rates", "1") == "1" for d in radios)
+            legacy = any(d.get("legacy_rates", "1") == "1" for d in radios)
             return {"WiFi_Mode": 0 if legacy else 1}
         mode = str(payload.get("WiFi_Mode", ""))
         if mode not in ("0", "1"):

@@ -56,6 +56,13 @@ class Section:
     name: Optional[str] = None
     options: Dict[str, Value] = field(default_factory=dict)
 
+    def get(self, name: str, default: str = "") -> str:
+        """The option's value; the first item of a list option; ``default`` if absent."""
+        value = self.options.get(name, default)
+        if isinstance(value, list):
+            return value[0] if value else default
+        return value
+
 
 @dataclass
 class Package:
