@@ -113,3 +113,16 @@ def lan_gateway_config(tmp, lan=None, **extra):
         if ctl_main(["--config", path, "mgt", "set", "LocatePort", str(port)], out=devnull):
             raise AssertionError("cubegw-ctl could not set LocatePort")
     return path, port
+
+
+def _ipv6_loopback():
+    """Whether this machine can bind the IPv6 loopback ::1."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+NO_IPV6 = None if _ipv6_loopback() else "this machine has no IPv6 loopback (::1)"

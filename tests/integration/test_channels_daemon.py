@@ -5,7 +5,6 @@ plugin center on TCP) and the phone app (raw Int32 clients).
 """
 
 import json
-import socket
 
 from twisted.internet import defer, protocol, reactor
 from twisted.internet.endpoints import (
@@ -16,7 +15,7 @@ from twisted.trial.unittest import TestCase
 from cubegw import identity, wire
 
 from tests.integration.support import (
-    CHALLENGE, MAC, Daemon, lan_gateway_config, register_gateway, scratch_dir, sleep, udp_peer)
+    CHALLENGE, MAC, NO_IPV6, Daemon, lan_gateway_config, register_gateway, scratch_dir, sleep, udp_peer)
 
 WIFI = ("ChinaNet-TEST", "wifipass")
 USERADMIN = "admin1"
@@ -209,20 +208,11 @@ class PluginChannelDaemonTests(DaemonTestCase):
         self.assertEqual(self.center.connections.pending, [])
 
 
-def _ipv6_loopback():
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
-
-
 class PluginChannelIPv6Tests(PluginChannelDaemonTests):
     """The plugin center on the IPv6 loopback: RequestPlug-in names it as ``[::1]`` (or
     ``::1``) and the daemon reaches it with no other setting."""
 
-    skip = None if _ipv6_loopback() else "this machine has no IPv6 loopback (::1)"
+    skip = NO_IPV6
     center_host = "::1"
 
     def trigger(self, key=None, host="[::1]"):

@@ -3,7 +3,6 @@
 import json
 import os
 import re
-import socket
 
 import yaml
 from twisted.internet import defer, reactor
@@ -19,7 +18,7 @@ from cubegw.platform.config import DeviceConfig, PlatformConfig
 from cubegw.platform.distribution import DistributionProtocol
 from cubegw.platform.faults import FaultRules
 from cubegw.platform.registry import MemoryStore, Registry
-from tests.integration.support import Daemon, scratch_dir
+from tests.integration.support import NO_IPV6, Daemon, scratch_dir
 
 MAC = "64D95420214B"
 SN = "64D954-D6AEE64D95420214B"
@@ -28,16 +27,6 @@ BOOT = {"RPCMethod": "Boot", "Vendor": "TestVendor", "Model": "HG-1", "MAC": MAC
         "LOID": "0755123456"}
 
 
-def _ipv6_loopback():
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
-
-
-NO_IPV6 = None if _ipv6_loopback() else "this machine has no IPv6 loopback (::1)"
 
 
 class FrameClient(Int32StringReceiver):
