@@ -7,6 +7,7 @@ and every socket happen when the service tree starts, each in its own service.  
 module names no capability: they are discovered, and started by ``CapabilityRuntime``.
 """
 
+import os
 from dataclasses import replace
 
 import psutil
@@ -51,6 +52,9 @@ class Options(usage.Options):
             raise usage.UsageError(f"device: {e}")
         if config.persist_dir and config.fw_env:
             raise usage.UsageError("store: store.persist_dir and store.fw_env: set one, not both")
+        problem = store_location_problem(config.confdir)
+        if problem:
+            raise usage.UsageError(f"store: {problem}")
         self.overrides = {}
         for opt, name in [("mgt-url", "MgtURL"), ("port", "Port")]:
             if self[opt] is not None:
@@ -60,6 +64,19 @@ class Options(usage.Options):
                 except StoreError as e:
                     raise usage.UsageError(f"store: {e}")
         self.config = config
+
+
+def store_location_problem(confdir):
+    """Why the store could not be kept in ``confdir`` (None if it can), read-only: the
+    directory is made and the file opened when the daemon starts (``StoreService``)."""
+    path = os.path.abspath(confdir)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    if not os.path.isdir(path):
+        return f"store.confdir {confdir}: {path} is not a directory"
+    if not os.access(path, os.W_OK | os.X_OK):
+        return f"store.confdir {confdir}: {path} is not writable"
+    return None
 
 
 def makeService(options, reactor=None, net_if_addrs=psutil.net_if_addrs):

@@ -1,0 +1,64 @@
+"""``twistd cubegw``'s options and service tree: building has no side effect; starting
+opens the store, installs the signal handlers and listens; stopping puts them back."""
+
+import os
+import signal
+
+from twisted.python import usage
+from twisted.trial.unittest import SynchronousTestCase
+
+from cubegw import logs, tap
+from cubegw.config import STORE_FILE
+from cubegw.signals import SIGNAL_RELOAD, SIGNAL_STATUS
+
+from tests.helpers.config import gateway_config
+from tests.helpers.gateway import UdpMemoryReactor
+
+
+class TapTests(SynchronousTestCase):
+    """Options, then makeService on a memory reactor, then start and stop."""
+
+    def setUp(self):
+        self.tmp = os.path.abspath(self.mktemp())
+        os.makedirs(self.tmp)
+        self.addCleanup(logs.set_level, "debug" if logs.debug_enabled() else "info")
+        for signum in (SIGNAL_RELOAD, SIGNAL_STATUS):
+            self.addCleanup(signal.signal, signum, signal.getsignal(signum))
+
+    def options(self, *args, **config):
+        options = tap.Options()
+        options.parseOptions(["--config", gateway_config(self.tmp, **config)] + list(args))
+        return options
+
+    def test_building_has_no_side_effect(self):
+        """makeService writes no file, binds nothing and installs no handler; start does
+        all three (the --port override lands in the store), stop puts the handlers back."""
+        options = self.options("--port", "12112")
+        store_path = os.path.join(options.config.confdir, STORE_FILE)
+        before = {s: signal.getsignal(s) for s in (SIGNAL_RELOAD, SIGNAL_STATUS)}
+        reactor = UdpMemoryReactor()
+        top = tap.makeService(options, reactor)
+        self.assertFalse(os.path.exists(store_path))
+        self.assertEqual((reactor.tcpServers, reactor.udpServers), ([], []))
+        self.assertEqual({s: signal.getsignal(s) for s in before}, before)
+        top.privilegedStartService()
+        top.startService()
+        self.assertTrue(os.path.exists(store_path))
+        with open(store_path) as f:
+            self.assertIn("option Port '12112'", f.read())
+        self.assertEqual(len(reactor.udpServers), 1)
+        self.assertNotEqual(signal.getsignal(SIGNAL_RELOAD), before[SIGNAL_RELOAD])
+        self.successResultOf(top.stopService())
+        self.assertEqual({s: signal.getsignal(s) for s in before}, before)
+
+    def test_bad_override_stops_before_start(self):
+        """A --port that is not a port is refused by the options, with its reason."""
+        e = self.assertRaises(usage.UsageError, self.options, "--port", "abc")
+        self.assertIn("Port", str(e))
+
+    def test_confdir_that_cannot_hold_the_store(self):
+        """A store.confdir under a file is refused by the options, before any start."""
+        open(os.path.join(self.tmp, "afile"), "w").close()
+        e = self.assertRaises(usage.UsageError, self.options,
+                              store={"confdir": os.path.join(self.tmp, "afile", "config")})
+        self.assertIn("not a directory", str(e))
