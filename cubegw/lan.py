@@ -12,7 +12,8 @@ import ipaddress
 import socket
 
 from twisted.application import service
-from twisted.internet import defer, error
+from twisted.internet import defer
+from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
 from twisted.internet.protocol import Factory
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -25,6 +26,14 @@ from cubegw.capabilities.dispatch import RESULT_NOT_ALLOWED, encode_reply, reque
 WILDCARDS = frozenset(["", "*", "0.0.0.0", "::", "0:0:0:0:0:0:0:0", "::0"])
 
 _log = Logger()
+
+
+def server_endpoint(reactor, port, address):
+    """A TCP listener on one LAN address, IPv4 or IPv6 (``fe80::1%br-lan`` included)."""
+    bare = address[1:-1] if address.startswith("[") and address.endswith("]") else address
+    if ":" in bare:
+        return TCP6ServerEndpoint(reactor, port, interface=bare)
+    return TCP4ServerEndpoint(reactor, port, interface=bare)
 
 
 def is_wildcard(address):
@@ -262,14 +271,17 @@ class LanServer(service.Service):
             self.log.warn("no LAN address configured (lan.addresses): the local Post1 "
                           "interface is not served")
         for address in wanted:
-            try:
-                self.ports.append(self.reactor.listenTCP(port, self.factory, interface=address))
-            except error.CannotListenError as e:
-                self.log.error("cannot listen on {address}:{port}: {error}",
-                               address=address, port=port, error=e)
-            else:
-                self.log.info("LAN interface listening on {address}:{port}",
-                              address=address, port=port)
+            d = server_endpoint(self.reactor, port, address).listen(self.factory)
+            d.addCallbacks(self._listening, self._not_listening,
+                           callbackArgs=(address, port), errbackArgs=(address, port))
+
+    def _listening(self, listening_port, address, port):
+        self.ports.append(listening_port)
+        self.log.info("LAN interface listening on {address}:{port}", address=address, port=port)
+
+    def _not_listening(self, reason, address, port):
+        self.log.error("cannot listen on {address}:{port}: {error}",
+                       address=address, port=port, error=reason.value)
 
     def _unlisten(self):
         ports, self.ports = self.ports, []

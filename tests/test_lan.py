@@ -317,6 +317,12 @@ class LanServerTests(SynchronousTestCase):
         self.successResultOf(server.relisten())
         self.assertEqual(self.reactor.ports, [])
 
+    def test_ipv6_lan_address(self):
+        """An IPv6 LAN address (bare or in brackets) gets an IPv6 listener of its own."""
+        self.make(("192.168.1.1", "fd00::1", "[fd00::2]")).startService()
+        self.assertEqual(self.listening(), [("192.168.1.1", 17998), ("fd00::1", 17998),
+                                            ("fd00::2", 17998)])
+
     def test_real_store(self):
         """With the UCI Store: LocatePort picks the port; with a real dispatcher on it,
         Ability 1 refuses Post1."""
