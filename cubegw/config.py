@@ -67,6 +67,29 @@ class Timing:
     plugin_retry_max: float = 60.0      # cap of a plugin-center reconnect wait
 
 
+#: The least each duration or count may be: a zero retry wait sent 2,206 BootFirst in
+#: 5 s.  The tests and the demo run the protocol at a tenth of a second and more.
+TIMING_FLOORS = {
+    "retry_initial": 0.1, "retry_factor": 1.0, "retry_max": 0.1, "silence": 0.1,
+    "reply_timeout": 0.1, "hb_timeout": 0.1, "boot_tries": 1, "hb_misses": 1,
+    "resync_limit": 1, "trigger_limit": 1, "call_timeout": 0.1, "plugin_reply_timeout": 0.1,
+    "plugin_retry_initial": 0.1, "plugin_retry_max": 0.1,
+}
+
+
+def check_timing(timing):
+    """``timing`` if every value is at least its floor and each cap at least its start."""
+    for name, floor in TIMING_FLOORS.items():
+        if getattr(timing, name) < floor:
+            raise ConfigError(f"timing.{name}: must be at least {floor:g}, "
+                              f"got {getattr(timing, name):g}")
+    for cap, start in (("retry_max", "retry_initial"),
+                       ("plugin_retry_max", "plugin_retry_initial")):
+        if getattr(timing, cap) < getattr(timing, start):
+            raise ConfigError(f"timing.{cap}: must be at least timing.{start}")
+    return timing
+
+
 @dataclass(frozen=True)
 class GatewayConfig:
     device: Device = field(default_factory=Device)
@@ -100,9 +123,14 @@ def _section(cls, raw, where):
 def _convert(kind, value, where):
     kind = kind if isinstance(kind, str) else kind.__name__
     if kind == "str":
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            # YAML turned an unquoted value into a number: 0755123456 (a LOID) is octal
+            # 129279790, 0123 (a password) is 83; taking its decimal form would be a guess
+            raise ConfigError(f"{where}: must be a string, got the number {value!r}: "
+                              "quote it")
+        if not isinstance(value, str):
             raise ConfigError(f"{where}: must be a string")
-        return str(value)
+        return value
     if kind == "bool":
         if not isinstance(value, bool):
             raise ConfigError(f"{where}: must be true or false")
@@ -181,7 +209,7 @@ def parse_config(text, source="config"):
                                   "lan.idle_timeout"),
         udp_bind=_convert("str", raw.get("udp_bind", defaults.udp_bind), "udp_bind"),
         log_level=log_level(raw.get("log_level", defaults.log_level)),
-        timing=_section(Timing, raw.get("timing"), "timing"),
+        timing=check_timing(_section(Timing, raw.get("timing"), "timing")),
     )
 
 

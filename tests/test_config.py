@@ -103,18 +103,35 @@ class ParseTests(SynchronousTestCase):
 
     def test_number_types(self):
         """Durations become floats; counts given as whole floats become ints."""
-        timing = parse_config("timing: {boot_jitter: 1, boot_tries: 2.0, silence: 0}").timing
+        timing = parse_config("timing: {boot_jitter: 1, boot_tries: 2.0, silence: 1}").timing
         self.assertIsInstance(timing.boot_jitter, float)
         self.assertIsInstance(timing.boot_tries, int)
-        self.assertEqual((timing.boot_jitter, timing.boot_tries, timing.silence), (1.0, 2, 0.0))
+        self.assertEqual((timing.boot_jitter, timing.boot_tries, timing.silence), (1.0, 2, 1.0))
 
-    def test_numbers_as_strings(self):
-        """A YAML number where a string is expected is taken as its text."""
-        config = parse_config(
-            "device: {firmware_version: 2.5, loid: 1234}\nwifi: {password: 12345678}")
-        self.assertEqual(config.device.firmware_version, "2.5")
-        self.assertEqual(config.device.loid, "1234")
-        self.assertEqual(config.wifi.password, "12345678")
+    def test_numbers_for_strings_refused(self):
+        """A YAML number where a string is expected is refused with the advice to quote it:
+        an unquoted LOID 0755123456 is YAML's octal 129279790, never what was meant."""
+        for text, key in (("device: {loid: 0755123456}", "device.loid"),
+                          ("device: {firmware_version: 2.5}", "device.firmware_version"),
+                          ("wifi: {password: 0123}", "wifi.password"),
+                          ("accounts: {useradmin: 1234}", "accounts.useradmin")):
+            e = self.assertRaises(ConfigError, parse_config, text)
+            self.assertIn(key, str(e))
+            self.assertIn("quote it", str(e))
+
+    def test_timing_floors(self):
+        """No zero backoff: each wait and count has a floor, each cap is at least its start;
+        boot_jitter and the polls may be 0 (none)."""
+        for text, key in (("timing: {retry_initial: 0}", "timing.retry_initial"),
+                          ("timing: {retry_factor: 0.5}", "timing.retry_factor"),
+                          ("timing: {hb_timeout: 0}", "timing.hb_timeout"),
+                          ("timing: {boot_tries: 0}", "timing.boot_tries"),
+                          ("timing: {plugin_retry_initial: 0}", "timing.plugin_retry_initial"),
+                          ("timing: {retry_initial: 5, retry_max: 1}", "timing.retry_max")):
+            e = self.assertRaises(ConfigError, parse_config, text)
+            self.assertIn(key, str(e))
+        timing = parse_config("timing: {boot_jitter: 0, wan_check: 0, store_check: 0}").timing
+        self.assertEqual((timing.boot_jitter, timing.wan_check, timing.store_check), (0, 0, 0))
 
     def test_quoted_strings_kept(self):
         """A quoted LOID or password keeps its leading zeros."""
