@@ -20,7 +20,7 @@ import time
 import urllib.error
 import urllib.request
 
-from cubegw import wire
+from cubegw import __version__, wire
 
 
 class AppError(Exception):
@@ -170,6 +170,7 @@ def _show(result, payload, out):
 
 def _parser():
     p = argparse.ArgumentParser(prog="cubegw-app", description="The phone app's side of cubegw.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     def lan(sp):

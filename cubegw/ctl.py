@@ -17,6 +17,7 @@ import signal
 import sys
 import time
 
+from cubegw import __version__
 from cubegw.config import DEFAULT_CONFIG, STORE_FILE, ConfigError, load_config
 from cubegw.status import pid_alive, read_status, refresh_status
 from cubegw.store import Store, StoreError
@@ -26,6 +27,7 @@ MGT_NAMES = ("MgtURL", "Port", "Heartbeat", "Ability", "LocatePort", "Version")
 
 def _parser():
     p = argparse.ArgumentParser(prog="cubegw-ctl", description="Operate a cubegw gateway agent.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     p.add_argument("--config", default=DEFAULT_CONFIG, help="the daemon's YAML configuration")
     sub = p.add_subparsers(dest="command", required=True)
     st = sub.add_parser("status", help="registration state, platforms, last heartbeat, counters")

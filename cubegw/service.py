@@ -10,7 +10,7 @@ the wiring (``cubegw.tap``) is the one place that joins them.
 from twisted.application import service
 from twisted.logger import Logger
 
-from cubegw import identity
+from cubegw import __version__, identity
 from cubegw.access import AccessProtocol, resolver_for
 from cubegw.registration import ONLINE, RegistrationMachine, Settings
 from cubegw.store import StoreError
@@ -55,7 +55,8 @@ class RegistrationService(service.Service):
         reg = (self.store.get("registration", "ServerAddr"),
                self.store.get("registration", "ServerPort"))
         stored = reg if reg[0] and reg[1] else None
-        self.log.info("cubegw {mac} starting: {how}", mac=self.identity.mac,
+        self.log.info("cubegw {version} {mac} starting: {how}", version=__version__,
+                      mac=self.identity.mac,
                       how=f"Boot at the stored platform {reg[0]}:{reg[1]}" if stored
                       else "first registration through the distribution platform")
         self.protocol.start(self.wan_ip(), stored)

@@ -19,6 +19,7 @@ import configparser
 import gzip
 import io
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -26,8 +27,9 @@ import tarfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 PACKAGE = "cubegw"
-#: Names in OpenWrt's packages feed.
-DEPENDS = ["python3-light", "python3-twisted", "python3-psutil", "python3-yaml",
+#: Names in OpenWrt's packages feed (python3-twisted brings python3-light); Twisted 22.4
+#: is the oldest cubegw runs on (OpenWrt 21.02 ships 22.2).
+DEPENDS = ["python3-twisted (>= 22.4.0)", "python3-psutil", "python3-yaml",
            "python3-zope-interface"]
 MAINTAINER = "cubegw developers <cubegw@localhost>"
 SECTION = "net"
@@ -49,11 +51,12 @@ _FILE, _EXEC, _DIR = 0o644, 0o755, 0o755
 
 
 def version(root=ROOT):
-    """The version in setup.cfg."""
-    cfg = configparser.ConfigParser()
-    with open(os.path.join(root, "setup.cfg"), encoding="utf-8") as f:
-        cfg.read_file(f)
-    return cfg["metadata"]["version"]
+    """The one version: ``__version__`` of cubegw/__init__.py (setup.cfg reads it too)."""
+    with open(os.path.join(root, "cubegw", "__init__.py"), encoding="utf-8") as f:
+        found = re.search(r'^__version__ = "([^"]+)"$', f.read(), re.M)
+    if found is None:
+        raise SystemExit("cubegw/__init__.py has no __version__")
+    return found.group(1)
 
 
 def _metadata(root):
@@ -127,7 +130,7 @@ def control_file(root, files):
     meta = _metadata(root)
     return (
         f"Package: {PACKAGE}\n"
-        f"Version: {meta['version']}\n"
+        f"Version: {version(root)}\n"
         f"Depends: {', '.join(DEPENDS)}\n"
         f"Source: {PACKAGE}\n"
         f"License: {meta.get('license', 'MIT')}\n"

@@ -78,3 +78,23 @@ class CtlTests(SynchronousTestCase):
             f.write("timing: [1, 2]\n")
         self.assertEqual(self.ctl("status")[0], 1)
         self.assertIn("timing", self.err.getvalue())
+
+
+class VersionTests(SynchronousTestCase):
+    """One version, from cubegw.__version__, in every command and in the package."""
+
+    def test_ctl_and_app_say_their_version(self):
+        """cubegw-ctl --version and cubegw-app --version print the package's version."""
+        from cubegw import __version__, app
+        for command, name in ((main, "cubegw-ctl"), (app.main, "cubegw-app")):
+            out = io.StringIO()
+            self.patch(sys, "stdout", out)
+            e = self.assertRaises(SystemExit, command, ["--version"])
+            self.assertEqual(e.code, 0)
+            self.assertEqual(out.getvalue().strip(), f"{name} {__version__}")
+
+    def test_package_metadata_reads_the_same_version(self):
+        """setup.cfg takes its version from cubegw.__version__ rather than repeating it."""
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        with open(os.path.join(root, "setup.cfg")) as f:
+            self.assertIn("version = attr: cubegw.__version__\n", f.read())

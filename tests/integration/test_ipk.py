@@ -25,7 +25,7 @@ _spec = importlib.util.spec_from_file_location(
 build_ipk = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(build_ipk)
 
-DEPENDS = ["python3-light", "python3-twisted", "python3-psutil", "python3-yaml",
+DEPENDS = ["python3-twisted (>= 22.4.0)", "python3-psutil", "python3-yaml",
            "python3-zope-interface"]
 MTIME = 1700000000
 GUARD = '[ -n "$IPKG_INSTROOT" ] ||'
@@ -522,7 +522,9 @@ class FeedMakefileTests(unittest.TestCase):
         self.assertIn(f"PKG_VERSION:={build_ipk.version()}\n", self.makefile)
         self.assertIn("PKGARCH:=all", self.makefile)
         depends = re.search(r"^\s*DEPENDS:=(.*)$", self.makefile, re.M).group(1).split()
-        self.assertEqual(depends, ["+" + d for d in DEPENDS])
+        self.assertEqual(depends, ["+" + d.split()[0] for d in DEPENDS])
+        extra = re.search(r"^\s*EXTRA_DEPENDS:=(.*)$", self.makefile, re.M).group(1)
+        self.assertEqual(extra, "python3-twisted (>= 22.4.0)")
         self.assertIn("$(eval $(call BuildPackage,cubegw))", self.makefile)
 
     def test_conffiles(self):
