@@ -11,9 +11,9 @@ import socket
 
 import psutil
 from twisted.internet import defer, error, protocol
-from twisted.logger import Logger
 from zope.interface import Interface, implementer
 
+from cubegw.logs import Logger
 from cubegw.store import uci
 from cubegw.store.store import FileSystem
 

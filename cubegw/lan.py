@@ -16,12 +16,12 @@ from twisted.internet import defer
 from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
 from twisted.internet.protocol import Factory
 from twisted.internet.task import LoopingCall
-from twisted.logger import Logger
 from twisted.protocols.basic import Int32StringReceiver
 from twisted.protocols.policies import TimeoutMixin
 
 from cubegw import wire
 from cubegw.capabilities.dispatch import RESULT_NOT_ALLOWED, encode_reply, request_id
+from cubegw.logs import Logger
 
 WILDCARDS = frozenset(["", "*", "0.0.0.0", "::", "0:0:0:0:0:0:0:0", "::0"])
 

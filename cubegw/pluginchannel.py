@@ -25,12 +25,12 @@ from twisted.application import service
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.protocol import Factory
-from twisted.logger import Logger
 from twisted.protocols.basic import Int32StringReceiver
 
 from cubegw import wire
 from cubegw.identity import check_sn
 from cubegw.capabilities.dispatch import RESULT_NOT_ALLOWED, encode_reply, request_id
+from cubegw.logs import Logger
 
 IDLE = "idle"                    # never asked to connect
 CONNECTING = "connecting"

@@ -1,9 +1,8 @@
 """Where a Report goes (protocol.md section 7): the plugin channel when it is up, else
 one UDP datagram to the MessageServer the operation platform named."""
 
-from twisted.logger import Logger
-
 from cubegw import wire
+from cubegw.logs import Logger
 
 
 class ReportRouter:

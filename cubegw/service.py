@@ -8,10 +8,10 @@ the wiring (``cubegw.tap``) is the one place that joins them.
 """
 
 from twisted.application import service
-from twisted.logger import Logger
 
 from cubegw import __version__, identity
 from cubegw.access import AccessProtocol, resolver_for
+from cubegw.logs import Logger
 from cubegw.registration import ONLINE, RegistrationMachine, Settings
 from cubegw.store import StoreError
 
@@ -49,9 +49,20 @@ class RegistrationService(service.Service):
         self.protocol = AccessProtocol(self.machine, reactor, resolver_for(reactor), effects)
         self._port = None
 
+    def privilegedStartService(self):
+        """Bind the socket before the reactor runs: an address that cannot be bound
+        stops twistd with its reason instead of leaving a daemon that cannot talk."""
+        super().privilegedStartService()
+        self._listen()
+
+    def _listen(self):
+        if self._port is None:
+            self._port = self.reactor.listenUDP(0, self.protocol,
+                                                interface=self.config.udp_bind)
+
     def startService(self):
         super().startService()
-        self._port = self.reactor.listenUDP(0, self.protocol, interface=self.config.udp_bind)
+        self._listen()
         reg = (self.store.get("registration", "ServerAddr"),
                self.store.get("registration", "ServerPort"))
         stored = reg if reg[0] and reg[1] else None

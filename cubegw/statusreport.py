@@ -8,8 +8,7 @@ due.  SIGUSR1 (``cubegw-ctl status``) forces a write.
 
 import os
 
-from twisted.logger import Logger
-
+from cubegw.logs import Logger
 from cubegw.status import StatusFile
 
 

@@ -11,9 +11,9 @@ once started.
 import os
 
 from twisted.application import service
-from twisted.logger import Logger
 
 from cubegw.config import STORE_FILE
+from cubegw.logs import Logger
 from cubegw.store import Store, StoreError, builtin_schema
 from cubegw.store import mirror as store_mirror
 from cubegw.store.recovery import recover_file, save_backup

@@ -19,6 +19,7 @@ from cubegw.backend import LinuxBackend
 from cubegw.capabilities import Dispatcher, discover_providers
 from cubegw.capabilities.runtime import CapabilityRuntime
 from cubegw.config import DEFAULT_CONFIG, ConfigError, load_config
+from cubegw.instancelock import InstanceLock
 from cubegw.lan import LanServer
 from cubegw.pluginchannel import PluginChannel, backoff_policy
 from cubegw.reports import ReportRouter
@@ -88,6 +89,7 @@ def makeService(options, reactor=None, net_if_addrs=psutil.net_if_addrs):
     timing = config.timing
     top = service.MultiService()
 
+    InstanceLock(config.state_dir).setServiceParent(top)
     opener = StoreService(config, options["config"], options.overrides)
     opener.setServiceParent(top)
     store = opener.store

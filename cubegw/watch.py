@@ -9,9 +9,9 @@ import os
 
 from twisted.application import service
 from twisted.internet.task import LoopingCall
-from twisted.logger import Logger
 
 from cubegw import identity
+from cubegw.logs import Logger
 from cubegw.store import StoreError
 
 

@@ -159,11 +159,12 @@ class RefusalTests(SynchronousTestCase):
             self.assertRefused(f"{section}:\n  bogus_key: 1\n", f"{section}.bogus_key")
 
     def test_log_level(self):
-        """log_level is "info" or "debug"; anything else is refused and named."""
-        self.assertEqual(parse_config("log_level: debug\n").log_level, "debug")
+        """log_level is error, warn, info or debug; anything else is refused and named."""
+        for value in ("error", "warn", "info", "debug"):
+            self.assertEqual(parse_config(f"log_level: {value}\n").log_level, value)
         self.assertEqual(parse_config("").log_level, "info")
-        for value in ["warn", "DEBUG", "1", "[debug]"]:
-            self.assertRefused(f"log_level: {value}\n", "log_level", "info, debug")
+        for value in ["warning", "DEBUG", "1", "[debug]"]:
+            self.assertRefused(f"log_level: {value}\n", "log_level", "error, warn, info, debug")
 
     def test_timing_string(self):
         """A string for a timing value is refused, even a numeric one."""

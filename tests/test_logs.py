@@ -8,7 +8,7 @@ from cubegw import logs
 
 class RoutineLoggingTests(SynchronousTestCase):
     def setUp(self):
-        self.addCleanup(logs.set_level, "debug" if logs.debug_enabled() else "info")
+        self.addCleanup(logs.set_level, logs.level())
         self.events = []
         self.log = logs.Logger(observer=self.events.append)
 
@@ -35,4 +35,20 @@ class RoutineLoggingTests(SynchronousTestCase):
 
     def test_unknown_level_refused(self):
         """set_level refuses a level name it does not know."""
-        self.assertRaises(ValueError, logs.set_level, "warn")
+        self.assertRaises(ValueError, logs.set_level, "verbose")
+
+    def test_warn_and_error_levels(self):
+        """At "warn" info lines are dropped and warnings kept; at "error" only errors and
+        failures (critical) are."""
+        logs.set_level("warn")
+        self.log.info("dropped")
+        self.log.warn("kept")
+        logs.set_level("error")
+        self.log.warn("dropped")
+        self.log.error("kept")
+        try:
+            1 / 0
+        except ZeroDivisionError:
+            self.log.failure("kept")
+        self.assertEqual([e["log_level"] for e in self.events],
+                         [LogLevel.warn, LogLevel.error, LogLevel.critical])

@@ -146,7 +146,7 @@ def summary_call(protocol):
 
 def log_level(test, level):
     """Set cubegw.logs' level for this test."""
-    test.addCleanup(logs.set_level, "debug" if logs.debug_enabled() else "info")
+    test.addCleanup(logs.set_level, logs.level())
     logs.set_level(level)
 
 

@@ -21,7 +21,7 @@ class TapTests(SynchronousTestCase):
     def setUp(self):
         self.tmp = os.path.abspath(self.mktemp())
         os.makedirs(self.tmp)
-        self.addCleanup(logs.set_level, "debug" if logs.debug_enabled() else "info")
+        self.addCleanup(logs.set_level, logs.level())
         for signum in (SIGNAL_RELOAD, SIGNAL_STATUS):
             self.addCleanup(signal.signal, signum, signal.getsignal(signum))
 

@@ -16,10 +16,10 @@ import shutil
 import time
 
 from twisted.internet import defer
-from twisted.logger import Logger
 from twisted.internet.protocol import Protocol
 
 from cubegw.capabilities.base import RIGHT_BOTH, Capability, CapabilityFailure
+from cubegw.logs import Logger
 from cubegw.store import APP, ParamSpec, StoreError, String, UnsignedInt
 
 __all__ = [

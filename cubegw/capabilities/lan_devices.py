@@ -22,12 +22,12 @@ reports the listed MACs' rates every Time s.  Reports go through
 import ipaddress
 
 from twisted.internet import defer, task
-from twisted.logger import Logger
 
 from cubegw.capabilities.base import RIGHT_BOTH, Capability, CapabilityFailure
 from cubegw.identity import IdentityError, colon_mac
 from cubegw.capabilities.network import ipv4_of, read_uci_or_fail, text_values, wan_interfaces
 from cubegw.capabilities.wifi import station_dump
+from cubegw.logs import Logger
 from cubegw.store import SHARED_ACCESS, Bool, ParamSpec, SectionType, StoreError, String
 
 log = Logger()

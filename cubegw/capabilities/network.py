@@ -14,9 +14,9 @@ any interface the system has (``lo``, ``eth0``) by its device name.
 
 import ipaddress
 
-from twisted.logger import Logger
 
 from cubegw.capabilities.base import RIGHT_BOTH, Capability, CapabilityFailure, text_values
+from cubegw.logs import Logger
 from cubegw.store import uci
 
 log = Logger()

@@ -2,10 +2,10 @@
 
 import platform
 
-from twisted.logger import Logger
 
 from cubegw import wire
 from cubegw.capabilities.base import RIGHT_BOTH, RIGHT_LOCAL, RIGHT_REMOTE, Capability
+from cubegw.logs import Logger
 
 log = Logger()
 

@@ -4,10 +4,10 @@ TR-069 inform state and the LOID registration."""
 import datetime
 import re
 
-from twisted.logger import Logger
 
 from cubegw.capabilities import system
 from cubegw.capabilities.base import RIGHT_BOTH, Capability, CapabilityFailure
+from cubegw.logs import Logger
 from cubegw.store import ITMS, ParamSpec, StoreError, String
 from cubegw.store.uci import UciError
 

@@ -21,10 +21,10 @@ import os
 
 from twisted.internet import defer
 from twisted.internet.protocol import Protocol
-from twisted.logger import Logger
 from zope.interface import Interface, implementer
 
 from cubegw.capabilities.base import RIGHT_BOTH, RIGHT_REMOTE, Capability, CapabilityFailure
+from cubegw.logs import Logger
 from cubegw.store import APP, Bool, ParamSpec, StoreError, String, UnsignedInt
 
 __all__ = ["IUpgradeInstaller", "OpenWrtInstaller", "Upgrade", "WebPopup", "ensure_schema",

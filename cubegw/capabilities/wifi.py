@@ -33,10 +33,10 @@ import re
 import time
 
 from twisted.internet import defer
-from twisted.logger import Logger
 
 from cubegw.capabilities.base import RIGHT_BOTH, Capability, CapabilityFailure
 from cubegw.capabilities.network import read_uci_or_fail
+from cubegw.logs import Logger
 from cubegw.store import APP, Bool, SectionType, StoreError, String, ParamSpec
 
 log = Logger()

@@ -44,5 +44,5 @@ def wire_gateway(testcase, reactor, **config):
     options = tap.Options()
     options.parseOptions(["--config", gateway_config(tmp, **config)])
     # makeService sets the log level: put it back
-    testcase.addCleanup(logs.set_level, "debug" if logs.debug_enabled() else "info")
+    testcase.addCleanup(logs.set_level, logs.level())
     return tap.makeService(options, reactor)

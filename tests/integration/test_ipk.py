@@ -386,20 +386,25 @@ class PayloadTests(_Built):
         self.assertIn("cubegw.tap", probe["modules"])
 
     def test_twistd_command(self):
-        """The init script's twistd command runs the payload's plugin (--help)."""
+        """The init script's command (the launcher) runs from the payload: --version, and a
+        missing configuration is one line and exit status 1."""
         init = _read("openwrt/files/cubegw.init")
-        code = "from twisted.scripts.twistd import run; run()"
-        self.assertIn(f"\"$PROG\" -c '{code}' \\\n\t\t-n --pidfile= cubegw --config \"$CONFIG\"",
-                      init)
+        self.assertIn('procd_set_param command "$PROG" -m cubegw.daemon --config "$CONFIG" '
+                      '--syslog', init)
         root = self.extract_data()
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         env["PYTHONPATH"] = os.path.join(root, "usr", "lib", "cubegw")
+        result = subprocess.run([sys.executable, "-m", "cubegw.daemon", "--version"],
+                                cwd=root, env=env, capture_output=True, text=True, timeout=120)
+        self.assertEqual((result.returncode, result.stdout.strip()),
+                         (0, f"cubegw {build_ipk.version()}"), result.stderr)
         result = subprocess.run(
-            [sys.executable, "-c", code, "-n", "--pidfile=", "cubegw", "--help"],
+            [sys.executable, "-m", "cubegw.daemon", "--config", os.path.join(root, "none")],
             cwd=root, env=env, capture_output=True, text=True, timeout=120)
-        self.assertEqual(result.returncode, 0, result.stderr)
-        self.assertIn("--mgt-url", result.stdout)
-        self.assertIn("--state-dir", result.stdout)
+        self.assertEqual(result.returncode, 1, result.stderr)
+        self.assertEqual(len(result.stderr.splitlines()), 1, result.stderr)
+        self.assertIn("cubegw: ", result.stderr)
+        self.assertIn("cannot read", result.stderr)
 
     def test_ctl_wrapper(self):
         """/usr/bin/cubegw-ctl runs cubegw-ctl from the payload."""
@@ -449,7 +454,8 @@ class InitScriptTests(unittest.TestCase):
         self.assertTrue(self.init.startswith("#!/bin/sh /etc/rc.common\n"))
         for line in ["START=95", "USE_PROCD=1", "procd_open_instance", "procd_close_instance",
                      "procd_set_param env PYTHONPATH=/usr/lib/cubegw",
-                     "procd_set_param respawn", "procd_set_param stdout 1",
+                     "procd_set_param respawn 3600 5 0", "procd_set_param stdout 1",
+                     'procd_set_param file "$CONFIG"',
                      "procd_set_param stderr 1", "CONFIG=/etc/cubegw/cubegw.yaml"]:
             self.assertIn(line, self.init)
 

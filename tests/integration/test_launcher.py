@@ -1,0 +1,96 @@
+"""The command procd runs (``python3 -m cubegw.daemon --syslog``), as a real process.
+
+A start-up failure is one line at priority err in the system log, under the ident
+cubegw (what ``logread -e cubegw`` shows), and exit status 1; the system log here is a
+Unix datagram socket the test binds and points the daemon at (CUBEGW_SYSLOG_SOCKET).
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+
+import yaml
+from twisted.trial.unittest import TestCase
+
+from tests.helpers.config import gateway_config
+from tests.integration.support import ROOT
+
+ERR_DAEMON = 3 * 8 + 3          # facility daemon, priority err
+
+
+class LauncherTests(TestCase):
+    """Start-up failures under the procd command line."""
+
+    timeout = 60
+
+    def setUp(self):
+        self.tmp = os.path.abspath(self.mktemp())
+        os.makedirs(self.tmp)
+        # a socket path must be short (108 bytes): trial's temp dirs are long
+        sock_dir = tempfile.mkdtemp(prefix="cubegw-log-")
+        self.addCleanup(shutil.rmtree, sock_dir, True)
+        self.log_path = os.path.join(sock_dir, "log")
+        self.syslog = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.syslog.bind(self.log_path)
+        self.syslog.settimeout(0.2)
+        self.addCleanup(self.syslog.close)
+
+    def run_daemon(self, config, seconds=30):
+        env = dict(os.environ, PYTHONPATH=ROOT, CUBEGW_SYSLOG_SOCKET=self.log_path)
+        return subprocess.run(
+            [sys.executable, "-m", "cubegw.daemon", "--config", config, "--syslog"],
+            cwd=self.tmp, env=env, capture_output=True, text=True, timeout=seconds)
+
+    def lines(self):
+        out = []
+        while True:
+            try:
+                out.append(self.syslog.recv(4096).decode())
+            except socket.timeout:
+                return out
+
+    def config(self, **changes):
+        path = gateway_config(self.tmp, **changes)
+        return path
+
+    def test_config_typo_is_one_err_line_and_exit_1(self):
+        """A misspelt key: exit 1, and one syslog line at err naming cubegw and the key."""
+        path = self.config()
+        with open(path) as f:
+            raw = yaml.safe_load(f)
+        raw["device"]["wan_interfce"] = raw["device"].pop("wan_interface")
+        with open(path, "w") as f:
+            yaml.safe_dump(raw, f)
+        result = self.run_daemon(path)
+        self.assertEqual(result.returncode, 1, result.stderr)
+        [line] = self.lines()
+        self.assertTrue(line.startswith(f"<{ERR_DAEMON}>cubegw["), line)
+        self.assertIn("device.wan_interfce: unknown key", line)
+        self.assertEqual(result.stdout, "")
+
+    def test_address_that_cannot_be_bound(self):
+        """udp_bind on an address this host does not have: one err line, exit 1."""
+        result = self.run_daemon(self.config(udp_bind="192.0.2.77"))
+        self.assertEqual(result.returncode, 1, result.stderr)
+        err = [line for line in self.lines() if line.startswith(f"<{ERR_DAEMON}>")]
+        self.assertEqual(len(err), 1, err)
+        self.assertIn("cannot start", err[0])
+        self.assertIn("192.0.2.77", err[0])
+
+    def test_second_instance_refused(self):
+        """While one cubegw holds the state directory's lock, a second exits 1 saying so."""
+        from cubegw.instancelock import InstanceLock
+        path = self.config()
+        with open(path) as f:
+            state_dir = yaml.safe_load(f)["state_dir"]
+        lock = InstanceLock(state_dir)
+        lock.acquire()
+        self.addCleanup(lock.stopService)
+        result = self.run_daemon(path)
+        self.assertEqual(result.returncode, 1, result.stderr)
+        err = [line for line in self.lines() if line.startswith(f"<{ERR_DAEMON}>")]
+        self.assertEqual(len(err), 1, err)
+        self.assertIn("another cubegw", err[0])
