@@ -59,8 +59,8 @@ class Timing:
     hb_misses: int = 3                # heartbeats missed in a row before Boot
     resync_limit: int = 3             # operation -5 in a row before BootFirst
     trigger_limit: int = 6            # reverse triggers acted on per minute, at most
-    wan_check: float = 10.0           # how often the WAN address is checked for a change
-    store_check: float = 2.0          # how often the UCI file is checked for outside changes
+    wan_check: float = 60.0           # WAN address poll, behind OpenWrt's hotplug signal
+    store_check: float = 2.0          # UCI file poll, only where inotify is missing
     call_timeout: float = 10.0        # a capability call unanswered by then: Result -100
     plugin_reply_timeout: float = 30.0  # plugin-center connect, Boot/Register/Heartbeat replies
     plugin_retry_initial: float = 1.0   # first plugin-center reconnect wait (x1.5 each time)

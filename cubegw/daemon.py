@@ -10,6 +10,7 @@ stderr, and exit status 1: no usage dump, no traceback, no respawn loop of silen
 """
 
 import argparse
+import signal
 import sys
 
 from twisted.logger import LogLevel
@@ -28,18 +29,63 @@ def _parser():
     return p
 
 
-def main(argv=None, run_twistd=None, report=None):
+#: The signals the daemon handles once running; until then they must not kill it (the
+#: default action of each): hotplug may send SIGUSR2 while it starts or waits.
+HANDLED_LATER = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
+WAN_WAIT = 30.0                 # s between two looks for a missing WAN device
+
+
+def sleep_until_signalled(seconds, signum=signal.SIGUSR2):
+    """Sleep ``seconds`` or until ``signum`` (hotplug: an interface appeared)."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, [signum])
+    try:
+        signal.sigtimedwait([signum], seconds)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def wait_for_wan(config, warn, net_if_addrs=None, sleep=sleep_until_signalled):
+    """With ``device.mac: auto`` the MAC is the WAN device's: wait until it exists
+    (a USB modem, a late driver), saying so once, instead of exiting and being respawned
+    in a loop.  OpenWrt's hotplug wakes the wait (SIGUSR2); else a look every 30 s."""
+    if config.device.mac != "auto":
+        return
+    if net_if_addrs is None:
+        import psutil
+        net_if_addrs = psutil.net_if_addrs
+    said = False
+    while config.device.wan_interface not in net_if_addrs():
+        if not said:
+            warn(f"waiting for the WAN device {config.device.wan_interface} "
+                 "(device.wan_interface) to appear")
+            said = True
+        sleep(WAN_WAIT)
+
+
+def main(argv=None, run_twistd=None, report=None, warn=None, net_if_addrs=None,
+         sleep=sleep_until_signalled):
     """Check, then run twistd; the exit status."""
     args = _parser().parse_args(argv)
-    if report is None:
-        def report(line):
-            if args.syslog:        # ident cubegw: "cubegw[pid]: <line>" at priority err
-                send_line(line, PRIORITY[LogLevel.error])
+
+    def say(priority):
+        def line(text):
+            if args.syslog:        # ident cubegw: "cubegw[pid]: <text>"
+                send_line(text, PRIORITY[priority])
             else:
-                sys.stderr.write(f"cubegw: {line}\n")
+                sys.stderr.write(f"cubegw: {text}\n")
+        return line
+    report = report or say(LogLevel.error)
+    warn = warn or say(LogLevel.warn)
+    for signum in HANDLED_LATER:
+        signal.signal(signum, signal.SIG_IGN)
     try:
         from twisted.python import usage
         from cubegw import tap
+        from cubegw.config import ConfigError, load_config
+        try:
+            wait_for_wan(load_config(args.config), warn, net_if_addrs, sleep)
+        except ConfigError:
+            pass                           # the options below say what is wrong
         options = tap.Options()
         try:
             options.parseOptions(["--config", args.config])

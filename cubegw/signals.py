@@ -1,8 +1,9 @@
 """Signal handlers as a service: installed when the daemon starts, put back when it stops.
 
 SIGHUP (``/etc/init.d/cubegw reload``) re-reads the UCI file at once; SIGUSR1
-(``cubegw-ctl status``) rewrites the status file at once.  Building the service tree
-installs nothing.
+(``cubegw-ctl status``) rewrites the status file at once; SIGUSR2 (OpenWrt's hotplug,
+an interface went up or changed) checks the WAN address at once.  Building the service
+tree installs nothing.
 """
 
 import signal
@@ -40,3 +41,5 @@ class SignalService(service.Service):
 SIGNAL_RELOAD = signal.SIGHUP
 #: ``cubegw-ctl status``: rewrite the status file at once.
 SIGNAL_STATUS = signal.SIGUSR1
+#: ``/etc/hotplug.d/iface/90-cubegw``: an interface went up, down or changed.
+SIGNAL_NETWORK = signal.SIGUSR2

@@ -24,11 +24,11 @@ from cubegw.lan import LanServer
 from cubegw.pluginchannel import PluginChannel, backoff_policy
 from cubegw.reports import ReportRouter
 from cubegw.service import GatewayEffects, RegistrationService, build_identity
-from cubegw.signals import SIGNAL_RELOAD, SIGNAL_STATUS, SignalService
+from cubegw.signals import SIGNAL_NETWORK, SIGNAL_RELOAD, SIGNAL_STATUS, SignalService
 from cubegw.statusreport import StatusReport
 from cubegw.store import DEFAULT_SCHEMA, StoreError
 from cubegw.storeservice import StoreService
-from cubegw.watch import StoreWatch, WanWatch
+from cubegw.watch import StoreWatch, WanWatch, inotify_watcher
 
 
 class Options(usage.Options):
@@ -110,7 +110,7 @@ def makeService(options, reactor=None, net_if_addrs=psutil.net_if_addrs):
         reply_timeout=timing.plugin_reply_timeout, connect_timeout=timing.plugin_reply_timeout)
     lan = LanServer(config.lan_addresses, store, dispatcher, reactor,
                     idle_timeout=config.lan_idle_timeout)
-    watch = StoreWatch(reactor, timing.store_check, store, listeners=[
+    watch = StoreWatch(reactor, timing.store_check, store, watcher=inotify_watcher, listeners=[
         lambda changed: ("mgt", "LocatePort") in changed and lan.relisten()])
     effects = GatewayEffects(store, runtime.app_reset, channel,
                              changed=lambda **kw: status.changed(**kw),
@@ -123,6 +123,7 @@ def makeService(options, reactor=None, net_if_addrs=psutil.net_if_addrs):
     # the session says goodbye, the capabilities stop last
     for child in (runtime, lan, wan, watch, session, channel,
                   SignalService(reactor, {SIGNAL_RELOAD: lambda: watch.check(True),
-                                          SIGNAL_STATUS: lambda: status.changed(force=True)})):
+                                          SIGNAL_STATUS: lambda: status.changed(force=True),
+                                          SIGNAL_NETWORK: wan.check})):
         child.setServiceParent(top)
     return top

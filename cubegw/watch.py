@@ -1,8 +1,12 @@
-"""What the gateway polls: its WAN address and its UCI file.
+"""What the gateway watches: its WAN address and its UCI file.
 
 ``WanWatch`` tells the registration session when the WAN address changes (a Boot at the
-stored platform); ``StoreWatch`` re-reads the UCI file when another process (``uci``,
-``cubegw-ctl mgt set``) changed it, and tells its listeners which keys moved.
+stored platform): OpenWrt's hotplug tells the daemon when an interface goes up or
+changes (SIGUSR2, see openwrt/files/cubegw.hotplug), and a slow poll catches the rest.
+``StoreWatch`` re-reads the UCI file when another process (``uci commit``,
+``cubegw-ctl mgt set``) changed it, and tells its listeners which keys moved: it is
+woken by inotify where the kernel and Python offer it, and polls only where they do
+not, so an idle daemon sleeps between two heartbeats.
 """
 
 import os
@@ -63,23 +67,64 @@ class WanWatch(_Poll):
             self.on_change(ip)
 
 
+def inotify_watcher(reactor, directory, on_event):
+    """Call ``on_event(name)`` for each file of ``directory`` written, moved in, created
+    or removed; returns the function that stops watching, or None where inotify cannot
+    be had (not Linux, no ctypes as on a minimal OpenWrt, too many watches)."""
+    try:
+        from twisted.internet import inotify
+        from twisted.python.filepath import FilePath
+        notifier = inotify.INotify(reactor)
+    except Exception:
+        return None
+    mask = inotify.IN_CLOSE_WRITE | inotify.IN_MOVED_TO | inotify.IN_CREATE | inotify.IN_DELETE
+    try:
+        notifier.startReading()
+        notifier.watch(FilePath(directory), mask=mask,
+                       callbacks=[lambda _, path, events: on_event(path.basename())])
+    except Exception:
+        notifier.loseConnection()
+        return None
+    return notifier.loseConnection
+
+
 class StoreWatch(_Poll):
     """Re-reads the UCI file when its inode, time or size moved (or when forced: SIGHUP).
 
     Each listener is called with the set of (section, name) keys that changed.
+    ``watcher(clock, directory, on_event)`` (``inotify_watcher``) wakes it on a change
+    of the file's directory; only where it returns None is the file polled every
+    ``interval`` seconds.
     """
 
     log = Logger()
 
-    def __init__(self, clock, interval, store, listeners=()):
+    def __init__(self, clock, interval, store, listeners=(), watcher=None):
         super().__init__(clock, interval)
         self.store = store
         self.listeners = list(listeners)
+        self.watcher = watcher
+        self.events = False               # woken by the watcher, not polling
+        self._stop_watching = None
         self._stamp = None
 
     def startService(self):
         self._stamp = self._read_stamp()
-        super().startService()
+        directory, name = os.path.split(os.path.abspath(self.store.path))
+        if self.watcher is not None:
+            self._stop_watching = self.watcher(
+                self.clock, directory, lambda changed: changed == name and self.check())
+        self.events = self._stop_watching is not None
+        if self.events:
+            service.Service.startService(self)      # no poll
+        else:
+            super().startService()
+
+    def stopService(self):
+        if self._stop_watching is not None:
+            stop, self._stop_watching = self._stop_watching, None
+            stop()
+        return super().stopService()
 
     def _read_stamp(self):
         try:

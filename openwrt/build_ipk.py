@@ -116,6 +116,8 @@ def payload(root=ROOT):
         ("openwrt/files/cubegw.yaml", "etc/cubegw/cubegw.yaml", 0o600),
         ("openwrt/files/cubegw.uci-defaults", "etc/uci-defaults/90-cubegw", _EXEC),
         ("openwrt/files/cubegw.keep", "lib/upgrade/keep.d/cubegw", _FILE),
+        ("openwrt/files/cubegw.hotplug", "etc/hotplug.d/iface/90-cubegw", _EXEC),
+        ("openwrt/files/cubegw.rpcd", "usr/libexec/rpcd/cubegw", _EXEC),
     ]:
         files[dest] = (_read(root, src), mode)
     return files

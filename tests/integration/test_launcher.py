@@ -94,3 +94,42 @@ class LauncherTests(TestCase):
         err = [line for line in self.lines() if line.startswith(f"<{ERR_DAEMON}>")]
         self.assertEqual(len(err), 1, err)
         self.assertIn("another cubegw", err[0])
+
+
+class WanWaitTests(TestCase):
+    """The launcher waits for a missing WAN device instead of exiting (no respawn loop)."""
+
+    def test_waits_saying_so_once_then_goes_on(self):
+        """With device.mac auto and no such device: one warning, a wait per look, and
+        the start goes on once the device is there."""
+        from cubegw import daemon
+        from cubegw.config import parse_config
+        config = parse_config("device: {mac: auto, wan_interface: wan0}\n")
+        present = iter([{}, {}, {"wan0": []}])
+        warnings, sleeps = [], []
+        daemon.wait_for_wan(config, warnings.append, lambda: next(present), sleeps.append)
+        self.assertEqual(len(warnings), 1)
+        self.assertIn("waiting for the WAN device wan0", warnings[0])
+        self.assertEqual(sleeps, [daemon.WAN_WAIT, daemon.WAN_WAIT])
+
+    def test_configured_mac_needs_no_device(self):
+        """With a configured MAC the WAN device is not needed to start."""
+        from cubegw import daemon
+        from cubegw.config import parse_config
+        config = parse_config("device: {mac: '64D95420214B', wan_interface: wan0}\n")
+        daemon.wait_for_wan(config, self.fail, lambda: {}, self.fail)
+
+    def test_hotplug_signal_ends_the_wait(self):
+        """SIGUSR2 (what the hotplug script sends through procd) ends the sleep early."""
+        import signal
+        import threading
+        import time
+        from cubegw import daemon
+        # to this thread (where it is blocked and waited for), as procd's kill reaches the
+        # launcher's only thread
+        timer = threading.Timer(0.2, signal.pthread_kill,
+                                (threading.main_thread().ident, signal.SIGUSR2))
+        start = time.monotonic()
+        timer.start()
+        daemon.sleep_until_signalled(10)
+        self.assertLess(time.monotonic() - start, 5)
