@@ -50,6 +50,19 @@ def cpu_ns(pid):
     return int((t.user + t.system) * 1e9)
 
 
+def run_count(pid):
+    """How many times the threads of ``pid`` were put on a CPU (schedstat's third
+    field): each wake-up of an idle daemon is one."""
+    total = 0
+    for path in glob.glob(f"/proc/{pid}/task/*/schedstat"):
+        try:
+            with open(path) as f:
+                total += int(f.read().split()[2])
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
+
+
 def rss(pid):
     import psutil
     return psutil.Process(pid).memory_info().rss

@@ -47,7 +47,8 @@ from twisted.protocols.basic import Int32StringReceiver
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench.common import (  # noqa: E402
-    BENCH, LOOPBACK, ROOT, child_env, cpu_ns, free_port, percentile, rss, twistd_argv)
+    BENCH, LOOPBACK, ROOT, child_env, cpu_ns, free_port, percentile, rss, run_count,
+    twistd_argv)
 from cubegw import identity, wire  # noqa: E402
 
 MAC = "02BE4C000001"
@@ -255,6 +256,7 @@ class CenterProtocol(Int32StringReceiver):
                 self.factory.registered.callback(self)
         elif method in ("Heartbeat", "Report"):
             if method == "Heartbeat":
+                self.factory.heartbeats += 1
                 self.sendString(b'{"Result":0}')
         elif self.factory.on_reply is not None:
             self.factory.on_reply(msg)
@@ -268,6 +270,7 @@ class Center(protocol.Factory):
         self.registered = defer.Deferred()
         self.on_reply = None
         self.conn = None
+        self.heartbeats = 0
 
 
 class EchoClient(Int32StringReceiver):
@@ -512,12 +515,15 @@ class Bench:
         for _ in range(5):
             samples.append(rss(child.pid))
             yield sleep(1)
-        c0, t0 = cpu_ns(child.pid), time.monotonic()
-        yield sleep(5)
-        idle = (cpu_ns(child.pid) - c0) / (time.monotonic() - t0)
+        c0, r0, t0 = cpu_ns(child.pid), run_count(child.pid), time.monotonic()
+        yield sleep(self.args.idle_window)
+        wall = time.monotonic() - t0
+        idle = (cpu_ns(child.pid) - c0) / wall
+        runs = (run_count(child.pid) - r0) / wall
         yield child.stop()
         self.out["baseline_rss"] = samples
         self.out["baseline_idle_cpu_ns_per_s"] = idle
+        self.out["baseline_idle_runs_per_s"] = runs
 
     @defer.inlineCallbacks
     def session(self):
@@ -604,8 +610,11 @@ class Bench:
         for _ in range(a.idle_windows):
             progress("idle (no heartbeat) CPU window")
             c0, h0, t0 = cpu_ns(gw.pid), len(plat.hb_times), time.monotonic()
+            r0, p0 = run_count(gw.pid), center.heartbeats
             yield sleep(a.idle_window)
             idle.append({"cpu_ns": cpu_ns(gw.pid) - c0, "hb": len(plat.hb_times) - h0,
+                         "runs": run_count(gw.pid) - r0,
+                         "center_hb": center.heartbeats - p0,
                          "wall_s": time.monotonic() - t0})
         self.out["idle_windows"] = idle
         # ---- LAN: gateway and baseline echo in alternate windows, so a slow spell of
@@ -726,7 +735,7 @@ def main(argv=None):
     p.add_argument("--out", required=True)
     p.add_argument("--dwell", type=float, default=60.0)
     p.add_argument("--hb-window", type=float, default=20.0)
-    p.add_argument("--idle-window", type=float, default=10.0)
+    p.add_argument("--idle-window", type=float, default=30.0)
     p.add_argument("--idle-windows", type=int, default=2)
     p.add_argument("--startup-runs", type=int, default=10)
     p.add_argument("--lan-seconds", type=float, default=20.0)

@@ -265,6 +265,21 @@ def figures(gw, pl, args):
         f"second and decoding the reply, same windows, CPU / replies",
         s, b, "ms", "<= 0.5 ms", s["median"] <= 0.5)
 
+    idle = gw["idle_windows"]
+    if all("runs" in w for w in idle) and "baseline_idle_runs_per_s" in gw:
+        minutes = sum(w["wall_s"] for w in idle) / 60
+        center_hb = sum(w["center_hb"] for w in idle)
+        # each plugin-center heartbeat is two wake-ups of its own (the timer, the reply)
+        gw_rate = (sum(w["runs"] for w in idle) - 2 * center_hb) / minutes
+        base_rate = gw["baseline_idle_runs_per_s"] * 60
+        add("idle wake-ups a minute, beyond the heartbeat exchange",
+            f"schedstat run count of all daemon threads over {len(idle)} windows of "
+            f"{idle[0]['wall_s']:.0f} s with no UDP heartbeat due (Interval 3600), less two "
+            f"per plugin-center heartbeat ({center_hb} in all); baseline: the bare "
+            f"`baseline.tac` reactor idle over one such window",
+            _one(gw_rate), _one(base_rate), "wake-ups/min", "<= baseline + 2",
+            gw_rate <= base_rate + 2)
+
     st = gw["startup"]
     g, b = summary(st["gateway_s"]), summary(st["baseline_s"])
     add("start-up: process start to first Hb sent",

@@ -54,6 +54,11 @@ class AccessProtocol(DatagramProtocol):
         self._cancel_timer()
         self.machine.stop()
 
+    def next_event(self):
+        """Clock time the machine's timer runs out (a retry, the next Hb), or None."""
+        timer = self._timer
+        return timer.getTime() if timer is not None and timer.active() else None
+
     def wan_ip_changed(self, wan_ip):
         self._run(self.machine.wan_ip_changed(wan_ip))
 

@@ -74,6 +74,12 @@ def _notify_daemon(config):
             pass  # the file poll picks the change up anyway
 
 
+def _duration(seconds):
+    seconds = int(seconds)
+    days, rest = divmod(seconds, 86400)
+    return (f"{days}d " if days else "") + time.strftime("%H:%M:%S", time.gmtime(rest))
+
+
 def _status(config, as_json, out):
     snapshot = read_status(config.state_dir)
     if snapshot is None:
@@ -86,8 +92,12 @@ def _status(config, as_json, out):
         print(json.dumps(dict(snapshot, alive=alive), indent=1, sort_keys=True), file=out)
         return 0
     last = snapshot.get("last_heartbeat")
+    started, nxt = snapshot.get("started"), snapshot.get("next_attempt")
+    error, lan = snapshot.get("last_error"), snapshot.get("lan")
     lines = [
-        ("daemon", f"running (pid {snapshot['pid']})" if alive else "not running"),
+        ("daemon", (f"running (pid {snapshot['pid']})" if alive else "not running")
+         + (f", cubegw {snapshot['version']}" if snapshot.get("version") else "")
+         + (f", up {_duration(time.time() - started)}" if alive and started else "")),
         ("state", snapshot.get("state")),
         ("device", f"MAC {snapshot.get('mac')} SN {snapshot.get('sn')} WAN {snapshot.get('wan_ip') or '-'}"),
         ("distribution", snapshot.get("distribution") or "-"),
@@ -97,6 +107,15 @@ def _status(config, as_json, out):
          + f" ({time.time() - last:.0f} s ago)" if last else "never"),
         ("counters", " ".join(f"{k}={v}" for k, v in sorted(snapshot.get("counters", {}).items()))),
     ]
+    if nxt and alive:
+        lines.append(("next attempt", f"in {max(0, nxt['at'] - time.time()):.0f} s "
+                                      f"({nxt['state']}, retry {nxt['retry']})"))
+    if lan is not None:
+        lines.append(("LAN", f"port {lan['port']} on {', '.join(lan['listening']) or 'none'}"))
+    if error:
+        lines.append(("last error", time.strftime("%Y-%m-%d %H:%M:%S",
+                                                  time.localtime(error["time"]))
+                      + f" {error['text']}"))
     for name, value in lines:
         print(f"{name:>15}: {value}", file=out)
     return 0

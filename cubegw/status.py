@@ -38,14 +38,16 @@ def atomic_write(path, data, mode=0o644, fsync=True):
         raise
 
 
-#: What every heartbeat changes: alone, these are written at most every ROUTINE_INTERVAL s.
+#: What every heartbeat changes (with the time of the next one, ``next_attempt``): alone,
+#: these are written at most every ROUTINE_INTERVAL s.
 ROUTINE_COUNTERS = ("sent", "replies", "hb_ok")
 ROUTINE_INTERVAL = 60.0
 
 
 def _significant(snapshot):
     """The snapshot less what every heartbeat changes (but "never" -> "some time" counts)."""
-    out = {k: v for k, v in snapshot.items() if k not in ("counters", "last_heartbeat")}
+    out = {k: v for k, v in snapshot.items()
+           if k not in ("counters", "last_heartbeat", "next_attempt")}
     out["counters"] = {k: v for k, v in (snapshot.get("counters") or {}).items()
                        if k not in ROUTINE_COUNTERS}
     out["has_heartbeat"] = snapshot.get("last_heartbeat") is not None

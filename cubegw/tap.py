@@ -116,12 +116,13 @@ def makeService(options, reactor=None, net_if_addrs=psutil.net_if_addrs):
                              changed=lambda **kw: status.changed(**kw),
                              store_written=watch.written)
     session = RegistrationService(config, store, ident, reactor, effects, wan.wan_ip)
-    status = StatusReport(config.state_dir, reactor, session, effects.plugin_requests, channel)
+    status = StatusReport(config.state_dir, reactor, session, effects.plugin_requests, channel,
+                          lan)
     reports = ReportRouter(ident, channel, session)
 
     # started in this order, stopped in the reverse: the plugin channel closes before
     # the session says goodbye, the capabilities stop last
-    for child in (runtime, lan, wan, watch, session, channel,
+    for child in (status, runtime, lan, wan, watch, session, channel,
                   SignalService(reactor, {SIGNAL_RELOAD: lambda: watch.check(True),
                                           SIGNAL_STATUS: lambda: status.changed(force=True),
                                           SIGNAL_NETWORK: wan.check})):

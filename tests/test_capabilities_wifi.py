@@ -180,3 +180,20 @@ class LinuxWifiTests(SynchronousTestCase):
         self.assertEqual(wifi.wifi_devices(backend),
                          sorted(n for n in backend.net_if_stats()
                                 if n.startswith(("wlan", "wl", "ath", "phy"))))
+
+
+class WifiTimerIdleTests(SynchronousTestCase):
+    """An idle router sleeps: with no timer set the scheduler arms nothing."""
+
+    def test_no_timer_no_wakeup(self):
+        """Started with no timer stored, the scheduler leaves no call on the clock; a timer
+        set later arms the once-a-minute check, and disabling it leaves none again."""
+        h = wireless_router(self)
+        cap = h.providers[1]
+        cap.start(h.context)
+        self.addCleanup(cap.stop)
+        self.assertEqual(h.clock.getDelayedCalls(), [])
+        h.call(self, "SET_HG_WIFI_TIMER", StartTime="22:00", EndTime="06:30", Enable="1")
+        self.assertEqual(len(h.clock.getDelayedCalls()), 1)
+        h.call(self, "SET_HG_WIFI_TIMER", Enable="0")
+        self.assertEqual(h.clock.getDelayedCalls(), [])

@@ -8,6 +8,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
 from cubegw.config import GatewayConfig
+from cubegw import __version__
 from cubegw.pluginchannel import PluginChannel
 from cubegw.service import RegistrationService
 from cubegw.statusreport import StatusReport
@@ -140,3 +141,29 @@ class ServiceStatusTests(SynchronousTestCase):
         self.report.changed(routine=True)                  # due: built and written
         self.assertEqual(self.snapshots, 5)
         self.assertEqual(read_status(state_dir)["counters"]["hb_ok"], 3)
+
+    def test_snapshot_says_version_start_error_and_next_attempt(self):
+        """Version, start time, the last error logged while running (not before, not a
+        warning), the next attempt with its retry count, the WAN interface."""
+        from twisted.logger import Logger, LogPublisher
+        publisher = LogPublisher()
+        report = StatusReport(self.session.config.state_dir, self.clock, self.session, [],
+                              self.report.plugin_channel, wall=lambda: 1000.0,
+                              publisher=publisher)
+        log = Logger(observer=publisher)
+        log.error("before the start")
+        report.startService()
+        log.warn("only a warning")
+        log.error("UDP port {port} unusable", port=9)
+        self.session.protocol.effects = report             # its changed() after each event
+        self.session.protocol.start("192.0.2.1", None)      # arms the boot-jitter timer
+        self.addCleanup(self.session.protocol.stop)
+        snapshot = report.snapshot()
+        self.assertEqual((snapshot["version"], snapshot["started"]), (__version__, 1000.0))
+        self.assertEqual(snapshot["last_error"], {"time": 1000.0, "text": "UDP port 9 unusable"})
+        self.assertEqual(snapshot["next_attempt"]["retry"], 0)
+        self.assertGreaterEqual(snapshot["next_attempt"]["at"], 1000.0)
+        self.assertEqual(snapshot["wan"]["ip"], "192.0.2.1")
+        report.stopService()
+        log.error("after the stop")
+        self.assertEqual(report.last_error["text"], "UDP port 9 unusable")

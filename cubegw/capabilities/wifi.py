@@ -387,6 +387,9 @@ class WifiTimer:
             if inside or self._inside:
                 self._switch(not inside)
             self._inside = inside
+        settings = self.settings()
+        if not settings or not settings["enable"]:
+            return              # no timer set: nothing wakes the daemon (SET re-arms it)
         now = self.clock.seconds()
         self._call = self.clock.callLater(60 - now % 60 + 0.5, self.check)
 
