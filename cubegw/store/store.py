@@ -262,15 +262,15 @@ class Store:
         return _diff(self.schema, before[0], after)
 
     def _read(self) -> Optional[uci.Package]:
-        """The file as read now: None if it does not exist; a damaged file is read
-        from the backup if that is complete (``damage`` then says why)."""
+        """The file as read now: None if neither it nor a good backup exists; a damaged
+        or missing file is read from a good backup (``damage`` then says why)."""
         try:
             data = self._fs.read_shared(self.path)
         except OSError as e:
             raise StoreError(f"{self.path}: cannot read: {e.strerror or e}") from e
-        if data is None:
+        if data is None and not self._backup().good:
             self.damage = []
-            return None
+            return None                 # a fresh router: every default
         package, self.damage = self._choose(data)
         return package
 
@@ -350,8 +350,10 @@ class Store:
         except OSError:
             try:
                 file.discard(current, data)
+                if current is not None and fs.read(self.backup_path) == data:
+                    fs.write_atomic(self.backup_path, current)   # renamed, then failed
             except OSError:
-                pass                    # the backup holds the old file whole
+                pass                    # the file is good: it is what a start keeps
             raise
 
 
