@@ -170,7 +170,9 @@ class FileSystem:
                 created = True
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
-                if self._same_file(fd, path) and not self._commit_pending(path, deadline):
+                # this order: a commit's temp gone before the listing has been renamed
+                # in, which the inode check then sees; a new one needs our lock
+                if not self._commit_pending(path, deadline) and self._same_file(fd, path):
                     return fd, created
             except BaseException:
                 o.close(fd)
