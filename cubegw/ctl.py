@@ -50,6 +50,8 @@ def main(argv=None, out=sys.stdout):
             return _status(config, args.json, out)
         store = Store(os.path.join(config.confdir, STORE_FILE))
         if args.op == "get":
+            for problem in store.problems():    # else a bad value shows as its default
+                print(f"cubegw-ctl: warning: {problem}", file=sys.stderr)
             values = store.mgt()
             for name in [args.name] if args.name else MGT_NAMES:
                 print(f"{name}={values[name]}" if not args.name else values[name], file=out)

@@ -2,7 +2,7 @@
 
 ``StoreService`` is the first child of the daemon's service tree.  When twistd starts
 it (``privilegedStartService``, before the reactor runs, so a failure stops the start
-with its reason), it recovers a torn file, loads it, hooks the mirror (if configured)
+with its reason), it recovers a damaged file (from the backup, else the mirror), loads it, hooks the mirror (if configured)
 and the backup onto every later write, writes the command-line overrides, and keeps the
 backup.  Every other service gets the ``Store`` object at build time and reads it only
 once started.
@@ -47,10 +47,10 @@ class StoreService(service.Service):
         store, warn = self.store, self.log.warn
         try:
             os.makedirs(self.config.confdir, exist_ok=True)
-            recover_file(self.path, log=lambda msg: warn("store recovery: {msg}", msg=msg),
-                         schema=store.schema)
-            store.reload()
             sync = self._mirror_sync()
+            recover_file(self.path, log=lambda msg: warn("store recovery: {msg}", msg=msg),
+                         schema=store.schema, mirror=sync and sync.mirror)
+            store.reload()
             store.on_contents = self._after_write(sync)
             if sync is not None:
                 sync.sync_file(self.path)

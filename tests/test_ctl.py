@@ -43,6 +43,18 @@ class CtlTests(SynchronousTestCase):
         self.assertEqual(self.ctl("mgt", "get", "Heartbeat"), (0, "30\n"))
         self.assertEqual(Store(os.path.join(self.confdir, "cubegw")).get("mgt", "Heartbeat"), 30)
 
+    def test_get_says_when_a_stored_value_is_invalid(self):
+        """A value `uci set` made invalid: mgt get shows the default and says so on stderr."""
+        self.ctl("mgt", "set", "Heartbeat", "30")
+        path = os.path.join(self.confdir, "cubegw")
+        with open(path) as f:
+            text = f.read()
+        with open(path, "w") as f:
+            f.write(text.replace("Heartbeat '30'", "Heartbeat 'often'"))
+        self.assertEqual(self.ctl("mgt", "get", "Heartbeat"), (0, "60\n"))
+        self.assertIn("Heartbeat", self.err.getvalue())
+        self.assertIn("using the default", self.err.getvalue())
+
     def test_bad_value_refused_old_kept(self):
         """A bad value: one line on stderr, exit 1, the stored value unchanged."""
         self.ctl("mgt", "set", "Port", "12113")

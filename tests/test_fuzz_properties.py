@@ -143,12 +143,33 @@ class MemoryFileSystem(FileSystem):
     def read(self, path):
         return self.files.get(path)
 
+    read_shared = read
+
     @contextmanager
-    def locked(self, lock_path):
-        yield
+    def locked(self, path):
+        yield MemoryFile(self.files, path)
 
     def write_atomic(self, path, data, mode=0o600):
         self.files[path] = bytes(data)
+
+
+class MemoryFile:
+    """MemoryFileSystem's LockedFile."""
+
+    def __init__(self, files, path):
+        self.files, self.path = files, path
+
+    def read(self):
+        return self.files.get(self.path)
+
+    def overwrite(self, data, old):
+        self.files[self.path] = bytes(data)
+
+    def discard(self, old, data):
+        if old is None:
+            self.files.pop(self.path, None)
+        else:
+            self.files[self.path] = bytes(old)
 
 
 # ---------------------------------------------------------------- the codecs

@@ -89,6 +89,7 @@ class DefaultsTests(StoreTestMixin, SynchronousTestCase):
         store = self.store()
         store.save()
         self.assertEqual(uci.parse(self.read()), DEFAULT_SCHEMA.defaults_package())
+        os.remove(self.path + ".bak")   # else the hand-written file lost values it holds
         self.write("config mgt 'mgt'\n\toption Port '1'\n")
         store.save()
         self.assertEqual(self.on_disk("mgt", "Port"), "1")
@@ -236,11 +237,12 @@ class AtomicWriteTests(StoreTestMixin, SynchronousTestCase):
     """Writes replace the file whole or not at all."""
 
     def test_no_temp_file_left(self):
-        """After a write only the file and the lock file are in the directory."""
+        """After a write only the file and its backup are in the directory."""
         store = self.store()
         store.set("mgt", "Port", 1)
         store.set("mgt", "Port", 2)
-        self.assertEqual(sorted(os.listdir(self.directory)), [".cubegw.lock", "cubegw"])
+        self.assertEqual(sorted(os.listdir(self.directory)), ["cubegw", "cubegw.bak"])
+        self.assertEqual(self.read(), open(self.path + ".bak").read())
         self.assertTrue(self.read().endswith("\n\n"))
         self.assertEqual(uci.parse(self.read()).section("itms").type, "itms")
 
@@ -252,8 +254,11 @@ class AtomicWriteTests(StoreTestMixin, SynchronousTestCase):
             store.set("mgt", "Port", 2222)
         self.assertIn("cannot write", str(caught.exception))
         self.assertEqual(self.read(), before)
-        self.assertEqual(sorted(os.listdir(self.directory)), [".cubegw.lock", "cubegw"])
+        self.assertEqual(sorted(os.listdir(self.directory)), ["cubegw", "cubegw.bak"])
+        with open(self.path + ".bak") as f:
+            self.assertEqual(f.read(), before)
         self.assertEqual(store.get("mgt", "Port"), 1111)
+        self.assertEqual(self.store().get("mgt", "Port"), 1111)
 
     def test_disk_full(self):
         """ENOSPC while writing leaves the old file intact and raises StoreError."""
@@ -268,12 +273,12 @@ class AtomicWriteTests(StoreTestMixin, SynchronousTestCase):
         self.assertFailedWriteKeepsFile("replace")
 
     def test_lock_held_during_write(self):
-        """The lock file is held while the file is written."""
+        """libuci's lock (flock on the file itself) is held while the backup is written."""
         test = self
 
         class CheckingFileSystem(FileSystem):
             def write_atomic(self, path, data, mode=0o600):
-                fd = os.open(os.path.join(test.directory, ".cubegw.lock"), os.O_RDWR)
+                fd = os.open(test.path, os.O_RDWR)
                 try:
                     test.assertRaises(BlockingIOError, fcntl.flock, fd,
                                       fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -281,6 +286,7 @@ class AtomicWriteTests(StoreTestMixin, SynchronousTestCase):
                     os.close(fd)
                 super().write_atomic(path, data, mode)
 
+        self.store().save()
         self.store(fs=CheckingFileSystem()).set("mgt", "Port", 5)
         self.assertEqual(self.on_disk("mgt", "Port"), "5")
 
@@ -368,23 +374,36 @@ class ReloadTests(StoreTestMixin, SynchronousTestCase):
         self.assertEqual(daemon.reload(), {("mgt", "Heartbeat")})
 
     def test_hand_edit_and_delete(self):
-        """An edit by hand and a deleted file are both seen."""
+        """An edit by hand and a deleted file (read from the backup) are both seen."""
         store = self.store()
         store.set("mgt", "Ability", 1)
-        self.write("config mgt 'mgt'\n\toption LocatePort '18000'\n")
+        self.write(self.read().replace("Ability '1'", "Ability '0'")
+                   .replace("LocatePort '17998'", "LocatePort '18000'"))
         self.assertEqual(store.reload(), {("mgt", "Ability"), ("mgt", "LocatePort")})
-        os.remove(self.path)
-        self.assertEqual(store.reload(), {("mgt", "LocatePort")})
+        os.remove(self.path)            # read from the backup: our last write
+        self.assertEqual(store.reload(), {("mgt", "Ability"), ("mgt", "LocatePort")})
+        self.assertEqual(store.get("mgt", "Ability"), 1)
 
     def test_broken_file_keeps_last_good(self):
-        """A file that stops parsing raises StoreError and the old values stay."""
+        """A file that stops parsing, without a backup: StoreError, the old values stay."""
         store = self.store()
         store.set("mgt", "Heartbeat", 30)
+        os.remove(self.path + ".bak")
         self.write("config mgt 'mgt'\n\toption Heartbeat 45 extra\n")
         with self.assertRaises(StoreError) as caught:
             store.reload()
         self.assertIn("line 2: too many arguments", str(caught.exception))
         self.assertEqual(store.get("mgt", "Heartbeat"), 30)
+
+    def test_broken_file_read_from_backup(self):
+        """A file that stops parsing, with a good backup: read from it, and said so."""
+        store = self.store()
+        store.set("mgt", "Heartbeat", 30)
+        self.write("config mgt 'mgt'\n\toption Heartbeat 45 extra\n")
+        self.assertEqual(store.reload(), set())
+        self.assertEqual(store.get("mgt", "Heartbeat"), 30)
+        self.assertIn("line 2: too many arguments", store.problems()[0])
+        self.assertIn("read from the backup", store.problems()[1])
 
     def test_section_items_reported(self):
         """Added, changed and removed items of repeatable sections are reported."""

@@ -58,8 +58,8 @@ class CorruptFileTests(RecoveryTestMixin, SynchronousTestCase):
     """A file that does not parse is moved aside and the store starts anyway."""
 
     def test_moved_aside_and_mgt_recovered(self):
-        """The corrupt file is kept as <path>.corrupt-<time>; mgt and registration come
-        back from the backup, the other values are the defaults."""
+        """The corrupt file is kept as <path>.corrupt-<time>; the file comes back whole
+        from the backup (a complete copy), app and itms values too."""
         self.write(self.backup, GOOD)
         self.write(self.path, CORRUPT)
         store, events = self.open()
@@ -74,8 +74,8 @@ class CorruptFileTests(RecoveryTestMixin, SynchronousTestCase):
         self.assertEqual(store.get("mgt", "LocatePort"), 17998)
         self.assertEqual(store.get("registration", "ServerAddr"), "oper.example")
         self.assertEqual(store.get("registration", "ServerPort"), 60001)
-        self.assertEqual(store.get("app", "UserID"), "")
-        self.assertEqual(store.get("itms", "ProvisioningCode"), "")
+        self.assertEqual(store.get("app", "UserID"), "U1")
+        self.assertEqual(store.get("itms", "ProvisioningCode"), "PC1")
         # The new file is a real, parseable file that a fresh Store reads the same way.
         self.assertEqual(Store(self.path).get("mgt", "Port"), 3000)
         store.set("mgt", "Port", 3001)
@@ -103,10 +103,11 @@ class CorruptFileTests(RecoveryTestMixin, SynchronousTestCase):
         self.assertEqual(self.read(self.backup), "config mgt\n\toption Port \"x\n")
 
     def test_bad_values_in_backup_skipped(self):
-        """A value the schema refuses is not restored; the good ones are."""
+        """From a damaged backup (cut: no final newline) only mgt and registration
+        values are taken; a value the schema refuses is not, the good ones are."""
         self.write(self.path, CORRUPT)
         self.write(self.backup, "config mgt 'mgt'\n\toption Port 'seventy'\n"
-                                "\toption MgtURL 'dist.example'\n\tlist Heartbeat '1'\n")
+                                "\toption MgtURL 'dist.example'\n\tlist Heartbeat '1'")
         store, events = self.open()
         self.assertEqual(self.codes(events),
                          ["corrupt", "value-skipped", "value-skipped", "restored"])
@@ -133,19 +134,22 @@ class CorruptFileTests(RecoveryTestMixin, SynchronousTestCase):
     def test_unreadable_file_raises(self):
         """A read error is not corruption: StoreError, nothing moved."""
         self.write(self.path, GOOD)
-        fs = FileSystem(FailingOS("read", OSError(errno.EIO, os.strerror(errno.EIO))))
+        fs = FileSystem(FailingOS("pread", OSError(errno.EIO, os.strerror(errno.EIO))))
         with self.assertRaises(StoreError):
             open_store(self.path, fs=fs)
         self.assertEqual(self.read(self.path), GOOD)
 
     def test_write_fails_during_recovery(self):
-        """A full disk while writing the recovered file raises StoreError."""
+        """A full disk while keeping the copy: the file is left as it is (never removed
+        before a replacement is on disk); with no backup to read, StoreError."""
         self.write(self.path, CORRUPT)
         fs = FileSystem(FailingOS("write"))
         with self.assertRaises(StoreError) as caught:
-            open_store(self.path, fs=fs, now=lambda: WHEN)
-        self.assertIn("cannot recover", str(caught.exception))
-        self.assertEqual(self.read(self.path + ASIDE_SUFFIX), CORRUPT)
+            open_store(self.path, fs=fs, now=lambda: WHEN, log=self.logged.append)
+        self.assertIn("does not parse", str(caught.exception))
+        self.assertEqual(self.read(self.path), CORRUPT)
+        self.assertFalse(os.path.exists(self.path + ASIDE_SUFFIX))
+        self.assertIn("left as it is", self.logged[-1])
 
 
 class GoodFileTests(RecoveryTestMixin, SynchronousTestCase):
@@ -162,8 +166,7 @@ class GoodFileTests(RecoveryTestMixin, SynchronousTestCase):
         self.assertEqual(self.read(self.path), GOOD)
         self.assertEqual(os.stat(self.path).st_mtime_ns, before.st_mtime_ns)
         self.assertEqual(store.get("mgt", "Port"), 3000)
-        self.assertEqual(sorted(os.listdir(self.directory)),
-                         [".cubegw.lock", "cubegw", "cubegw.bak"])
+        self.assertEqual(sorted(os.listdir(self.directory)), ["cubegw", "cubegw.bak"])
 
     def test_missing_file(self):
         """No file: defaults, no event, and no file created."""
@@ -237,7 +240,7 @@ class SaveBackupTests(RecoveryTestMixin, SynchronousTestCase):
         self.assertEqual((store.get("mgt", "MgtURL"), store.get("mgt", "Port"),
                           store.get("registration", "ServerAddr"),
                           store.get("registration", "ServerPort"), store.get("app", "UserID")),
-                         ("d.example", 4444, "o.example", 5555, ""))
+                         ("d.example", 4444, "o.example", 5555, "U9"))
 
     def test_custom_backup_path(self):
         """backup_path may be elsewhere (e.g. outside the overlay)."""

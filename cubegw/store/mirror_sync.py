@@ -10,7 +10,7 @@ from cubegw.store import uci
 from cubegw.store.mirror_backends import IMirror
 from cubegw.store.mirror_codec import MirrorError, extract, merge, persistent_section_names
 from cubegw.store.schema import DEFAULT_SCHEMA, Schema
-from cubegw.store.store import FileSystem, lock_path_for, read_package
+from cubegw.store.store import FileSystem, read_package
 
 
 def restore(config, mirror: IMirror, schema: Schema = DEFAULT_SCHEMA,
@@ -28,16 +28,24 @@ def restore(config, mirror: IMirror, schema: Schema = DEFAULT_SCHEMA,
     if sections is None:
         return None
     try:
-        with fs.locked(lock_path_for(config)):
-            package = read_package(fs, config, MirrorError) or uci.Package()
+        with fs.locked(config) as file:         # libuci's lock: written in place
+            current = file.read()
+            package = _parse(current, config) if current is not None else uci.Package()
             merged, changed = merge(package, sections)
             if changed:
                 text = uci.serialize(merged)
-                fs.write_atomic(config, text.encode("utf-8", "surrogateescape"))
+                file.overwrite(text.encode("utf-8", "surrogateescape"), current)
     except (OSError, uci.UciError) as e:
         raise MirrorError(f"{config}: cannot write: {getattr(e, 'strerror', None) or e}") \
             from None
     return changed
+
+
+def _parse(data: bytes, config: str) -> uci.Package:
+    try:
+        return uci.parse(data.decode("utf-8", "surrogateescape"))
+    except uci.UciError as e:
+        raise MirrorError(f"{config}: line {e.line}: {e.reason}") from e
 
 
 def save(config, mirror: IMirror, schema: Schema = DEFAULT_SCHEMA,

@@ -1,36 +1,42 @@
-"""Opening the store when its file may be corrupt, and the backup that makes that safe.
+"""Opening the store when its file is damaged, and the backup that makes that safe.
 
-A UCI file that does not parse would stop the daemon at start (``Store`` refuses to
-read or overwrite it).  ``open_store`` instead moves it aside as
-``<path>.corrupt-<timestamp>``, writes the defaults, and brings back the X_CT-COM_Mgt
-(``mgt``) and ``registration`` values from ``<path>.bak``, the last good file, which
-``save_backup`` keeps.  Plain Python, no Twisted: ``cubegw-ctl`` and first-boot scripts
-may use it as well as the daemon.
+A file is damaged when it is not a complete store file (integrity.py: it does not parse,
+is empty, cut, binary, or lacks a required section or option).  ``recover_file`` then
+keeps a copy of it as ``<path>.corrupt-<timestamp>`` and rewrites it in place (under
+libuci's lock) from the backup ``<path>.bak``, which every write keeps a complete copy
+of the file; without a complete backup, from what still parses of the file, the
+X_CT-COM_Mgt and registration values a damaged backup still holds, the mirror (if
+configured), and the defaults.  The damaged file is never removed before its
+replacement is on disk: if the copy or the rewrite fails (a full disk), the file stays
+as it is, an event says so, and the Store reads the backup until a write succeeds.  A
+missing file with a complete backup is restored too.  Plain Python, no Twisted:
+``cubegw-ctl`` and first-boot scripts may use it as well as the daemon.
 """
 
 import os
+import re
 import time
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Tuple
 
-from cubegw.store import uci
-from cubegw.store.schema import DEFAULT_SCHEMA, MGT, REGISTRATION, StoreError
-from cubegw.store.store import FileSystem, Store, lock_path_for
+from cubegw.store import integrity, uci
+from cubegw.store.integrity import RECOVERED_OWNERS
+from cubegw.store.mirror_codec import MirrorError, merge
+from cubegw.store.schema import DEFAULT_SCHEMA, StoreError
+from cubegw.store.store import FileSystem, Store, backup_path_for
 
 __all__ = ["RecoveryEvent", "open_store", "recover_file", "save_backup", "backup_path_for"]
-
-#: Owners whose values are brought back from the backup (never reset, and what a
-#: gateway needs to find its platforms again).
-RECOVERED_OWNERS = frozenset({MGT, REGISTRATION})
 
 
 @dataclass(frozen=True)
 class RecoveryEvent:
     """Something ``open_store`` did or found; ``code`` is stable, ``message`` is for logs.
 
-    Codes: ``corrupt`` (file moved aside), ``restored`` (values from the backup),
-    ``no-backup``, ``backup-unusable``, ``value-skipped`` (a bad value in the backup),
-    ``temp-removed`` (a temp file left by a crashed write).
+    Codes: ``corrupt`` (a damaged file, copied aside), ``missing`` (no file, a backup),
+    ``restored`` (from the backup), ``no-backup``, ``backup-unusable``, ``value-skipped``
+    (a bad value in a damaged backup), ``mirror-restored``, ``mirror-unusable``,
+    ``not-repaired`` (the disk refused the repair: the file is left as it was),
+    ``temp-removed`` (a temp file left by a killed write).
     """
 
     code: str
@@ -40,32 +46,31 @@ class RecoveryEvent:
         return self.message
 
 
-def backup_path_for(path: str) -> str:
-    return os.fspath(path) + ".bak"
-
-
 def open_store(path, backup_path: Optional[str] = None,
                log: Optional[Callable[[str], None]] = None,
                schema=None, fs: Optional[FileSystem] = None, on_contents=None,
-               now: Callable[[], float] = time.time) -> Tuple[Store, List[RecoveryEvent]]:
-    """A Store on ``path``, recovering a file that does not parse; returns (store, events).
+               now: Callable[[], float] = time.time,
+               mirror=None) -> Tuple[Store, List[RecoveryEvent]]:
+    """A Store on ``path``, recovering a damaged file; returns (store, events).
 
-    A good (or missing) file is not touched.  ``log`` is called with each event's
-    message as it happens.  A file that cannot be read at all (permissions, I/O
-    error) still raises StoreError: moving it aside would not help.
+    A good file is not touched.  ``log`` is called with each event's message as it
+    happens.  A file that cannot be read at all (permissions, I/O error) still raises
+    StoreError: a copy would not help.
     """
     schema = schema if schema is not None else DEFAULT_SCHEMA
     fs = fs if fs is not None else FileSystem()
-    events = recover_file(path, backup_path, log, schema, fs, now)
-    return Store(path, schema=schema, fs=fs, on_contents=on_contents), events
+    events = recover_file(path, backup_path, log, schema, fs, now, mirror)
+    return Store(path, schema=schema, fs=fs, on_contents=on_contents,
+                 backup_path=backup_path), events
 
 
 def recover_file(path, backup_path: Optional[str] = None,
                  log: Optional[Callable[[str], None]] = None,
                  schema=None, fs: Optional[FileSystem] = None,
-                 now: Callable[[], float] = time.time) -> List[RecoveryEvent]:
-    """Make ``path`` a file a Store can open: stale temp files removed, a file that
-    does not parse moved aside and rebuilt from the backup.  Returns the events."""
+                 now: Callable[[], float] = time.time, mirror=None) -> List[RecoveryEvent]:
+    """Make ``path`` a complete store file: stale temp files removed, a damaged or
+    missing file rebuilt (module docstring).  ``mirror``: an IMirror, the last source
+    of X_CT-COM_Mgt and the registration.  Returns the events."""
     path = os.fspath(path)
     backup_path = backup_path_for(path) if backup_path is None else os.fspath(backup_path)
     schema = schema if schema is not None else DEFAULT_SCHEMA
@@ -77,16 +82,18 @@ def recover_file(path, backup_path: Optional[str] = None,
         if log is not None:
             log(message)
 
-    directory, base = os.path.split(os.path.abspath(path))
     try:
-        with fs.locked(lock_path_for(path)):
-            _remove_stale_temps(fs, directory, base, event)
-            data = fs.read(path)
-            if data is not None:
-                try:
-                    uci.parse(data.decode("utf-8", "surrogateescape"))
-                except uci.UciError as e:
-                    _recover(fs, path, backup_path, schema, e, now, event)
+        with fs.locked(path) as file:
+            _remove_stale_temps(fs, [path, backup_path], event)
+            current = file.read()
+            backup = _read_backup(fs, backup_path, schema)
+            mirrored = None if backup.good else _load_mirror(mirror, schema, event)
+            reference = backup.package if backup.good else _as_package(mirrored)
+            verdict = integrity.assess(current, schema, reference)
+            if verdict.good or (current is None and reference is None):
+                return events               # good, or a fresh router: defaults, no file
+            _recover(fs, file, current, verdict, backup, backup_path, schema, now,
+                     mirrored, event)
     except OSError as e:
         raise StoreError(f"{path}: cannot recover: {e.strerror or e}") from e
     return events
@@ -94,24 +101,24 @@ def recover_file(path, backup_path: Optional[str] = None,
 
 def save_backup(store: Store, backup_path: Optional[str] = None,
                 fs: Optional[FileSystem] = None) -> bool:
-    """Copy the store's file to its backup, atomically, if the file parses.
+    """Copy the store's file to its backup, atomically, if it is a complete file.
 
-    Returns whether a backup was written (False: no file yet, or it does not parse,
-    so the last good backup is kept).  Raises StoreError if the write fails; the
-    caller logs that and carries on.  Call it after a successful start and after
-    the daemon's own writes.
+    Returns whether a backup was written (False: no file, a damaged one, so the last
+    good backup is kept, or the backup is the same already).  Raises StoreError if the
+    write fails; the caller logs that and carries on.  The store's own writes keep the
+    backup; call this after a start and after a reload (a change made with ``uci``).
     """
-    backup_path = backup_path_for(store.path) if backup_path is None else backup_path
+    backup_path = store.backup_path if backup_path is None else os.fspath(backup_path)
     fs = fs if fs is not None else FileSystem()
     try:
-        data = fs.read(store.path)
-        if data is None:
-            return False
-        try:
-            uci.parse(data.decode("utf-8", "surrogateescape"))
-        except uci.UciError:
-            return False
-        fs.write_atomic(backup_path, data)
+        with fs.locked(store.path) as file:
+            data = file.read()
+            backup = _read_backup(fs, backup_path, store.schema)
+            verdict = integrity.assess(data, store.schema,
+                                       backup.package if backup.good else None)
+            if not verdict.good or fs.read(backup_path) == data:
+                return False
+            fs.write_atomic(backup_path, data)
     except OSError as e:
         raise StoreError(f"{backup_path}: cannot write the backup: {e.strerror or e}") from e
     return True
@@ -119,16 +126,71 @@ def save_backup(store: Store, backup_path: Optional[str] = None,
 
 # -- internals ------------------------------------------------------------------
 
-def _recover(fs, path, backup_path, schema, error, now, event):
-    aside = _aside_name(fs, path, now())
-    fs.os.rename(path, aside)
-    event("corrupt", f"{path} does not parse (line {error.line}: {error.reason}); "
-                     f"moved aside to {aside}, restoring the defaults")
-    package = schema.defaults_package()
-    restored = _restore_from_backup(fs, backup_path, schema, package, event)
-    if restored:
-        event("restored", f"restored {', '.join(restored)} from {backup_path}")
-    fs.write_atomic(path, uci.serialize(package).encode("utf-8", "surrogateescape"))
+def _read_backup(fs, backup_path, schema) -> integrity.Verdict:
+    try:
+        data = fs.read(backup_path)
+    except OSError as e:
+        return integrity.Verdict(None, [f"cannot be read ({e.strerror or e})"])
+    return integrity.assess(data, schema)
+
+
+def _recover(fs, file, current, verdict, backup, backup_path, schema, now, mirrored, event):
+    path = file.path
+    aside = _aside_name(fs, path, now()) if current else None
+    if current is None:
+        event("missing", f"{path} is missing")
+    else:
+        event("corrupt", f"{path} is damaged ({'; '.join(verdict.problems)}); "
+                         f"a copy is kept as {aside}")
+    if backup.good:
+        package = backup.package
+        event("restored", f"restored {path} from {backup_path}")
+    else:
+        package = integrity.salvage(current)
+        for section in schema.defaults_package().sections:
+            _fill(package, section)
+        restored = _restore_from_backup(fs, backup_path, backup, schema, package, event)
+        if restored:
+            event("restored", f"restored {', '.join(restored)} from {backup_path}")
+        if mirrored:
+            package, _ = merge(package, mirrored)
+            event("mirror-restored", f"restored {', '.join(s.name for s in mirrored)} "
+                                     f"from the mirror")
+    data = uci.serialize(package).encode("utf-8", "surrogateescape")
+    try:
+        if current:
+            fs.write_atomic(aside, current)
+        file.overwrite(data, current)
+    except OSError as e:
+        event("not-repaired", f"{path} left as it is: {e.strerror or e}; "
+                              f"the store reads {backup_path} until a write succeeds")
+        return
+
+
+def _fill(package, defaults_section):
+    """Add the defaults' section and options that ``package`` lacks."""
+    section = package.section(defaults_section.name)
+    if section is None:
+        package.sections.append(uci.Section(defaults_section.type, defaults_section.name,
+                                            dict(defaults_section.options)))
+        return
+    for name, value in defaults_section.options.items():
+        section.options.setdefault(name, value)
+
+
+def _load_mirror(mirror, schema, event):
+    """The mirror's sections, or None (no mirror, none saved, or unusable: said)."""
+    if mirror is None:
+        return None
+    try:
+        return mirror.load(schema) or None
+    except MirrorError as e:
+        event("mirror-unusable", f"mirror: {e}")
+        return None
+
+
+def _as_package(sections):
+    return None if not sections else uci.Package(list(sections))
 
 
 def _aside_name(fs, path, when):
@@ -148,22 +210,15 @@ def _exists(fs, path):
     return True
 
 
-def _restore_from_backup(fs, backup_path, schema, package, event):
-    """Put the backup's mgt and registration values into ``package``; their labels."""
-    try:
-        data = fs.read(backup_path)
-    except OSError as e:
-        event("backup-unusable", f"backup {backup_path} cannot be read "
-                                 f"({e.strerror or e}): defaults only")
-        return []
-    if data is None:
-        event("no-backup", f"no backup {backup_path}: defaults only")
-        return []
-    try:
-        backup = uci.parse(data.decode("utf-8", "surrogateescape"))
-    except uci.UciError as e:
-        event("backup-unusable", f"backup {backup_path} does not parse "
-                                 f"(line {e.line}: {e.reason}): defaults only")
+def _restore_from_backup(fs, backup_path, verdict, schema, package, event):
+    """Put the mgt and registration values of a damaged backup into ``package``."""
+    backup = verdict.package
+    if backup is None:
+        if verdict.problems == ["missing"]:
+            event("no-backup", f"no backup {backup_path}: defaults only")
+        else:
+            event("backup-unusable", f"backup {backup_path}: {'; '.join(verdict.problems)}: "
+                                     f"defaults only")
         return []
     restored = []
     for spec in schema.params(RECOVERED_OWNERS):
@@ -193,20 +248,22 @@ def _restore_from_backup(fs, backup_path, schema, package, event):
     return restored
 
 
-def _remove_stale_temps(fs, directory, base, event):
-    """Delete ``.<base>.<hex>.tmp`` files a write killed mid-way left behind.
+def _remove_stale_temps(fs, paths, event):
+    """Delete the temp files a write killed mid-way left: ``.<base>.<hex>.tmp`` of the
+    file, its backup and its aside copies (``FileSystem.write_atomic``'s names).
 
     Only called with the store's lock held, so no live write owns them.
     """
-    prefix, suffix = f".{base}.", ".tmp"
-    try:
-        names = fs.os.listdir(directory)
-    except OSError:
-        return
-    for name in names:
-        middle = name[len(prefix):-len(suffix)]
-        if (name.startswith(prefix) and name.endswith(suffix) and len(middle) == 12
-                and all(c in "0123456789abcdef" for c in middle)):
+    for path in paths:
+        directory, base = os.path.split(os.path.abspath(path))
+        pattern = re.compile(rf"\.{re.escape(base)}(\.corrupt-[0-9TZ.]+)?\.[0-9a-f]{{12}}\.tmp")
+        try:
+            names = fs.os.listdir(directory)
+        except OSError:
+            continue
+        for name in names:
+            if not pattern.fullmatch(name):
+                continue
             try:
                 fs.os.unlink(os.path.join(directory, name))
             except OSError:

@@ -1,109 +1,35 @@
 """The management store: typed parameters kept in one UCI file.
 
 The file (``/etc/config/cubegw`` on a router) is shared by the daemon and
-``cubegw-ctl``, and may be edited with ``uci``.  Every write is: take the lock
-file, re-read the file, apply the change, write a temp file, fsync, rename,
-fsync the directory, drop the lock; so a crash leaves the old file or the new
-one, and neither process loses the other's change.  Options and sections the
-schema does not know are kept as they are.
+``cubegw-ctl``, and may be edited with ``uci``.  Every write takes libuci's lock
+(files.py), re-reads the file, applies the change, and then: the backup
+``<file>.bak`` is brought up to the file as read (if it is complete and the
+backup differs), the file is rewritten in place, the backup gets the new file.
+A failure at any step puts the old file back and raises, so a refused write
+changes nothing; a crash mid-write leaves a good backup of the file, old or new
+(recovery.py takes it at start).  The backup is only ever a complete file
+(integrity.py).  Options and sections the schema does not know are kept.
 """
 
 import copy
-import errno
-import fcntl
 import os
-import secrets
-from contextlib import contextmanager
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Set, Tuple
 
-from cubegw.store import uci
+from cubegw.store import integrity, uci
+from cubegw.store.files import FileSystem
 from cubegw.store.schema import (
     APP_RESET, DEFAULT_SCHEMA, ITMS_RESET, MGT_SECTION, Owner, ParamSpec,
     Schema, SectionType, StoreError,
 )
 
-__all__ = ["Store", "FileSystem"]
+__all__ = ["Store", "FileSystem", "backup_path_for"]
 
 Key = Tuple[str, str]
 
 
-class FileSystem:
-    """The store's only I/O, in one object so tests can inject failures.
-
-    ``os_module`` supplies open, read, write, fsync, fchmod, replace, unlink
-    and close (the ``os`` module, or a wrapper around it).
-    """
-
-    def __init__(self, os_module=os):
-        self.os = os_module
-
-    def read(self, path: str) -> Optional[bytes]:
-        """The whole file, or None if it does not exist."""
-        try:
-            fd = self.os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return None
-        try:
-            chunks = []
-            while True:
-                chunk = self.os.read(fd, 65536)
-                if not chunk:
-                    return b"".join(chunks)
-                chunks.append(chunk)
-        finally:
-            self.os.close(fd)
-
-    @contextmanager
-    def locked(self, lock_path: str):
-        """Hold an exclusive flock on ``lock_path`` (created, never removed:
-        removing a lock file lets two processes lock different files)."""
-        fd = self.os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            self.os.close(fd)
-
-    def write_atomic(self, path: str, data: bytes, mode: int = 0o600) -> None:
-        """Replace ``path`` with ``data`` so a crash leaves old or new, whole."""
-        o = self.os
-        directory, base = os.path.split(os.path.abspath(path))
-        temp = os.path.join(directory, f".{base}.{secrets.token_hex(6)}.tmp")
-        fd = o.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
-        try:
-            try:
-                o.fchmod(fd, mode)
-                view = memoryview(data)
-                while view:
-                    view = view[o.write(fd, view):]
-                o.fsync(fd)
-            finally:
-                o.close(fd)
-            o.replace(temp, path)
-        except BaseException:
-            try:
-                o.unlink(temp)
-            except OSError:
-                pass
-            raise
-        self._sync_directory(directory)
-
-    def _sync_directory(self, directory: str) -> None:
-        """Make the rename durable; some file systems cannot, which is fine."""
-        fd = self.os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            self.os.fsync(fd)
-        except OSError as e:
-            if e.errno not in (errno.EINVAL, errno.ENOTSUP):
-                raise
-        finally:
-            self.os.close(fd)
-
-
-def lock_path_for(path: str) -> str:
-    """The flock file every writer of the UCI file ``path`` shares: ``.<name>.lock`` beside it."""
-    directory, base = os.path.split(os.path.abspath(path))
-    return os.path.join(directory, f".{base}.lock")
+def backup_path_for(path) -> str:
+    """The last complete copy of the store file ``path``: ``<path>.bak``."""
+    return os.fspath(path) + ".bak"
 
 
 def read_package(fs: "FileSystem", path: str, error=StoreError) -> Optional[uci.Package]:
@@ -131,16 +57,18 @@ class Store:
     def __init__(self, path, schema: Optional[Schema] = None,
                  fs: Optional[FileSystem] = None,
                  on_contents: Optional[Callable[[uci.Package], Any]] = None,
-                 load: bool = True):
+                 load: bool = True, backup_path=None):
         """``load=False`` defers reading the file to the first ``reload()`` (the
         daemon builds its services before its store service opens the file)."""
         self.path = os.fspath(path)
+        self.backup_path = os.fspath(backup_path or backup_path_for(self.path))
+        #: Why the file as last read is not a complete one (then read from the backup).
+        self.damage: List[str] = []
         #: Called with the file's contents after each write and each reload
         #: (e.g. cubegw.store.mirror.MirrorSync); must not raise.
         self.on_contents = on_contents
         self.schema = schema if schema is not None else DEFAULT_SCHEMA
         self._fs = fs if fs is not None else FileSystem()
-        self.lock_path = lock_path_for(self.path)
         self._package = (self._read() if load else None) or uci.Package()
         # What reload() has reported so far: the file as last read, plus our
         # own writes, so that a change made by another process is reported
@@ -174,7 +102,7 @@ class Store:
 
     def problems(self) -> List[str]:
         """Values in the file that are invalid and read as the default."""
-        found = []
+        found = [f"{self.path}: {problem}" for problem in self.damage]
         for spec in self.schema.params():
             raw = _raw(self._package, spec.section, spec.name)
             if raw is not None and spec.writable:
@@ -334,8 +262,41 @@ class Store:
         return _diff(self.schema, before[0], after)
 
     def _read(self) -> Optional[uci.Package]:
-        """The parsed file, or None if it does not exist."""
-        return read_package(self._fs, self.path)
+        """The file as read now: None if neither it nor a good backup exists; a damaged
+        or missing file is read from a good backup (``damage`` then says why)."""
+        try:
+            data = self._fs.read_shared(self.path)
+        except OSError as e:
+            raise StoreError(f"{self.path}: cannot read: {e.strerror or e}") from e
+        if data is None and not self._backup().good:
+            self.damage = []
+            return None                 # a fresh router: every default
+        package, self.damage = self._choose(data)
+        return package
+
+    def _choose(self, data: Optional[bytes]):
+        """(package, damage): the file if good, else the backup if good, else what the
+        file parses to (defaults for a missing one); StoreError if it does not parse
+        and there is no good backup (never overwrite what we cannot read)."""
+        backup = self._backup()
+        verdict = integrity.assess(data, self.schema, backup.package if backup.good else None)
+        if verdict.good:
+            return verdict.package, []
+        damage = [] if data is None else list(verdict.problems)
+        if backup.good:
+            return backup.package, damage + [f"read from the backup {self.backup_path}"]
+        if data is None:
+            return self.schema.defaults_package(), []
+        if verdict.package is None:
+            raise StoreError(f"{self.path}: {'; '.join(verdict.problems)}")
+        return verdict.package, damage
+
+    def _backup(self) -> integrity.Verdict:
+        """The backup, assessed on its own."""
+        try:
+            return integrity.assess(self._fs.read(self.backup_path), self.schema)
+        except OSError as e:
+            return integrity.Verdict(None, [f"cannot be read ({e.strerror or e})"])
 
     def _modify(self, apply: Callable[[uci.Package], Optional[bool]],
                 check: Optional[Callable[[uci.Package], None]] = None) -> uci.Package:
@@ -346,10 +307,9 @@ class Store:
         also applied to what reload() compares against.
         """
         try:
-            with self._fs.locked(self.lock_path):
-                package = self._read()
-                if package is None:
-                    package = self.schema.defaults_package()
+            with self._fs.locked(self.path) as file:
+                current = file.read()
+                package, _ = self._choose(current)
                 if check is not None:
                     check(package)
                 if apply(package) is False:
@@ -362,14 +322,39 @@ class Store:
                     text = uci.serialize(package)
                 except uci.UciError as e:
                     raise StoreError(f"{self.path}: cannot write: {e}") from e
-                self._fs.write_atomic(self.path, text.encode("utf-8", "surrogateescape"))
+                self._write(file, current, text.encode("utf-8", "surrogateescape"))
         except OSError as e:
             raise StoreError(f"{self.path}: cannot write: {e.strerror or e}") from e
         self._package = package
+        self.damage = []
         apply(self._reported)
         if self.on_contents is not None:
             self.on_contents(package)
         return package
+
+    def _write(self, file, current: Optional[bytes], data: bytes) -> None:
+        """Backup of the file as it is, the file, backup of the new file: each step
+        that fails undoes the ones before (the OSError goes on to the caller).  Our own
+        new file always becomes the backup (it may drop an option on purpose); a file
+        someone else wrote only if it lost nothing the backup holds."""
+        fs = self._fs
+        if data == current:
+            return
+        backup = self._backup()
+        if current is not None and current != fs.read(self.backup_path) and integrity.assess(
+                current, self.schema, backup.package if backup.good else None).good:
+            fs.write_atomic(self.backup_path, current)
+        file.overwrite(data, current)
+        try:
+            fs.write_atomic(self.backup_path, data)
+        except OSError:
+            try:
+                file.discard(current, data)
+                if current is not None and fs.read(self.backup_path) == data:
+                    fs.write_atomic(self.backup_path, current)   # renamed, then failed
+            except OSError:
+                pass                    # the file is good: it is what a start keeps
+            raise
 
 
 def _raw(package: uci.Package, section: str, name: str) -> Optional[uci.Value]:
