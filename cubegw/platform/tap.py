@@ -19,6 +19,7 @@ from cubegw import logs
 from cubegw.platform.api import Api, build_site
 from cubegw.platform.config import ConfigError, PlatformConfig, load_config
 from cubegw.platform.faults import FaultRules
+from cubegw.platform.messagelog import MessageLog
 from cubegw.platform.plugincenter import PluginCenter
 from cubegw.platform.registry import BACKENDS, Registry
 from cubegw.platform.distribution import DistributionProtocol
@@ -120,20 +121,21 @@ def build_registry(reactor, config):
                     report_limit=config.report_limit)
 
 
-def build_operation(reactor, config, registry, faults):
-    protocol = OperationProtocol(registry, faults, config, reactor)
+def build_operation(reactor, config, registry, faults, wirelog=None):
+    protocol = OperationProtocol(registry, faults, config, reactor, wirelog=wirelog)
     return protocol, _udp_server(reactor, "operation", config.operation, protocol)
 
 
-def build_distribution(reactor, config, registry, faults, operation):
+def build_distribution(reactor, config, registry, faults, operation, wirelog=None):
     protocol = DistributionProtocol(
         registry, faults, config, reactor,
-        operation_address=lambda: (config.operation.advertised, operation.bound_port()))
+        operation_address=lambda: (config.operation.advertised, operation.bound_port()),
+        wirelog=wirelog)
     return protocol, _udp_server(reactor, "distribution", config.distribution, protocol)
 
 
-def build_message_server(reactor, config, registry, faults):
-    protocol = MessageServerProtocol(registry, faults, config, reactor)
+def build_message_server(reactor, config, registry, faults, wirelog=None):
+    protocol = MessageServerProtocol(registry, faults, config, reactor, wirelog=wirelog)
     endpoint = config.message_server
     host = endpoint.host or config.operation.host
     return protocol, _udp_server(reactor, "message_server", endpoint, protocol, host)
@@ -193,20 +195,22 @@ class TCPListener(service.Service):
         return self.port.getHost().port
 
 
-def build_plugin_center(reactor, config, registry, faults):
+def build_plugin_center(reactor, config, registry, faults, wirelog=None):
     center = PluginCenter(registry, faults, reactor,
                           boot_timeout=config.plugin_boot_timeout or None,
-                          idle_timeout=config.plugin_idle_timeout or None)
+                          idle_timeout=config.plugin_idle_timeout or None, wirelog=wirelog)
     listener = TCPListener(reactor, "plugin center", config.plugin_center, center.factory(),
                            on_stop=center.close_all)
     listener.setName("plugin_center")
     return center, listener
 
 
-def build_api(reactor, config, registry, faults, center, operation, plugin_listener):
+def build_api(reactor, config, registry, faults, center, operation, plugin_listener,
+              wirelog=None, distribution=None):
     api = Api(config.users, registry, faults, center, operation,
               lambda: (config.plugin_center.advertised, plugin_listener.bound_port()),
-              reactor, online_timeout=3 * config.heartbeat_interval)
+              reactor, online_timeout=3 * config.heartbeat_interval, wirelog=wirelog,
+              config=config, distribution_port=distribution and distribution.bound_port)
     listener = TCPListener(reactor, "HTTP API", config.api, build_site(api, reactor))
     listener.setName("api")
     return api, listener
@@ -226,19 +230,22 @@ def makeService(options, reactor=None):
     logs.set_level(config.log_level)
     registry = build_registry(reactor, config)
     faults = FaultRules(config.faults)
+    wirelog = MessageLog(reactor, config.message_log)
     top = PlatformService(reactor, config, registry, faults)
-    top.operation, server = build_operation(reactor, config, registry, faults)
+    top.wirelog = wirelog
+    top.operation, server = build_operation(reactor, config, registry, faults, wirelog)
     server.setServiceParent(top)
     top.distribution, server = build_distribution(reactor, config, registry, faults,
-                                                  top.operation)
+                                                  top.operation, wirelog)
     server.setServiceParent(top)
     if config.separate_message_server():
-        top.message_server, server = build_message_server(reactor, config, registry, faults)
+        top.message_server, server = build_message_server(reactor, config, registry, faults,
+                                                          wirelog)
         server.setServiceParent(top)
     top.plugin_center, plugin_listener = build_plugin_center(reactor, config, registry,
-                                                             faults)
+                                                             faults, wirelog)
     plugin_listener.setServiceParent(top.frontends)
     top.api, listener = build_api(reactor, config, registry, faults, top.plugin_center,
-                                  top.operation, plugin_listener)
+                                  top.operation, plugin_listener, wirelog, top.distribution)
     listener.setServiceParent(top.frontends)
     return top
