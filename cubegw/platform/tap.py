@@ -8,6 +8,9 @@ platform) and stop before them.  Each builder takes the reactor, so tests pass a
 ``MemoryReactorClock``.
 """
 
+import errno
+import socket
+
 from twisted.application import internet, service
 from twisted.internet import defer, endpoints
 from twisted.internet.abstract import isIPv6Address
@@ -48,6 +51,8 @@ class Options(usage.Options):
 
     #: Open the database while parsing, so a bad path stops twistd with one line.
     check_database = True
+    #: Bind each configured port once while parsing, so a taken one does too.
+    check_ports = True
 
     def postOptions(self):
         try:
@@ -64,6 +69,39 @@ class Options(usage.Options):
                 BACKENDS[config.registry].check(config)
             except ValueError as e:
                 raise usage.UsageError(str(e))
+        if self.check_ports:
+            try:
+                check_ports(self["platform"])
+            except ValueError as e:
+                raise usage.UsageError(str(e))
+
+
+def check_ports(config):
+    """``ValueError`` naming the first configured port (not 0) that cannot be bound now:
+    taken, or not allowed.  The listeners bind again at start; this makes the common
+    failure one line and exit status 1 rather than a traceback, or a stop with status 0
+    for the TCP listeners, which start once the registry is loaded."""
+    wanted = [("distribution", config.distribution, socket.SOCK_DGRAM),
+              ("operation", config.operation, socket.SOCK_DGRAM),
+              ("plugin_center", config.plugin_center, socket.SOCK_STREAM),
+              ("api", config.api, socket.SOCK_STREAM)]
+    if config.separate_message_server():
+        ms = config.message_server
+        wanted.append(("message_server", config.message_server.__class__(
+            host=ms.host or config.operation.host, port=ms.port), socket.SOCK_DGRAM))
+    for name, endpoint, kind in wanted:
+        if not endpoint.port:
+            continue
+        family = socket.AF_INET6 if isIPv6Address(endpoint.host) else socket.AF_INET
+        try:
+            with socket.socket(family, kind) as s:
+                if kind == socket.SOCK_STREAM:   # as Twisted's TCP ports do
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind((endpoint.host, endpoint.port))
+        except OSError as e:
+            why = "taken" if e.errno == errno.EADDRINUSE else "unusable"
+            raise ValueError(f"{name}.port: {host_port(endpoint.host, endpoint.port)} is "
+                             f"{why} ({e.strerror or e})")
 
 
 class PlatformService(service.MultiService):
@@ -94,8 +132,9 @@ class PlatformService(service.MultiService):
                 child.startService()
             try:
                 self.frontends.startService()
-            except Exception:
-                self.log.failure("cannot start the plugin center and HTTP API listeners")
+            except Exception as e:
+                self.log.critical("cannot start the plugin center and HTTP API listeners: "
+                                  "{error}", error=e)
                 self.reactor.callWhenRunning(self.reactor.stop)
                 return
         self.log.info("cubeplat ready: {devices} devices, {faults} fault rules",
