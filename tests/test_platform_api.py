@@ -462,7 +462,7 @@ class TapTests(SynchronousTestCase):
         config = PlatformConfig(plugin_center=Endpoint("127.0.0.1", 0, "pc.example"),
                                 api=Endpoint("127.0.0.1", 0), users=USERS)
         options = tap.Options()
-        options.check_database = False
+        options.check_database = options.check_ports = False
         options.parseOptions(["--plugin-center-port", "9100", "--api-port", "8100"])
         self.assertEqual((options["platform"].plugin_center.port,
                           options["platform"].api.port), (9100, 8100))

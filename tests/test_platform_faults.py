@@ -24,8 +24,10 @@ class ParseTests(SynchronousTestCase):
              ("127.0.0.1", 12113), None),
             ({"no_reply": True, "count": 3}, "no_reply", None, 0.0, None, 3),
         ]
+        message = {"disconnect": "Register", "distri_elsewhere": "RequestDistri"}
         for extra, action, result, delay, target, remaining in cases:
-            rule = parse_rule(dict({"mac": "*", "message": "Hb"}, **extra))
+            rule = parse_rule(dict({"mac": "*", "message": message.get(action, "Hb")},
+                                   **extra))
             self.assertEqual(
                 (rule.fault.action, rule.fault.result, rule.fault.delay, rule.fault.target,
                  rule.remaining), (action, result, delay, target, remaining), extra)
@@ -153,8 +155,10 @@ class DecideTests(SynchronousTestCase):
                             {"mac": "*", "message": "RequestDistri",
                              "distri_elsewhere": "127.0.0.1:1", "count": 1}])
         self.assertIsNone(rules.decide(MAC, "Hb", "operation", UDP_ACTIONS))
-        self.assertIsNone(rules.decide(MAC, "RequestDistri", "operation", TRIGGER_ACTIONS))
-        self.assertEqual(rules.decide(MAC, "Heartbeat", "plugin_center").action,
+        self.assertIsNone(rules.decide(MAC, "Register", "operation", UDP_ACTIONS))
+        self.assertIsNone(rules.decide(MAC, "Heartbeat", "plugin_center"))
+        self.assertIsNone(rules.decide(MAC, "RequestPlug-in", "operation", TRIGGER_ACTIONS))
+        self.assertEqual(rules.decide(MAC, "Register", "plugin_center").action,
                          "disconnect")
         self.assertEqual(rules.decide(MAC, "RequestDistri", "operation").target,
                          ("127.0.0.1", 1))
@@ -246,7 +250,7 @@ class ActionTableTests(SynchronousTestCase):
         self.assertEqual(REQUEST_ACTIONS, {"drop", "no_reply", "result", "delay"})
         self.assertEqual(REGISTER_ACTIONS, REQUEST_ACTIONS | {"disconnect"})
         self.assertEqual(POST_ACTIONS, {"drop", "no_reply", "result", "delay"})
-        self.assertEqual(TRIGGER_ACTIONS, {"drop", "no_reply", "delay"})
+        self.assertEqual(TRIGGER_ACTIONS, {"drop", "no_reply", "delay", "distri_elsewhere"})
         self.assertEqual(list(ACTION_TABLE), ["drop", "no_reply", "result", "delay",
                                               "disconnect", "distri_elsewhere"])
 
@@ -285,3 +289,49 @@ class ActionTableTests(SynchronousTestCase):
             sender = Recorder()
             self.assertEqual(on_send(f, sender, "pending", "message"), late, f)
             self.assertEqual(sender.steps, steps, f)
+
+
+class NeverFiresTests(SynchronousTestCase):
+    """Rules the platform could never carry out are refused when parsed (issue 14)."""
+
+    def test_refused(self):
+        """Each false pass is a FaultError naming where the action does fire."""
+        for spec in ({"message": "Post", "disconnect": True},
+                     {"message": "Hb", "disconnect": True},
+                     {"message": "Register", "server": "operation", "disconnect": True},
+                     {"message": "Boot", "distri_elsewhere": "127.0.0.1:1"},
+                     {"message": "RequestPlug-in", "distri_elsewhere": "127.0.0.1:1"},
+                     {"message": "Disconnect", "drop": 1},
+                     {"message": "Hb", "server": "plugin_center", "result": -3},
+                     {"message": "BootFirst", "server": "operation", "no_reply": True},
+                     {"message": "Report", "no_reply": True}):
+            with self.assertRaises(FaultError, msg=spec) as caught:
+                parse_rule(dict(spec, mac="*"))
+            self.assertIn("never fires", str(caught.exception))
+            self.assertIn("it fires on", str(caught.exception))
+
+    def test_accepted(self):
+        """Rules that can fire stay accepted, wildcards where one place fits."""
+        for spec in ({"message": "Register", "disconnect": True},
+                     {"message": "*", "disconnect": True},
+                     {"message": "Register", "server": "plugin_center", "disconnect": True},
+                     {"message": "RequestDistri", "distri_elsewhere": "127.0.0.1:1"},
+                     {"message": "*", "server": "plugin_center", "result": -1},
+                     {"message": "Report", "server": "message_server", "drop": 1}):
+            parse_rule(dict(spec, mac="*"))
+
+    def test_distri_elsewhere_sends_the_other_address(self):
+        """distri_elsewhere rewrites ServerAddr and ServerPort of the RequestDistri sent."""
+        from cubegw import wire
+        sent = []
+
+        class Sender:
+            def send_now(self, pending, message):
+                sent.append(message)
+        rules = FaultRules([{"mac": "*", "message": "RequestDistri",
+                             "distri_elsewhere": "10.0.0.1:12113"}])
+        fault = rules.decide(MAC, "RequestDistri", "operation", TRIGGER_ACTIONS)
+        delay = on_send(fault, Sender(), None, wire.RequestDistri(
+            Key="K", ServerAddr="127.0.0.1", ServerPort=12112))
+        self.assertEqual((delay, sent[0].ServerAddr, sent[0].ServerPort),
+                         (0.0, "10.0.0.1", 12113))

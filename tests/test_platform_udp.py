@@ -1161,6 +1161,7 @@ class TapTests(SynchronousTestCase):
     def options(self, *args, check_database=False):
         options = tap.Options()
         options.check_database = check_database
+        options.check_ports = False
         options.parseOptions(list(args))
         return options
 

@@ -26,6 +26,7 @@ from twisted.web import server
 from twisted.web.resource import Resource
 
 from cubegw import identity
+from cubegw.platform import messagelog
 from cubegw.platform.faults import FaultError
 from cubegw.platform.plugincenter import (
     TIMEOUT_RESULT, CallTimeout, GatewayGone, NotConnected, PluginCenterError)
@@ -52,7 +53,10 @@ class Api:
     log = Logger()
 
     def __init__(self, users, registry, faults, plugin_center, operation, plugin_address,
-                 clock, online_timeout=180.0, urandom=os.urandom):
+                 clock, online_timeout=180.0, urandom=os.urandom, wirelog=None, config=None,
+                 distribution_port=None):
+        """``wirelog``, ``config``, ``distribution_port()``: for the admin resources
+        (``admin.py``)."""
         self.users = tuple(users)
         self.registry = registry
         self.faults = faults
@@ -62,6 +66,10 @@ class Api:
         self.clock = clock
         self.online_timeout = online_timeout
         self.urandom = urandom
+        self.wirelog = wirelog or messagelog.OFF
+        self.config = config
+        self.distribution_port = distribution_port or (
+            lambda: config.distribution.port if config is not None else 0)
 
     def authenticate(self, request):
         """The caller's user_id, or None: the Bearer token compared in constant time."""
@@ -405,6 +413,8 @@ def build_resource(api):
     branch.putChild(b"gateways", GatewaysResource(api))
     branch.putChild(b"faults", FaultsResource(api))
     root.putChild(b"api", branch)
+    from cubegw.platform import admin   # admin imports this module's resources
+    admin.install(branch, api)
     return root
 
 

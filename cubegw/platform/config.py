@@ -78,6 +78,7 @@ class PlatformConfig:
     api: Endpoint = Endpoint(port=8080)             # HTTP API for the phone app
     users: tuple = ()                 # UserConfig: who may use the HTTP API
     log_level: str = "info"           # "debug": also each answered heartbeat
+    message_log: int = 16             # wire messages kept per device (0: no message log)
 
     def with_overrides(self, db=None, distribution_port=None, operation_port=None,
                        plugin_center_port=None, api_port=None):
@@ -116,7 +117,7 @@ _TOP = ("distribution", "operation", "message_server", "update_server",
         "flush_delay",
         "plugin_idle_timeout", "plugin_boot_timeout",
         "accept_unknown", "devices", "faults", "plugin_center", "api", "users",
-        "log_level")
+        "log_level", "message_log")
 
 
 def parse_config(text, source="config"):
@@ -149,6 +150,7 @@ def parse_config(text, source="config"):
         api=_endpoint(raw.get("api"), d.api, "api", advertise=False),
         users=_users(raw.get("users")),
         log_level=log_level(raw.get("log_level", d.log_level)),
+        message_log=_int(raw.get("message_log", d.message_log), "message_log"),
     )
     if not values["db"]:
         raise ConfigError("db: must be a file path")

@@ -17,8 +17,8 @@ class DistributionProtocol(PlatformProtocol):
     endpoint = "distribution"
 
     def __init__(self, registry, faults, config, clock, urandom=os.urandom,
-                 operation_address=None):
-        super().__init__(registry, faults, config, clock, urandom)
+                 operation_address=None, wirelog=None):
+        super().__init__(registry, faults, config, clock, urandom, wirelog)
         self.operation_address = operation_address or (
             lambda: (config.operation.advertised, config.operation.port))
 

@@ -16,8 +16,11 @@ default ``*``), and says what the platform does instead of its normal behaviour:
 ``delay: seconds``
     the platform handles the request and answers normally, that many seconds later; with
     ``result`` it answers ``{"Result": N}`` late.
-``disconnect: true`` / ``distri_elsewhere: "host:port"``
-    reserved for the plugin-center and trigger side; the UDP request handlers skip them.
+``disconnect: true``
+    the plugin center answers a ``Register`` normally, then sends ``Disconnect`` and
+    closes the connection.
+``distri_elsewhere: "host:port"``
+    a ``RequestDistri`` the platform sends names this distribution platform instead.
 
 ``count: N`` makes any rule (but ``drop``, which counts itself) apply N times only; the
 count is per rule, shared by every device the rule matches.  The first live rule in list
@@ -25,9 +28,18 @@ order that matches wins.  For the triggers the platform sends (``RequestPlug-in`
 ``RequestDistri``) ``drop`` and ``no_reply`` both mean "not sent", ``delay`` sends late,
 and ``result`` is refused.
 
+A rule that could never fire is refused when it is parsed (at load, or with a 400 from
+the API), naming where its action applies: the platform consults the rules for each
+message only where ``WHERE`` says, and each kind of step carries out only some actions
+(``disconnect`` on the plugin center's ``Register``, ``distri_elsewhere`` on
+``RequestDistri``, nothing on ``Disconnect``, no ``no_reply`` on a ``Report``, which is
+never answered).  A ``"*"`` message or server needs one place where the action fires.
+
 What each action does is the table ``ACTION_TABLE`` at the end of this module, which the
 UDP platforms and the plugin center carry out through ``on_request`` and ``on_send``.
 """
+
+import dataclasses
 
 from cubegw import identity
 
@@ -65,7 +77,7 @@ class Fault:
 class Rule:
     """One validated rule and its remaining uses (``None`` = unlimited)."""
 
-    __slots__ = ("index", "mac", "message", "server", "fault", "remaining", "spec")
+    __slots__ = ("index", "mac", "message", "server", "fault", "remaining", "spec", "only")
 
     def __init__(self, index, mac, message, server, fault, remaining, spec):
         self.index = index
@@ -75,12 +87,14 @@ class Rule:
         self.fault = fault
         self.remaining = remaining
         self.spec = spec
+        self.only = ACTION_TABLE[fault.action].messages   # None: any message
 
     def matches(self, mac, message, server):
         return ((self.remaining is None or self.remaining > 0)
                 and self.mac in ("*", mac)
                 and self.message in ("*", message)
-                and self.server in ("*", server))
+                and self.server in ("*", server)
+                and (self.only is None or message in self.only))
 
     def describe(self):
         return describe(self.index, self.spec)
@@ -159,6 +173,9 @@ def parse_rule(spec, index=0):
 
     if message in TRIGGERS and not ACTION_TABLE[action].triggers:
         raise bad(f"{action} does not apply to {message}, which the platform sends")
+    if not fires(message, server, action):
+        raise bad(f"{action} never fires on message {message} at server {server}: "
+                  f"{where_it_fires(action)}")
 
     fault = Fault(action, result, delay, target, name)
     return Rule(index, mac, message, server, fault, remaining, dict(spec))
@@ -274,6 +291,12 @@ def _result_instead(fault, sender, pending, message):
     return 0.0
 
 
+def _send_elsewhere(fault, sender, pending, message):
+    host, port = fault.target
+    sender.send_now(pending, dataclasses.replace(message, ServerAddr=host, ServerPort=port))
+    return 0.0
+
+
 def _send_late(fault, sender, pending, message):
     sender.later(fault.delay, sender.send_now, pending, message)
     return fault.delay
@@ -287,17 +310,20 @@ class Action:
     sender, pending, message)`` to a message it sends (returning the seconds it goes
     late); None where the action does not apply.  ``connection``: only where a request
     came on a connection that can be closed (the plugin center's Register).
-    ``triggers``: also for the triggers the platform sends.
+    ``triggers``: also for the triggers the platform sends.  ``messages``: the only
+    messages it applies to (None: any).
     """
 
-    __slots__ = ("check", "request", "send", "connection", "triggers")
+    __slots__ = ("check", "request", "send", "connection", "triggers", "messages")
 
-    def __init__(self, check, request=None, send=None, connection=False, triggers=True):
+    def __init__(self, check, request=None, send=None, connection=False, triggers=True,
+                 messages=None):
         self.check = check
         self.request = request
         self.send = send
         self.connection = connection
         self.triggers = triggers
+        self.messages = messages
 
 
 #: Every action, in the order errors list them: a new fault type is one entry here.
@@ -306,8 +332,10 @@ ACTION_TABLE = {
     "no_reply": Action(_true, _withhold, _not_sent),
     "result": Action(_integer, _result, _result_instead, triggers=False),
     "delay": Action(_number, _answer_late, _send_late),
-    "disconnect": Action(_true, _answer_then_close, connection=True),
-    "distri_elsewhere": Action(_address),  # reserved: not carried out yet
+    "disconnect": Action(_true, _answer_then_close, connection=True,
+                         messages=frozenset({"Register"})),
+    "distri_elsewhere": Action(_address, send=_send_elsewhere,
+                               messages=frozenset({"RequestDistri"})),
 }
 ACTIONS = tuple(ACTION_TABLE)
 _KEYS = {"mac", "message", "server", "count"} | set(ACTIONS)
@@ -320,9 +348,44 @@ REQUEST_ACTIONS = frozenset(a for a, x in ACTION_TABLE.items()
                             if x.request and not x.connection)
 UDP_ACTIONS = REQUEST_ACTIONS
 REGISTER_ACTIONS = frozenset(a for a, x in ACTION_TABLE.items() if x.request)
-POST_ACTIONS = frozenset(a for a, x in ACTION_TABLE.items() if x.send)
+POST_ACTIONS = frozenset(a for a, x in ACTION_TABLE.items() if x.send and not x.messages)
 TRIGGER_ACTIONS = frozenset(a for a, x in ACTION_TABLE.items() if x.send and x.triggers)
 
+#: Where the platform consults the rules for each message: server -> the actions it
+#: carries out there.  ``Disconnect`` is sent on demand or by a rule, never consulted.
+WHERE = {
+    "BootFirst": {"distribution": REQUEST_ACTIONS},
+    "RegisterFirst": {"distribution": REQUEST_ACTIONS},
+    "Boot": {"operation": REQUEST_ACTIONS, "plugin_center": REQUEST_ACTIONS},
+    "Register": {"operation": REQUEST_ACTIONS, "plugin_center": REGISTER_ACTIONS},
+    "Hb": {"operation": REQUEST_ACTIONS},
+    "Report": {"operation": REQUEST_ACTIONS - {"no_reply"},
+               "message_server": REQUEST_ACTIONS - {"no_reply"}},
+    "Heartbeat": {"plugin_center": REQUEST_ACTIONS},
+    "Post": {"plugin_center": POST_ACTIONS},
+    "RequestPlug-in": {"operation": TRIGGER_ACTIONS - {"distri_elsewhere"}},
+    "RequestDistri": {"operation": TRIGGER_ACTIONS},
+    "Disconnect": {},
+}
+
+
+def fires(message, server, action):
+    """Whether a rule for ``message`` at ``server`` (either may be "*") with ``action``
+    can ever be carried out."""
+    for name, servers in WHERE.items():
+        if message not in ("*", name):
+            continue
+        for where, actions in servers.items():
+            if server in ("*", where) and action in actions:
+                return True
+    return False
+
+
+def where_it_fires(action):
+    """``"it fires on Register at plugin_center"``: for the error of a rule that cannot."""
+    places = [f"{name} at {where}" for name, servers in WHERE.items()
+              for where, actions in servers.items() if action in actions]
+    return "it fires on " + (", ".join(places) or "nothing")
 
 def on_request(fault, server, request, where):
     """Answer ``request`` as ``fault`` (None: normally) says, through ``server``."""

@@ -62,8 +62,8 @@ class OperationProtocol(PlatformProtocol):
     #: Seconds between two heartbeat summary lines.
     summary_interval = 60
 
-    def __init__(self, registry, faults, config, clock, urandom=os.urandom):
-        super().__init__(registry, faults, config, clock, urandom)
+    def __init__(self, registry, faults, config, clock, urandom=os.urandom, wirelog=None):
+        super().__init__(registry, faults, config, clock, urandom, wirelog)
         self._triggers = {}     # (host, port) -> deque of _Pending, oldest first
         self._hb_count = 0              # Hb answered Result 0 since the last summary
         self._hb_gateways = set()       # ... from these MACs
@@ -110,6 +110,7 @@ class OperationProtocol(PlatformProtocol):
         if record is None or not record.registered:
             return False
         registry.heartbeat(record, self.clock.seconds(), addr, ip)
+        self.wirelog.inbound(mac, "operation", addr, data)
         self.counters["Hb"] += 1
         self._hb_count += 1
         self._hb_gateways.add(mac)
@@ -119,6 +120,7 @@ class OperationProtocol(PlatformProtocol):
             answer = wire.encode_datagram({"Result": 0, "Interval": interval})
             self._hb_reply = interval, answer
         self.reply(answer, addr)
+        self.wirelog.outbound(mac, "operation", addr, answer)
         if logs.debug_enabled():
             self.log.debug(ANSWERED, mac=mac, method="Hb", result=0, note="",
                            reply={"Result": 0, "Interval": interval}, addr=addr)
@@ -208,30 +210,31 @@ class OperationProtocol(PlatformProtocol):
 
     # ------------------------------------------------------------- triggers
 
-    def send_request_plugin(self, mac, host, port):
+    def send_request_plugin(self, mac, host, port, key=None):
         """Ask gateway ``mac`` to connect to the plugin center at ``host:port``.
 
         Fires with the gateway's Result; errbacks with ``TriggerTimeout`` or ``TriggerError``.
+        ``key`` replaces the computed Key (a lab testing the gateway's Key check).
         """
         return self._trigger(mac, lambda key: wire.RequestPlugin(
-            Key=key, ServerAddr=host, ServerPort=int(port)))
+            Key=key, ServerAddr=host, ServerPort=int(port)), key)
 
-    def send_request_distri(self, mac, host, port, mode=None):
+    def send_request_distri(self, mac, host, port, mode=None, key=None):
         """Ask gateway ``mac`` to register again with the distribution platform at
         ``host:port`` (``mode`` is sent as given, omitted when None)."""
         return self._trigger(mac, lambda key: wire.RequestDistri(
             Key=key, ServerAddr=host, ServerPort=int(port),
-            mode=None if mode is None else str(mode)))
+            mode=None if mode is None else str(mode)), key)
 
     def pending_triggers(self):
         """How many triggers wait for an answer."""
         return sum(len(q) for q in self._triggers.values())
 
-    def _trigger(self, mac, build):
+    def _trigger(self, mac, build, key=None):
         record = self.registry.get(mac)
         if record is None:
             return defer.fail(TriggerError(f"{mac}: unknown device"))
-        key = record.trigger_key()
+        key = key or record.trigger_key()
         if key is None:
             return defer.fail(TriggerError(f"{mac}: not registered (no DevRND for the Key)"))
         if record.hb_addr is None:
@@ -254,6 +257,7 @@ class OperationProtocol(PlatformProtocol):
         if pending.done:
             return
         self._send(message, pending.addr)
+        self.wirelog.outbound(pending.mac, self.server, pending.addr, message)
         self.log.info("{mac} {method} -> {addr[0]}:{addr[1]} (to {host}:{port})",
                       mac=pending.mac, method=pending.method, addr=pending.addr,
                       host=message.ServerAddr, port=message.ServerPort,
@@ -262,6 +266,10 @@ class OperationProtocol(PlatformProtocol):
     def not_sent(self, pending, message, fault):
         self.log.info("{mac} {method} not sent ({rule}: {action})", mac=pending.mac,
                       method=pending.method, rule=fault.rule, action=fault.action)
+
+    def reply_mac(self, addr):
+        queue = self._triggers.get(addr)
+        return queue[0].mac if queue else None
 
     def replyReceived(self, msg, addr):
         queue = self._triggers.get(addr)

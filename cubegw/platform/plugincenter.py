@@ -20,6 +20,7 @@ from twisted.logger import Logger
 from twisted.protocols.basic import Int32StringReceiver
 
 from cubegw import identity, wire
+from cubegw.platform import messagelog
 from cubegw.platform.faults import (
     POST_ACTIONS, REGISTER_ACTIONS, REQUEST_ACTIONS, Delayed, on_request, on_send)
 
@@ -71,6 +72,13 @@ class PluginCenterProtocol(Int32StringReceiver):
     def stringReceived(self, data):
         try:
             msg = wire.decode_frame(data)
+        except wire.WireError as e:
+            self.center.wirelog.inbound(self.mac, SERVER, self.address(), data)
+            self.center.dropped(self, e.reason)
+            return
+        self.center.wirelog.inbound(self.mac or messagelog.mac_of(msg), SERVER,
+                                    self.address(), data)
+        try:
             if "RPCMethod" not in msg:
                 return self.center.reply_received(self, msg)
             request = wire.decode_request(msg, wire.TO_PLUGIN_CENTER)
@@ -109,6 +117,12 @@ class PluginCenterProtocol(Int32StringReceiver):
     def send(self, message):
         """Frame and write a message (typed or dict); ``WireError`` if it is too big."""
         self.sendString(wire.encode_frame(message))
+        self.center.wirelog.outbound(self.mac, SERVER, self.address(), message)
+
+    def address(self):
+        """(host, port) of the peer, for the message log."""
+        peer = self.transport.getPeer() if self.transport is not None else None
+        return (getattr(peer, "host", "?"), getattr(peer, "port", 0))
 
     def peer(self):
         if self.mac:
@@ -151,7 +165,7 @@ class PluginCenter:
     log = Logger()
 
     def __init__(self, registry, faults, clock, urandom=os.urandom,
-                 boot_timeout=BOOT_TIMEOUT, idle_timeout=IDLE_TIMEOUT):
+                 boot_timeout=BOOT_TIMEOUT, idle_timeout=IDLE_TIMEOUT, wirelog=None):
         """``boot_timeout``: seconds a new connection has to send Boot; ``idle_timeout``:
         seconds a booted connection may send nothing.  ``None`` or 0 turns one off."""
         for name, value in (("boot_timeout", boot_timeout), ("idle_timeout", idle_timeout)):
@@ -159,6 +173,7 @@ class PluginCenter:
                 raise ValueError(f"{name} must be None or a number of seconds >= 0")
         self.boot_timeout = boot_timeout
         self.idle_timeout = idle_timeout
+        self.wirelog = wirelog or messagelog.OFF   # the wire message log
         self.registry = registry
         self.faults = faults
         self.clock = clock
@@ -218,6 +233,17 @@ class PluginCenter:
         if connection is None:
             return False
         self._disconnect(connection, "by the platform")
+        return True
+
+    def drop(self, mac):
+        """Close gateway ``mac``'s connection with no Disconnect (as a failing network
+        would: the gateway reconnects with backoff); False if it was not connected."""
+        connection = self._sessions.get(mac)
+        if connection is None:
+            return False
+        self.log.info("{mac} plugin connection dropped by the platform", mac=mac)
+        connection.abort()
+        self._forget(connection, "dropped by the platform")
         return True
 
     def close_all(self):

@@ -8,6 +8,9 @@ platform) and stop before them.  Each builder takes the reactor, so tests pass a
 ``MemoryReactorClock``.
 """
 
+import errno
+import socket
+
 from twisted.application import internet, service
 from twisted.internet import defer, endpoints
 from twisted.internet.abstract import isIPv6Address
@@ -19,6 +22,7 @@ from cubegw import logs
 from cubegw.platform.api import Api, build_site
 from cubegw.platform.config import ConfigError, PlatformConfig, load_config
 from cubegw.platform.faults import FaultRules
+from cubegw.platform.messagelog import MessageLog
 from cubegw.platform.plugincenter import PluginCenter
 from cubegw.platform.registry import BACKENDS, Registry
 from cubegw.platform.distribution import DistributionProtocol
@@ -47,6 +51,8 @@ class Options(usage.Options):
 
     #: Open the database while parsing, so a bad path stops twistd with one line.
     check_database = True
+    #: Bind each configured port once while parsing, so a taken one does too.
+    check_ports = True
 
     def postOptions(self):
         try:
@@ -63,6 +69,39 @@ class Options(usage.Options):
                 BACKENDS[config.registry].check(config)
             except ValueError as e:
                 raise usage.UsageError(str(e))
+        if self.check_ports:
+            try:
+                check_ports(self["platform"])
+            except ValueError as e:
+                raise usage.UsageError(str(e))
+
+
+def check_ports(config):
+    """``ValueError`` naming the first configured port (not 0) that cannot be bound now:
+    taken, or not allowed.  The listeners bind again at start; this makes the common
+    failure one line and exit status 1 rather than a traceback, or a stop with status 0
+    for the TCP listeners, which start once the registry is loaded."""
+    wanted = [("distribution", config.distribution, socket.SOCK_DGRAM),
+              ("operation", config.operation, socket.SOCK_DGRAM),
+              ("plugin_center", config.plugin_center, socket.SOCK_STREAM),
+              ("api", config.api, socket.SOCK_STREAM)]
+    if config.separate_message_server():
+        ms = config.message_server
+        wanted.append(("message_server", config.message_server.__class__(
+            host=ms.host or config.operation.host, port=ms.port), socket.SOCK_DGRAM))
+    for name, endpoint, kind in wanted:
+        if not endpoint.port:
+            continue
+        family = socket.AF_INET6 if isIPv6Address(endpoint.host) else socket.AF_INET
+        try:
+            with socket.socket(family, kind) as s:
+                if kind == socket.SOCK_STREAM:   # as Twisted's TCP ports do
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind((endpoint.host, endpoint.port))
+        except OSError as e:
+            why = "taken" if e.errno == errno.EADDRINUSE else "unusable"
+            raise ValueError(f"{name}.port: {host_port(endpoint.host, endpoint.port)} is "
+                             f"{why} ({e.strerror or e})")
 
 
 class PlatformService(service.MultiService):
@@ -93,8 +132,9 @@ class PlatformService(service.MultiService):
                 child.startService()
             try:
                 self.frontends.startService()
-            except Exception:
-                self.log.failure("cannot start the plugin center and HTTP API listeners")
+            except Exception as e:
+                self.log.critical("cannot start the plugin center and HTTP API listeners: "
+                                  "{error}", error=e)
                 self.reactor.callWhenRunning(self.reactor.stop)
                 return
         self.log.info("cubeplat ready: {devices} devices, {faults} fault rules",
@@ -120,20 +160,21 @@ def build_registry(reactor, config):
                     report_limit=config.report_limit)
 
 
-def build_operation(reactor, config, registry, faults):
-    protocol = OperationProtocol(registry, faults, config, reactor)
+def build_operation(reactor, config, registry, faults, wirelog=None):
+    protocol = OperationProtocol(registry, faults, config, reactor, wirelog=wirelog)
     return protocol, _udp_server(reactor, "operation", config.operation, protocol)
 
 
-def build_distribution(reactor, config, registry, faults, operation):
+def build_distribution(reactor, config, registry, faults, operation, wirelog=None):
     protocol = DistributionProtocol(
         registry, faults, config, reactor,
-        operation_address=lambda: (config.operation.advertised, operation.bound_port()))
+        operation_address=lambda: (config.operation.advertised, operation.bound_port()),
+        wirelog=wirelog)
     return protocol, _udp_server(reactor, "distribution", config.distribution, protocol)
 
 
-def build_message_server(reactor, config, registry, faults):
-    protocol = MessageServerProtocol(registry, faults, config, reactor)
+def build_message_server(reactor, config, registry, faults, wirelog=None):
+    protocol = MessageServerProtocol(registry, faults, config, reactor, wirelog=wirelog)
     endpoint = config.message_server
     host = endpoint.host or config.operation.host
     return protocol, _udp_server(reactor, "message_server", endpoint, protocol, host)
@@ -193,20 +234,22 @@ class TCPListener(service.Service):
         return self.port.getHost().port
 
 
-def build_plugin_center(reactor, config, registry, faults):
+def build_plugin_center(reactor, config, registry, faults, wirelog=None):
     center = PluginCenter(registry, faults, reactor,
                           boot_timeout=config.plugin_boot_timeout or None,
-                          idle_timeout=config.plugin_idle_timeout or None)
+                          idle_timeout=config.plugin_idle_timeout or None, wirelog=wirelog)
     listener = TCPListener(reactor, "plugin center", config.plugin_center, center.factory(),
                            on_stop=center.close_all)
     listener.setName("plugin_center")
     return center, listener
 
 
-def build_api(reactor, config, registry, faults, center, operation, plugin_listener):
+def build_api(reactor, config, registry, faults, center, operation, plugin_listener,
+              wirelog=None, distribution=None):
     api = Api(config.users, registry, faults, center, operation,
               lambda: (config.plugin_center.advertised, plugin_listener.bound_port()),
-              reactor, online_timeout=3 * config.heartbeat_interval)
+              reactor, online_timeout=3 * config.heartbeat_interval, wirelog=wirelog,
+              config=config, distribution_port=distribution and distribution.bound_port)
     listener = TCPListener(reactor, "HTTP API", config.api, build_site(api, reactor))
     listener.setName("api")
     return api, listener
@@ -226,19 +269,22 @@ def makeService(options, reactor=None):
     logs.set_level(config.log_level)
     registry = build_registry(reactor, config)
     faults = FaultRules(config.faults)
+    wirelog = MessageLog(reactor, config.message_log)
     top = PlatformService(reactor, config, registry, faults)
-    top.operation, server = build_operation(reactor, config, registry, faults)
+    top.wirelog = wirelog
+    top.operation, server = build_operation(reactor, config, registry, faults, wirelog)
     server.setServiceParent(top)
     top.distribution, server = build_distribution(reactor, config, registry, faults,
-                                                  top.operation)
+                                                  top.operation, wirelog)
     server.setServiceParent(top)
     if config.separate_message_server():
-        top.message_server, server = build_message_server(reactor, config, registry, faults)
+        top.message_server, server = build_message_server(reactor, config, registry, faults,
+                                                          wirelog)
         server.setServiceParent(top)
     top.plugin_center, plugin_listener = build_plugin_center(reactor, config, registry,
-                                                             faults)
+                                                             faults, wirelog)
     plugin_listener.setServiceParent(top.frontends)
     top.api, listener = build_api(reactor, config, registry, faults, top.plugin_center,
-                                  top.operation, plugin_listener)
+                                  top.operation, plugin_listener, wirelog, top.distribution)
     listener.setServiceParent(top.frontends)
     return top

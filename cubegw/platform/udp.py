@@ -22,6 +22,7 @@ from twisted.internet.protocol import DatagramProtocol
 
 from cubegw import wire
 from cubegw.logs import Logger
+from cubegw.platform import messagelog
 from cubegw.platform.faults import UDP_ACTIONS, Delayed, on_request
 
 
@@ -49,7 +50,8 @@ class PlatformProtocol(DatagramProtocol):
     endpoint = None
     log = Logger()
 
-    def __init__(self, registry, faults, config, clock, urandom=os.urandom):
+    def __init__(self, registry, faults, config, clock, urandom=os.urandom, wirelog=None):
+        self.wirelog = wirelog or messagelog.OFF   # the wire message log
         self.registry = registry
         self.faults = faults
         self.config = config
@@ -78,8 +80,14 @@ class PlatformProtocol(DatagramProtocol):
             return self._drop(addr, "the device registry is still loading")
         try:
             msg = wire.decode_datagram(data)
-            if "RPCMethod" not in msg:
-                return self.replyReceived(msg, addr)
+        except wire.WireError as e:
+            self.wirelog.inbound(None, self.server, addr, data)
+            return self._drop(addr, e.reason)
+        if "RPCMethod" not in msg:
+            self.wirelog.inbound(self.reply_mac(addr), self.server, addr, data)
+            return self.replyReceived(msg, addr)
+        self.wirelog.inbound(messagelog.mac_of(msg), self.server, addr, data)
+        try:
             request = wire.decode_request(msg, wire.TO_PLATFORM_UDP)
         except wire.WireError as e:
             return self._drop(addr, e.reason)
@@ -89,6 +97,10 @@ class PlatformProtocol(DatagramProtocol):
         self.counters[request.METHOD] += 1
         fault = self.faults.decide(request.MAC, request.METHOD, self.server, UDP_ACTIONS)
         on_request(fault, self, request, addr)
+
+    def reply_mac(self, addr):
+        """The device a reply from ``addr`` is about, for the message log (None: none)."""
+        return None
 
     def replyReceived(self, msg, addr):
         """A datagram with no RPCMethod: nothing here waits for one."""
@@ -112,6 +124,7 @@ class PlatformProtocol(DatagramProtocol):
 
     def send_reply(self, request, addr, reply, note):
         self.reply(wire.encode_datagram(reply), addr)
+        self.wirelog.outbound(request.MAC, self.server, addr, reply)
         self._answered(request.MAC, request.METHOD, reply, note, addr)
 
     def withhold_reply(self, request, addr, reply, note, fault):
@@ -122,6 +135,7 @@ class PlatformProtocol(DatagramProtocol):
 
     def send_result(self, request, addr, fault):
         self.reply(wire.encode_datagram({"Result": fault.result}), addr)
+        self.wirelog.outbound(request.MAC, self.server, addr, {"Result": fault.result})
         self.log.info("{mac} {method} -> Result {result} ({rule}: result)", mac=request.MAC,
                       method=request.METHOD, result=fault.result, rule=fault.rule)
 
