@@ -114,6 +114,8 @@ def _status(config, as_json, out):
                                       f"({nxt['state']}, retry {nxt['retry']})"))
     if lan is not None:
         lines.append(("LAN", f"port {lan['port']} on {', '.join(lan['listening']) or 'none'}"))
+    for problem in snapshot.get("store_problems") or ():
+        lines.append(("store", problem))
     if error:
         lines.append(("last error", time.strftime("%Y-%m-%d %H:%M:%S",
                                                   time.localtime(error["time"]))

@@ -31,6 +31,8 @@ class StatusReport(service.Service):
 
     def __init__(self, state_dir, clock, session, plugin_requests, plugin_channel,
                  lan=None, wall=time.time, publisher=globalLogPublisher):
+        """``session.store`` is read for its problems: an invalid stored value (one
+        ``uci set`` made) shows in the snapshot, as it does on cubegw-ctl's stderr."""
         self.status_file = StatusFile(state_dir)
         self.clock = clock
         self.session = session              # RegistrationService: machine, protocol
@@ -97,6 +99,7 @@ class StatusReport(service.Service):
             "next_attempt": self._next_attempt(),
             "wan": {"interface": self.session.config.device.wan_interface, "ip": m.wan_ip},
             "lan": self._lan(),
+            "store_problems": self.session.store.problems(),
         }
 
     def _next_attempt(self):

@@ -167,3 +167,15 @@ class ServiceStatusTests(SynchronousTestCase):
         report.stopService()
         log.error("after the stop")
         self.assertEqual(report.last_error["text"], "UDP port 9 unusable")
+
+    def test_invalid_stored_value_in_the_snapshot(self):
+        """A value `uci set` made invalid shows in the snapshot's store_problems."""
+        store = self.session.store
+        store.set("mgt", "Heartbeat", 60)
+        with open(store.path) as f:
+            text = f.read()
+        with open(store.path, "w") as f:
+            f.write(text.replace("option Heartbeat '60'", "option Heartbeat 'often'"))
+        store.reload()
+        [problem] = self.report.snapshot()["store_problems"]
+        self.assertIn("Heartbeat", problem)
