@@ -169,7 +169,10 @@ class PluginChannelDaemonTests(DaemonTestCase):
             if "ID" in frame:
                 replies[frame["ID"]] = frame
         self.assertEqual({i: r["Result"] for i, r in replies.items()},
-                         {11: 0, 12: 0, 13: 0, 14: 0, 15: -12})
+                         {11: 0, 12: 0, 13: 0, 14: 0, 15: 0})
+        unknown = wire.decode_parameter(replies[15]["return_Parameter"])
+        self.assertEqual((unknown["CmdType"], unknown["Status"], unknown["FailReason"]),
+                         ("NO_SUCH_COMMAND", "1", "UNRECOGNIZE_REQUEST"))
         for ident in (11, 12, 13, 14):
             payload = wire.decode_parameter(replies[ident]["return_Parameter"])
             self.assertEqual((payload["CmdType"], payload["SequenceId"], payload["Status"]),
