@@ -79,16 +79,30 @@ class AccessProtocol(DatagramProtocol):
                     # write per datagram, so a spoofed flood is not amplified
                     return self._drop(addr, "trigger from an address that is not the "
                                             "operation platform")
-            elif self.machine.pending is None or addr != self._reply_from:
-                return self._drop(addr, "stray reply: no request is waiting for it")
             else:
-                method, result = self.machine.pending.METHOD, msg.get("Result")
-                commands = self.machine.reply_received(msg)
-                (self.log.debug if self.machine.routine else self.log.info)(
-                    "received {method} reply: Result {result}", method=method, result=result)
+                commands = self._reply(msg, addr)
         except wire.WireError as e:
             return self._drop(addr, e.reason)
         self._run(commands)
+
+    def _reply(self, msg, addr):
+        """A datagram with no RPCMethod: the pending request's reply if it is in that
+        request's own form, else, from the operation platform, maybe a trigger follow-up
+        (protocol.md 5); ``WireError`` for a stray."""
+        if self.machine.pending is not None and addr == self._reply_from:
+            method, result = self.machine.pending.METHOD, msg.get("Result")
+            try:
+                commands = self.machine.reply_received(msg)
+            except wire.WireError:
+                if addr != self._operation_from:
+                    raise
+            else:
+                (self.log.debug if self.machine.routine else self.log.info)(
+                    "received {method} reply: Result {result}", method=method, result=result)
+                return commands
+        if addr != self._operation_from:
+            raise wire.WireError("stray reply: no request is waiting for it")
+        return self.machine.followup_received(msg, self.clock.seconds())
 
     def _fire(self):
         self._timer = None
@@ -152,7 +166,7 @@ class AccessProtocol(DatagramProtocol):
 
     def _do_AnswerTrigger(self, cmd):
         if self.transport is not None:
-            self.transport.write(wire.encode_datagram({"Result": cmd.result}), cmd.address)
+            self.transport.write(wire.encode_datagram(cmd.message()), cmd.address)
 
     def _do_Note(self, cmd):
         emit = {"info": self.log.info, "warn": self.log.warn, "error": self.log.error}

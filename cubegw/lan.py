@@ -119,15 +119,17 @@ class LanProtocol(Int32StringReceiver, TimeoutMixin):
     def stringReceived(self, data):
         if self._request_seen:
             return
-        self._request_seen = True
-        self._cancel_deadline()
-        self.setTimeout(None)        # the dispatcher's own time limit applies now
         try:
             msg = wire.decode_frame(data)
         except wire.WireError as e:
-            self.log.warn("LAN client {peer}: {reason}; closing", peer=self._peer(),
+            # protocol.md 3: an unreadable frame is dropped, the connection stays (its
+            # idle and request deadlines still run); only an over-limit length closes it
+            self.log.warn("LAN client {peer}: frame dropped: {reason}", peer=self._peer(),
                           reason=e.reason)
-            return self._close()
+            return
+        self._request_seen = True
+        self._cancel_deadline()
+        self.setTimeout(None)        # the dispatcher's own time limit applies now
         if msg.get("RPCMethod") != "Post1":
             self.log.warn("LAN client {peer}: RPCMethod {method!r:.40} refused",
                           peer=self._peer(), method=msg.get("RPCMethod"))

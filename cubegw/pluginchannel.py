@@ -96,8 +96,9 @@ class PluginProtocol(Int32StringReceiver):
         try:
             msg = wire.decode_frame(data)
         except wire.WireError as e:
-            self.log.warn("plugin center sent a bad frame: {reason}; closing", reason=e.reason)
-            return self.close()
+            # protocol.md 3: dropped, the connection stays; only an over-limit length closes
+            self.log.warn("plugin center sent a bad frame, dropped: {reason}", reason=e.reason)
+            return
         self.channel._message(self, msg)
 
     def lengthLimitExceeded(self, length):
@@ -409,7 +410,9 @@ class PluginChannel(service.Service):
         except wire.WireError as e:
             ident = request_id(msg)
             if ident is None:
-                return self._drop(f"bad request: {e.reason}")
+                self.log.warn("plugin center request dropped (no ID to answer): {reason}",
+                              reason=e.reason)
+                return
             self.log.warn("plugin center request ID {id} refused: {reason}",
                           id=ident, reason=e.reason)
             proto.send({"Result": RESULT_NOT_ALLOWED, "ID": ident})

@@ -30,7 +30,23 @@ STOPPED = "stopped"
 DISTRIBUTION = "distribution"
 OPERATION = "operation"
 
-TRIGGER_REPLAY_WINDOW = 1.0
+#: A trigger equal to the last acted-on one within this many seconds is the platform
+#: resending it (its answer was lost): the same answer again, not acted on (protocol.md 5).
+TRIGGER_REPLAY_WINDOW = 10.0
+#: How long after a trigger answer the platform's bare follow-up ({"Result":1} or -1) is
+#: taken as one.
+TRIGGER_FOLLOWUP_WINDOW = 10.0
+
+#: The error Results in each request's own form (protocol.md 6); with its success codes
+#: (``wire.REPLIES[cls].SUCCESS``) they are the only replies that count: anything else
+#: from the platform is a stray (protocol.md 5).
+ERROR_RESULTS = {
+    wire.BootFirst: (-1, -2, -5, -6),
+    wire.RegisterFirst: (-1, -2, -5),
+    wire.Boot: (-1, -2, -5),
+    wire.Register: (3, -1, -2, -5),
+    wire.Hb: (-2, -3, -5),
+}
 
 
 # ------------------------------------------------------------------ commands
@@ -71,9 +87,14 @@ class ConnectPlugin:
 
 @dataclass(frozen=True)
 class AnswerTrigger:
-    """Reply ``{"Result": result}`` to a reverse trigger's source."""
+    """Reply ``{"Result": result}`` to a reverse trigger's source, with ``"DevRND"`` when
+    ``dev_rnd`` is set (an accepted trigger: the platform's next Key uses it)."""
     result: int
     address: tuple
+    dev_rnd: str = None
+
+    def message(self):
+        return {"Result": self.result, **({"DevRND": self.dev_rnd} if self.dev_rnd else {})}
 
 
 @dataclass(frozen=True)
@@ -139,7 +160,8 @@ class RegistrationMachine:
         self.counters = {"sent": 0, "replies": 0, "timeouts": 0, "hb_ok": 0,
                          "triggers_ok": 0, "triggers_refused": 0, "triggers_spoofed": 0}
         self._next = None                 # what the armed wait leads to
-        self._last_trigger = None
+        self._last_trigger = None         # (trigger, when, the DevRND its answer carried)
+        self._trigger_answered_at = None  # when an accepted trigger was last answered
         self._trigger_times = deque()     # when recent triggers were acted on
         self._challenge = None
 
@@ -181,13 +203,18 @@ class RegistrationMachine:
     def reply_received(self, msg):
         """A reply from the platform the pending request went to (a decoded dict).
 
-        Raises ``wire.WireError`` for a malformed reply; the caller drops it, and the
-        timer still runs, so a bad reply counts as none.
+        Raises ``wire.WireError`` for a malformed reply, or one that is not in the pending
+        request's own form (its success fields or one of its error codes): the caller
+        drops it (or tries it as a trigger follow-up), and the timer still runs, so a bad
+        reply counts as none.
         """
         self.routine = False
         if self.pending is None:
             raise wire.WireError("no request is waiting for a reply")
-        reply = wire.decode_reply(type(self.pending), msg)
+        cls = type(self.pending)
+        reply = wire.decode_reply(cls, msg)
+        if reply.Result not in wire.REPLIES[cls].SUCCESS + ERROR_RESULTS[cls]:
+            raise wire.WireError(f"Result {reply.Result} is no {cls.METHOD} reply")
         request, self.pending = self.pending, None
         self.counters["replies"] += 1
         handler = getattr(self, "_on_" + type(request).__name__)
@@ -195,6 +222,28 @@ class RegistrationMachine:
         self.routine = (isinstance(request, wire.Hb) and reply.Result == 0
                         and self.state == ONLINE)
         return commands
+
+    def followup_received(self, msg, now):
+        """A datagram from the operation platform that is no reply to the pending request:
+        within TRIGGER_FOLLOWUP_WINDOW of a trigger answer, the platform's follow-up.
+
+        ``{"Result":1}`` acknowledges the answer: ignored.  ``{"Result":-1}`` asks the
+        gateway to register again: BootFirst, as the field gateway does.  Anything else
+        raises ``wire.WireError`` (a stray, dropped by the caller).
+        """
+        self.routine = False
+        answered = self._trigger_answered_at
+        if answered is None or now - answered > TRIGGER_FOLLOWUP_WINDOW:
+            raise wire.WireError("stray reply: no request is waiting for it")
+        reply = wire.Result.from_wire(msg)
+        if reply.Result == 1:
+            return [Note("info", "the platform acknowledged the trigger answer")]
+        if reply.Result != -1:
+            raise wire.WireError(f"stray reply: Result {reply.Result} after a trigger answer")
+        self._trigger_answered_at = None
+        self.retries = 0
+        return [Note("info", "the platform answered the trigger answer -1: registering "
+                             "again from BootFirst")] + self._boot_first()
 
     def wan_ip_changed(self, wan_ip):
         """The WAN address changed: Boot at the stored operation platform (deck 6.1)."""
@@ -222,6 +271,13 @@ class RegistrationMachine:
             trigger = wire.decode_request(msg, wire.TO_GATEWAY_UDP)
         except wire.WireError as e:
             return self._refuse(source, e.reason)
+        if self._last_trigger is not None:
+            # the Key was checked against the DevRND before the one this answer carried
+            last, when, sent_rnd = self._last_trigger
+            if last == trigger and now - when < TRIGGER_REPLAY_WINDOW:
+                self._trigger_answered_at = now
+                return [AnswerTrigger(0, source, sent_rnd),
+                        Note("info", "trigger resent: the same answer, not acted on")]
         if self.dev_rnd is None:
             return self._refuse(source, "not registered: no DevRND for the Key")
         settings = self._settings()
@@ -230,17 +286,16 @@ class RegistrationMachine:
             settings.useradmin_password)
         if not hmac.compare_digest(trigger.Key, expected):
             return self._refuse(source, "wrong Key")
-        answer = AnswerTrigger(0, source)
-        if self._last_trigger is not None:
-            last, when = self._last_trigger
-            if last == trigger and now - when < TRIGGER_REPLAY_WINDOW:
-                return [answer, Note("info", "trigger replay answered, not acted on")]
         while self._trigger_times and now - self._trigger_times[0] >= 60:
             self._trigger_times.popleft()
         if len(self._trigger_times) >= self.timing.trigger_limit:
             return self._refuse(source, f"more than {self.timing.trigger_limit} triggers a minute")
         self._trigger_times.append(now)
-        self._last_trigger = (trigger, now)
+        # a fresh DevRND with every accepted trigger: the Key works once (protocol.md 5)
+        self.dev_rnd = self._new_dev_rnd()
+        answer = AnswerTrigger(0, source, self.dev_rnd)
+        self._last_trigger = (trigger, now, self.dev_rnd)
+        self._trigger_answered_at = now
         self.counters["triggers_ok"] += 1
         if isinstance(trigger, wire.RequestPlugin):
             return [answer, ConnectPlugin(trigger.ServerAddr, trigger.ServerPort)]
@@ -337,10 +392,6 @@ class RegistrationMachine:
         return [AnswerTrigger(-1, source),
                 Note("warn", "trigger refused", {"reason": reason, "source": source})]
 
-    def _unexpected(self, request, reply):
-        return Note("warn", "unexpected Result", {"request": request.METHOD,
-                                                   "result": reply.Result})
-
     # --------------------------------------------------------- no reply
 
     def _no_reply(self, request):
@@ -369,8 +420,6 @@ class RegistrationMachine:
         if reply.Result == -6:
             notes.append(Note("error", "MAC not accepted by the distribution platform",
                               {"mac": self.identity.mac}))
-        elif reply.Result not in (-1, -5):
-            notes.append(self._unexpected(request, reply))
         return notes + self._retry(self._boot_first, f"BootFirst Result {reply.Result}")
 
     def _on_RegisterFirst(self, request, reply):
@@ -381,8 +430,7 @@ class RegistrationMachine:
             return [StoreOperationPlatform(*self.operation)] + self._boot()
         if reply.Result == -2:
             return self._silence(request)
-        notes = [] if reply.Result in (-1, -5) else [self._unexpected(request, reply)]
-        return notes + self._retry(self._boot_first, f"RegisterFirst Result {reply.Result}")
+        return self._retry(self._boot_first, f"RegisterFirst Result {reply.Result}")
 
     def _on_Boot(self, request, reply):
         if reply.Result == 0:
@@ -414,8 +462,7 @@ class RegistrationMachine:
             return self._silence(request)
         if reply.Result == -5:
             return self._resync(request)
-        notes = [] if reply.Result == -1 else [self._unexpected(request, reply)]
-        return notes + self._operation_failed(f"{request.METHOD} Result {reply.Result}")
+        return self._operation_failed(f"{request.METHOD} Result {reply.Result}")
 
     def _on_Hb(self, request, reply):
         if reply.Result == 0:
@@ -431,11 +478,4 @@ class RegistrationMachine:
             return [Note("info", "Hb -3: registering again")] + self._boot()
         if reply.Result == -5:
             return [Note("info", "Hb -5: back to distribution")] + self._boot_first()
-        if reply.Result == -2:
-            return self._silence(request)
-        self.hb_misses += 1
-        if self.hb_misses >= self.timing.hb_misses:
-            self.hb_misses = 0
-            return [self._unexpected(request, reply)] + self._boot()
-        return [self._unexpected(request, reply)] + self._wait(
-            self.interval or self._settings().heartbeat, self._hb)
+        return self._silence(request)           # -2: the last of Hb's own Results

@@ -1,186 +1,36 @@
-"""Codecs for everything on the wire (protocol.md sections 3-8); pure, no I/O.
+"""The messages on the wire (protocol.md sections 3-8); pure, no I/O.
 
 UDP messages are one JSON object per datagram; TCP messages are the JSON payloads of
 Int32-prefixed frames (the length prefix itself is Twisted's ``Int32StringReceiver``);
 ``Parameter``/``return_Parameter`` carry a base64 JSON object.  Every message has a typed
 class built from one field table, so decoding validates and converts in one place.  Bad
-input of any kind raises ``WireError`` with a reason, and nothing else escapes.
+input of any kind raises ``WireError`` with a reason, and nothing else escapes.  The
+codecs under them (JSON objects, the Parameter envelope, the converters) are in
+``cubegw.wire_codec`` and re-exported here.
 """
 
-import base64
-import binascii
-import json
-import re
 from dataclasses import MISSING, FrozenInstanceError, dataclass, field, fields
 
-MAX_DATAGRAM = 4096
-MAX_FRAME = 64 * 1024
-INTERFACE_VERSION = "1.0"
+from cubegw.wire_codec import (  # re-exported: callers use cubegw.wire for all of it
+    CONVERTERS, INTERFACE_VERSION, MAX_DATAGRAM, MAX_FRAME, WireError, as_int, as_str,
+    decode_datagram, decode_frame, decode_parameter, encode_datagram, encode_frame,
+    encode_parameter,
+)
 
+__all__ = [
+    "MAX_DATAGRAM", "MAX_FRAME", "INTERFACE_VERSION", "WireError", "as_int", "as_str",
+    "decode_datagram", "encode_datagram", "decode_frame", "encode_frame",
+    "decode_parameter", "encode_parameter", "CONVERTERS", "wf", "Message",
+    "BootFirst", "BootFirstReply", "RegisterFirst", "RegisterFirstReply", "Boot",
+    "BootReply", "Register", "RegisterReply", "Hb", "HbReply", "RequestPlugin",
+    "RequestDistri", "Result", "PluginBoot", "PluginBootReply", "PluginRegister",
+    "Heartbeat", "Post", "Post1", "PostReply", "Disconnect", "Report",
+    "TO_GATEWAY_UDP", "TO_PLATFORM_UDP", "TO_GATEWAY_PLUGIN", "TO_PLUGIN_CENTER",
+    "TO_GATEWAY_LAN", "REPLIES", "decode_request", "decode_reply",
+]
 
-class WireError(ValueError):
-    """A message that cannot be accepted; ``reason`` says why in one line."""
-
-    def __init__(self, reason):
-        super().__init__(reason)
-        self.reason = reason
-
-
-# ---------------------------------------------------------------- JSON objects
-
-def _decode_object(data, limit, what):
-    if isinstance(data, str):
-        data = _utf8(data, what)
-    if len(data) > limit:
-        raise WireError(f"{what} of {len(data)} bytes exceeds the {limit}-byte limit")
-    try:
-        obj = json.loads(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise WireError(f"{what} is not valid UTF-8")
-    except (ValueError, RecursionError) as e:
-        raise WireError(f"{what} is not valid JSON: {e}")
-    if not isinstance(obj, dict):
-        raise WireError(f"{what} is not a JSON object")
-    return obj
-
-
-def _utf8(text, what):
-    try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate, e.g. from a JSON "\ud800" escape
-        raise WireError(f"{what} contains a character that is not valid in UTF-8")
-
-
-def _encode_object(obj, limit, what):
-    data = _utf8(json.dumps(obj, separators=(",", ":"), ensure_ascii=False), what)
-    if len(data) > limit:
-        raise WireError(f"{what} of {len(data)} bytes exceeds the {limit}-byte limit")
-    return data
-
-
-def decode_datagram(data):
-    """One UDP datagram -> dict."""
-    return _decode_object(data, MAX_DATAGRAM, "datagram")
-
-
-def encode_datagram(message):
-    """A message (typed or dict) -> datagram bytes."""
-    return _encode_object(_as_dict(message), MAX_DATAGRAM, "datagram")
-
-
-def decode_frame(data):
-    """The payload of one Int32 frame -> dict."""
-    return _decode_object(data, MAX_FRAME, "frame")
-
-
-def encode_frame(message):
-    """A message (typed or dict) -> frame payload bytes (without the length prefix)."""
-    return _encode_object(_as_dict(message), MAX_FRAME, "frame")
-
-
-def _as_dict(message):
-    return message.to_wire() if isinstance(message, Message) else message
-
-
-# ---------------------------------------------------------- Parameter envelope
-
-def encode_parameter(payload):
-    """A payload dict -> base64 of its JSON (a sender always encodes)."""
-    raw = _utf8(json.dumps(payload, separators=(",", ":"), ensure_ascii=False), "Parameter")
-    return base64.b64encode(raw).decode("ascii")
-
-
-def decode_parameter(value):
-    """A ``Parameter`` value -> dict; accepts base64 JSON or a raw JSON object string."""
-    if isinstance(value, dict):
-        return value
-    if not isinstance(value, str):
-        raise WireError("Parameter is not a string")
-    text = value.strip()
-    if text.startswith("{"):
-        return _decode_object(text, MAX_FRAME, "Parameter")
-    try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise WireError("Parameter is neither base64 nor a JSON object")
-    return _decode_object(raw, MAX_FRAME, "Parameter")
-
-
-# ------------------------------------------------------------ field converters
-
-_INT = re.compile(r"^[+-]?\d{1,12}$")
-_HEX32 = re.compile(r"^[0-9A-Fa-f]{32}$")
-_MAC = re.compile(r"^[0-9A-Fa-f]{12}$")
-
-
-def as_int(value, name="value"):
-    """A JSON number or a numeric string -> int (``"12112"`` and ``12112`` alike)."""
-    if isinstance(value, bool):
-        raise WireError(f"{name} must be an integer, got a boolean")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and _INT.match(value.strip()):
-        return int(value.strip())
-    raise WireError(f"{name} must be an integer, got {value!r:.40}")
-
-
-def as_str(value, name="value", limit=256):
-    """A string (numbers are accepted and turned into strings) of at most ``limit`` chars."""
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise WireError(f"{name} must be a string, got {type(value).__name__}")
-    text = value if isinstance(value, str) else str(value)
-    if len(text) > limit:
-        raise WireError(f"{name} is longer than {limit} characters")
-    return text
-
-
-def _port(value, name):
-    port = as_int(value, name)
-    if not 1 <= port <= 65535:
-        raise WireError(f"{name} must be a port number 1-65535, got {port}")
-    return port
-
-
-def _host(value, name):
-    host = as_str(value, name).strip()
-    if not host or any(c.isspace() for c in host):
-        raise WireError(f"{name} must be a host name or address, got {value!r:.40}")
-    return host
-
-
-def _hex32(value, name):
-    text = as_str(value, name)
-    if not _HEX32.fullmatch(text):
-        raise WireError(f"{name} must be 32 hex characters")
-    return text.upper()
-
-
-def _mac(value, name):
-    text = as_str(value, name)
-    if not _MAC.fullmatch(text):
-        raise WireError(f"{name} must be 12 hex characters")
-    return text.upper()
-
-
-def _flag(value, name):
-    text = as_str(value, name)
-    if text not in ("0", "1"):
-        raise WireError(f"{name} must be \"0\" or \"1\"")
-    return text
-
-
-_KINDS = {
-    "int": (as_int, lambda v: v),
-    "str": (as_str, lambda v: v),
-    "port": (_port, lambda v: v),
-    "host": (_host, lambda v: v),
-    "hex32": (_hex32, lambda v: v),
-    "mac": (_mac, lambda v: v),
-    "flag": (_flag, lambda v: v),
-    "param": (lambda v, name: decode_parameter(v), encode_parameter),
-}
+_KINDS = {kind: (convert, lambda v: v) for kind, convert in CONVERTERS.items()}
+_KINDS["param"] = (CONVERTERS["param"], encode_parameter)
 
 
 def wf(wire, kind="str", default=MISSING, success_only=False):

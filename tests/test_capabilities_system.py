@@ -209,10 +209,14 @@ class CheckPasswordTests(SynchronousTestCase):
         self.assertEqual((payload["Status"], payload["FailReason"]), ("1", "not registered"))
         self.assertEqual(self.h.call(self, "GET_HG_LOID").payload["Status"], "1")
 
-    def test_local_only(self):
-        """CHECK_PASSWD_PARAM is refused from the plugin center by default."""
-        self.assertEqual(self.h.call(self, "CHECK_PASSWD_PARAM", side="remote",
-                                     PassWD=USERADMIN).result, -12)
+    def test_both_sides_password_checked(self):
+        """CHECK_PASSWD_PARAM is allowed from both sides (the field's table) and checks the
+        password from the plugin center too: the check is the call."""
+        good = self.h.call(self, "CHECK_PASSWD_PARAM", side="remote", PassWD=USERADMIN)
+        self.assertEqual(good.payload["Status"], "0")
+        bad = self.h.call(self, "CHECK_PASSWD_PARAM", side="remote", PassWD="nope")
+        self.assertEqual(bad.payload["Status"], "1")
+        self.assertNotIn("SN", bad.payload)
 
     def test_hg_loid(self):
         """GET_HG_LOID gives LOID and the encrypted SN."""

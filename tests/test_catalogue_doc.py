@@ -12,6 +12,29 @@ DOC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
 HEADER = ["CmdType", "right", "account", "data it changes (owner)", "on OpenWrt",
           "on a plain Linux host"]
 RIGHT_WORDS = {0: "none", 1: "local", 2: "remote", 3: "both"}
+FIELD_HEADER = ["field CmdType", "field handler", "field password flag", "cubegw status"]
+
+#: The CmdTypes of the field gateway's table (HyGw/test, mobile-manager
+#: parameter/src/parameter_table.c), TCSUPPORT_CT_JOYME rows included.
+FIELD_CMD_TYPES = """
+ADDOBJECT ATTACH_WANL2TP_TUNNEL ATTACH_WAN_DNS_TUNNEL CHECK_PASSWD_PARAM CREATE_WANL2TP_TUNNEL
+DELETEOBJECT DETACH_WANL2TP_TUNNEL DETACH_WAN_DNS_TUNNEL DEVICE_SPEED GETPARAMETERVALUES
+GET_ATTACH_DEVICE_BANDWIDTH GET_ATTACH_DEVICE_RIGHT GET_ATTACH_DEVICE_STORAGE_ACCESS_BLACKLIST
+GET_DEVICE_INFO_ALL GET_HG_DEV_NAME GET_HG_LOID GET_HG_WIFI_TIMER_EX GET_HW_IP GET_LAN_INFO2
+GET_LAN_NET_INFO GET_NETWORK_DNS GET_PING_RESULT GET_PONINFORM_REQ GET_PON_STATUS GET_SERVICE
+GET_SLEEP_STATUS GET_SN_INFO GET_TIME_DURATION GET_TRACEROUTE_RESULT GET_VERSION GET_VOIP_INFO
+GET_VOIP_REG_STATUS GET_WANL2TP_TUNNEL_STATUS GET_WIFI_INFO GET_WLAN_ATTACH_INFO
+GET_WLAN_INTF_INFO HG_COMMAND_REBOOT HG_LOCAL_RECOVERY HTTP_DOWNLOAD_REQUEST INFORM_DIAG_REQ
+LAN_DEVICE_ACCESS MULTICAST_DIAG_REQ PING_DIAG_REQ PPPOE_DIAG_REQ PPPOE_DIAL_REQUEST
+QUERY_ATTACH_DEVICE_REALRATE QUERY_CPU_INFO QUERY_MEM_INFO QUERY_REALRATE QUERY_SYSTEM_INFO
+QUERY_WAN_INFO QUERY_WAN_NUM QUERY_WAN_REALRATE REGISTER REGISTER_GETSTAT REMOVE_WANL2TP_TUNNEL
+SETPARAMETERVALUES SET_ATTACH_DEVICE_BANDWIDTH SET_ATTACH_DEVICE_NAME SET_ATTACH_DEVICE_RIGHT
+SET_BUSINESS_PLATFORM_PARAM SET_HG_DATE_TIME_SYNC SET_HG_DEV_NAME SET_HG_LED_INDICATOR_TIMER
+SET_HG_WIFI_TIMER SET_HG_WIFI_TIMER_EX SET_HTTP_CFG SET_HTTP_CFG1 SET_LED_STATUS SET_NETWORK_DNS
+SET_OS_RIGHT SET_REDIRECT_INFO SET_RIGHT SET_RIGHT1 SET_SLEEP_STATUS SET_WD_INFO SET_WIFI_INFO
+SET_WLAN_SSID_DISABLE SET_WLAN_SSID_ENABLE SYSTEST TRACEROUTE_DIAG_REQ UPGRADE WPS_OFF WPS_ON
+WPS_QY
+""".split()
 _ACCOUNT = re.compile(r"(yes|no)\b")
 
 
@@ -20,14 +43,14 @@ def _cells(line):
     return [cell.strip() for cell in line.strip().strip("|").split("|")]
 
 
-def catalogue_rows(text):
-    """The rows of the catalogue table (the one whose header is HEADER): lists of cells."""
+def catalogue_rows(text, header=HEADER):
+    """The rows of the table whose header is ``header``: lists of cells."""
     lines = text.splitlines()
     for i, line in enumerate(lines):
-        if line.startswith("|") and _cells(line) == HEADER:
+        if line.startswith("|") and _cells(line) == header:
             break
     else:
-        raise AssertionError(f"no table with header {HEADER} in {DOC}")
+        raise AssertionError(f"no table with header {header} in {DOC}")
     rows = []
     for line in lines[i + 2:]:
         if not line.startswith("|"):
@@ -108,3 +131,28 @@ class CatalogueDocTests(SynchronousTestCase):
         for cmd, (owner, word) in owners.items():
             self.assertEqual(words[owner], word, cmd)
             self.assertIn(word, data[cmd], cmd)
+
+
+class FieldCatalogueDocTests(SynchronousTestCase):
+    """docs/CATALOGUE.md lists every CmdType of the field table, with its true status."""
+
+    def setUp(self):
+        with open(DOC, encoding="utf-8") as f:
+            self.rows = catalogue_rows(f.read(), FIELD_HEADER)
+        self.served = served()
+
+    def test_every_field_cmd_type_once(self):
+        """The field table section names the 85 field CmdTypes, each once, in order."""
+        self.assertEqual(len(FIELD_CMD_TYPES), 85)
+        self.assertEqual([row[0] for row in self.rows], FIELD_CMD_TYPES)
+
+    def test_status_is_what_is_served(self):
+        """A row says "served" exactly when a provider serves the CmdType, and names its
+        module; the others say UNRECOGNIZE_REQUEST."""
+        for cmd, _, _, status in self.rows:
+            provider = self.served.get(cmd)
+            if provider is None:
+                self.assertIn("UNRECOGNIZE_REQUEST", status, cmd)
+            else:
+                module = type(provider).__module__.rsplit(".", 1)[-1]
+                self.assertTrue(status.startswith(f"served: `{module}`"), (cmd, status))

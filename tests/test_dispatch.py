@@ -175,15 +175,30 @@ class ResultCodeTests(SynchronousTestCase):
         self.assertTrue(_all_strings(self.h.call(self, "QUERY_CPU_INFO", side="remote").payload))
 
     def test_unknown_cmdtype(self):
-        """An unknown CmdType is Result -12 with no payload."""
-        self.assertEqual(self.h.call(self, "NO_SUCH_THING"), Outcome(-12, None))
+        """An unknown CmdType is answered as the field does: Result 0, Status 1,
+        FailReason UNRECOGNIZE_REQUEST, from both sides."""
+        for side in ("local", "remote"):
+            self.assertEqual(self.h.call(self, "NO_SUCH_THING", side=side), Outcome(0, {
+                "CmdType": "NO_SUCH_THING", "SequenceId": SEQ, "Status": "1",
+                "FailReason": "UNRECOGNIZE_REQUEST"}))
 
     def test_missing_or_bad_cmdtype(self):
-        """A missing or non-string CmdType, or a non-object Parameter, is Result -12."""
+        """A missing or non-string CmdType is UNRECOGNIZE_REQUEST with CmdType "";
+        a Parameter that is not an object is Result -12 (nothing to echo)."""
         for parameter in ({"SequenceId": SEQ}, {"CmdType": 5, "SequenceId": SEQ},
-                          {"CmdType": ["ECHO"], "SequenceId": SEQ}, ["ECHO"], "ECHO"):
+                          {"CmdType": ["ECHO"], "SequenceId": SEQ}):
+            outcome = self.successResultOf(self.h.dispatcher.dispatch("local", parameter))
+            self.assertEqual(outcome, Outcome(0, {
+                "CmdType": "", "SequenceId": SEQ, "Status": "1",
+                "FailReason": "UNRECOGNIZE_REQUEST"}), parameter)
+        for parameter in (["ECHO"], "ECHO"):
             outcome = self.successResultOf(self.h.dispatcher.dispatch("local", parameter))
             self.assertEqual(outcome, Outcome(-12, None), parameter)
+
+    def test_unknown_cmdtype_with_ability_closed(self):
+        """With Ability 1 every Post1 is -12, an unknown CmdType too."""
+        self.h.store.set("mgt", "Ability", 1)
+        self.assertEqual(self.h.call(self, "NO_SUCH_THING"), Outcome(-12, None))
 
     def test_bad_side(self):
         """A side other than local/remote is a programming error."""
@@ -306,6 +321,13 @@ class StatusTests(SynchronousTestCase):
             self.assertEqual(payload["Status"], "1", args)
             self.assertNotIn("Ok", payload)
 
+    def test_account_checked_on_lan_only(self):
+        """USER/PASSWORD is checked on LAN calls only: a platform Post is authenticated by
+        the platform (protocol.md 9), so GUARDED from remote needs none."""
+        payload = self.h.call(self, "GUARDED", side="remote").payload
+        self.assertEqual((payload["Status"], payload["Ok"]), ("0", "yes"))
+        self.assertEqual(self.h.call(self, "GUARDED", side="local").payload["Status"], "1")
+
     def test_password_guesses_limited(self):
         """5 wrong passwords within a minute lock every account-checked call for 60 s,
         the right password included; then it works again, and a right one clears the
@@ -366,35 +388,58 @@ class RightsTests(SynchronousTestCase):
     def setUp(self):
         self.h = Harness(self, fakes() + discover_providers())
 
+    def status(self, cmd, side):
+        """The Status of a call, or "refused" for NO_RIGHT_ACCESS."""
+        payload = self.h.call(self, cmd, side=side).payload
+        if payload.get("FailReason") == "NO_RIGHT_ACCESS":
+            return "refused"
+        return payload["Status"]
+
     def test_default_rights(self):
-        """Each provider's default right decides which side may call it."""
-        for cmd, local, remote in (("ECHO", 0, 0), ("LOCAL_ONLY", 0, -12),
-                                   ("REMOTE_ONLY", -12, 0), ("NOBODY", -12, -12)):
-            self.assertEqual(self.h.call(self, cmd, side="local").result, local, cmd)
-            self.assertEqual(self.h.call(self, cmd, side="remote").result, remote, cmd)
+        """Each provider's default right decides which side may call it; a forbidden side
+        gets Result 0, Status 1, FailReason NO_RIGHT_ACCESS."""
+        for cmd, local, remote in (("ECHO", "0", "0"), ("LOCAL_ONLY", "0", "refused"),
+                                   ("REMOTE_ONLY", "refused", "0"),
+                                   ("NOBODY", "refused", "refused")):
+            self.assertEqual(self.status(cmd, "local"), local, cmd)
+            self.assertEqual(self.status(cmd, "remote"), remote, cmd)
+        self.assertEqual(self.h.call(self, "NOBODY"), Outcome(0, {
+            "CmdType": "NOBODY", "SequenceId": SEQ, "Status": "1",
+            "FailReason": "NO_RIGHT_ACCESS"}))
 
-    def test_deck_defaults(self):
-        """GET_SN_INFO and CHECK_PASSWD_PARAM are local, QUERY_CPU_INFO remote."""
+    def test_field_defaults(self):
+        """Every built-in CmdType is allowed from both sides, as in the field's table."""
         rights = self.h.dispatcher.rights
-        self.assertEqual(rights.get("GET_SN_INFO"), RIGHT_LOCAL)
-        self.assertEqual(rights.get("CHECK_PASSWD_PARAM"), RIGHT_LOCAL)
-        self.assertEqual(rights.get("QUERY_CPU_INFO"), RIGHT_REMOTE)
-        self.assertEqual(rights.get("QUERY_MEM_INFO"), RIGHT_BOTH)
+        for provider in discover_providers():
+            for cmd in provider.cmd_types:
+                self.assertEqual(rights.get(cmd), RIGHT_BOTH, cmd)
 
-    def test_set_right(self):
-        """SET_RIGHT from the platform changes who may call a CmdType."""
-        self.assertEqual(self.h.call(self, "LOCAL_ONLY", side="remote").result, -12)
-        payload = self.h.call(self, "SET_RIGHT", side="remote", API="LOCAL_ONLY",
-                              RIGHT="2").payload
-        self.assertEqual(payload["Status"], "0")
-        self.assertEqual(self.h.call(self, "LOCAL_ONLY", side="remote").result, 0)
-        self.assertEqual(self.h.call(self, "LOCAL_ONLY", side="local").result, -12)
-        self.h.call(self, "SET_RIGHT", side="remote", API="LOCAL_ONLY", RIGHT=0)
-        self.assertEqual(self.h.call(self, "LOCAL_ONLY", side="remote").result, -12)
+    def test_set_right_field_values(self):
+        """SET_RIGHT takes the field's RIGHT: 0 local, 1 remote, 2 both, 3 none."""
+        for right, local, remote in (("0", "0", "refused"), ("1", "refused", "0"),
+                                     ("2", "0", "0"), ("3", "refused", "refused"),
+                                     (1, "refused", "0"), (" 2 ", "0", "0")):
+            payload = self.h.call(self, "SET_RIGHT", side="remote", API="ECHO",
+                                  RIGHT=right).payload
+            self.assertEqual(payload["Status"], "0", right)
+            self.assertEqual(self.status("ECHO", "local"), local, right)
+            self.assertEqual(self.status("ECHO", "remote"), remote, right)
 
-    def test_set_right_is_remote_by_default(self):
-        """SET_RIGHT itself may not be called from the LAN."""
-        self.assertEqual(self.h.call(self, "SET_RIGHT", API="ECHO", RIGHT="0").result, -12)
+    def test_set_right_stored_as_the_field_stores_it(self):
+        """The stored right is (RIGHT + 1) & 3: a bit per side, as before the field's values,
+        so an override stored earlier keeps its meaning."""
+        for right, stored in (("0", RIGHT_LOCAL), ("1", RIGHT_REMOTE), ("2", RIGHT_BOTH),
+                              ("3", 0)):
+            self.h.call(self, "SET_RIGHT", side="remote", API="ECHO", RIGHT=right)
+            self.assertEqual(self.h.dispatcher.rights.get("ECHO"), stored)
+        self.h.store.update_section(dispatch.RIGHTS_TYPE.type, "ECHO", {"right": RIGHT_LOCAL})
+        self.assertEqual(self.status("ECHO", "local"), "0")
+        self.assertEqual(self.status("ECHO", "remote"), "refused")
+
+    def test_set_right_from_both_sides(self):
+        """SET_RIGHT is allowed from both sides, as in the field's table."""
+        self.assertEqual(self.h.call(self, "SET_RIGHT", API="ECHO", RIGHT="0").payload["Status"],
+                         "0")
 
     def test_set_right_bad_args(self):
         """Unknown API, RIGHT out of range, or SET_RIGHT itself: Status 1, nothing stored."""
@@ -408,16 +453,19 @@ class RightsTests(SynchronousTestCase):
     def test_set_right_persists(self):
         """A new Dispatcher on a new Store of the same file keeps SET_RIGHT's overrides."""
         self.h.call(self, "SET_RIGHT", side="remote", API="GET_SN_INFO", RIGHT="2")
-        self.h.call(self, "SET_RIGHT", side="remote", API="GET_SN_INFO", RIGHT="3")
+        self.h.call(self, "SET_RIGHT", side="remote", API="GET_SN_INFO", RIGHT="1")
         self.h.call(self, "SET_RIGHT", side="remote", API="QUERY_MEM_INFO", RIGHT="0")
         again = Harness(self, fakes() + discover_providers(), store_path=self.h.store.path)
-        self.assertEqual(again.call(self, "GET_SN_INFO", side="remote").result, 0)
-        self.assertEqual(again.call(self, "QUERY_MEM_INFO", side="local").result, -12)
+        self.assertEqual(again.call(self, "GET_SN_INFO", side="remote").payload["Status"], "0")
+        self.assertEqual(again.call(self, "GET_SN_INFO", side="local").payload["FailReason"],
+                         "NO_RIGHT_ACCESS")
+        self.assertEqual(again.call(self, "QUERY_MEM_INFO", side="remote").payload["FailReason"],
+                         "NO_RIGHT_ACCESS")
         self.assertEqual(len(again.store.list_sections(dispatch.RIGHTS_TYPE.type)), 2)
 
     def test_rights_survive_factory_resets(self):
         """Rights are the operator's: neither factory reset clears them."""
-        self.h.call(self, "SET_RIGHT", side="remote", API="ECHO", RIGHT="1")
+        self.h.call(self, "SET_RIGHT", side="remote", API="ECHO", RIGHT="0")
         self.h.store.factory_reset_app()
         self.h.store.factory_reset_itms()
         self.assertEqual(self.h.dispatcher.rights.get("ECHO"), RIGHT_LOCAL)

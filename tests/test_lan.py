@@ -129,12 +129,15 @@ class LanProtocolTests(SynchronousTestCase):
         self.proto.dataReceived(frame({"RPCMethod": "Heartbeat", "MAC": "64D95420214B"}))
         self.assertEqual(unframe(self.transport.value()), [{"Result": -12, "ID": 0}])
 
-    def test_malformed_frame_closes(self):
-        """A frame that is not a JSON object closes the connection unanswered, logged."""
+    def test_malformed_frame_dropped_connection_stays(self):
+        """A frame that is not a JSON object is dropped unanswered, logged, and the
+        connection stays for a good request."""
         self.proto.dataReceived(frame(b"not json"))
         self.assertEqual(self.transport.value(), b"")
-        self.assertTrue(self.transport.disconnecting)
-        self.assertTrue(logged(self.events, "closing"))
+        self.assertFalse(self.transport.disconnecting)
+        self.assertTrue(logged(self.events, "frame dropped"))
+        self.proto.dataReceived(frame(post(12)))
+        self.assertEqual(len(self.h.dispatcher.calls), 1)
 
     def test_bad_parameter_closes(self):
         """A Post1 whose Parameter is neither base64 nor JSON closes unanswered."""

@@ -557,6 +557,26 @@ class TriggerTests(SynchronousTestCase):
         self.assertIn(f"{MAC} RequestPlug-in answered: Result 0", p.logged())
         p.settle(self)
 
+    def test_next_key_uses_the_answers_dev_rnd(self):
+        """The trigger answer's DevRND replaces the Register's: the next Key is made with
+        it; an answer without one (an older gateway) or with a bad one changes nothing."""
+        p = Platform()
+        p.online()
+        fresh = "0123456789ABCDEF0123456789ABCDEF"
+        p.oper.send_request_plugin(MAC, "127.0.0.1", 8443)
+        p.send(p.oper, {"Result": 0, "DevRND": fresh.lower()})
+        p.oper.send_request_plugin(MAC, "127.0.0.1", 8443)
+        msg, _ = p.replies(p.oper)[-1]
+        self.assertEqual(msg["Key"], identity.trigger_key(
+            fresh, SN, "ChinaNet-ABCD", "wifipass", "admin1"))
+        p.send(p.oper, {"Result": 0})
+        p.oper.send_request_plugin(MAC, "127.0.0.1", 8443)
+        self.assertEqual(p.replies(p.oper)[-1][0]["Key"], msg["Key"])
+        p.send(p.oper, {"Result": 0, "DevRND": "nothex"})
+        self.assertEqual(p.oper.counters["dropped"], 1)
+        p.send(p.oper, {"Result": 0})
+        p.settle(self)
+
     def test_gateway_decodes_key(self):
         """The trigger decodes with the gateway's codec and its Key matches the gateway's."""
         p = Platform()

@@ -282,15 +282,14 @@ class ChannelTests(SynchronousTestCase):
         link = self.accept()
         self.assertEqual(link.sent(), [BOOT])
 
-    def test_malformed_frame_closes_and_reconnects(self):
-        """A frame that is not JSON closes the connection (logged); the channel reconnects."""
+    def test_malformed_frame_dropped_connection_stays(self):
+        """A frame that is not JSON is logged and dropped; the connection stays and serves."""
         link = self.online()
         link.proto.dataReceived(frame(b"{oops"))
-        self.assertTrue(link.transport.disconnecting)
+        self.assertFalse(link.transport.disconnecting)
         self.assertTrue(logged(self.events, "bad frame"))
-        link.lose()
-        self.reactor.advance(2)
-        self.assertEqual(len(self.reactor.tcpClients), 2)
+        self.assertEqual(self.channel.state, pluginchannel.ONLINE)
+        self.assertEqual(len(self.reactor.tcpClients), 1)
 
     def test_oversized_frame_closes(self):
         """A length header above MAX_FRAME closes the connection at once."""
@@ -445,11 +444,15 @@ class ChannelTests(SynchronousTestCase):
         link.receive(post(7))
         self.assertEqual(link.sent(), [{"Result": -12, "ID": 7}])
 
-    def test_bad_request_without_id_closes(self):
-        """An unknown request with no ID closes the connection."""
+    def test_bad_request_without_id_dropped(self):
+        """An unknown request with no ID is logged and dropped; the connection stays."""
         link = self.online()
         link.receive({"RPCMethod": "Nonsense"})
-        self.assertTrue(link.transport.disconnecting)
+        self.assertFalse(link.transport.disconnecting)
+        self.assertEqual(link.sent(), [])
+        self.assertTrue(logged(self.events, "no ID to answer"))
+        link.receive(post(8, method="Post"))
+        self.assertEqual(self.channel.state, pluginchannel.ONLINE)
 
     # ------------------------------------------------------------ reports
 

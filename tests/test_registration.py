@@ -445,11 +445,28 @@ class TriggerTests(SynchronousTestCase):
         return [(to, msg) for _, to, msg in g.sent()]
 
     def test_request_plugin(self):
-        """A RequestPlug-in with the right Key: Result 0, then connect to the plugin center."""
+        """A RequestPlug-in with the right Key: Result 0 with a fresh DevRND, then connect
+        to the plugin center."""
         g = self._online()
         g.trigger("RequestPlug-in")
-        self.assertEqual(self._answers(g), [(OPER, {"Result": 0})])
+        self.assertEqual(self._answers(g), [(OPER, {"Result": 0, "DevRND": "%032X" % 2})])
+        self.assertEqual(g.machine.dev_rnd, "%032X" % 2)
         self.assertEqual(g.effects.plugin, [("127.0.0.5", 8080)])
+
+    def test_key_works_once(self):
+        """The next Key uses the DevRND of the trigger answer: the old Key, on the same or
+        other content, is refused after the replay window."""
+        g = self._online()
+        old = g.key()
+        g.trigger("RequestPlug-in", key=old)
+        g.clock.advance(11)
+        g.sent()
+        g.trigger("RequestPlug-in", key=old)
+        g.trigger("RequestPlug-in", key=old, ServerPort=9999)
+        self.assertEqual(self._answers(g), [(OPER, {"Result": -1})] * 2)
+        g.trigger("RequestPlug-in", ServerPort=9999)      # the Key made with DevRND 2
+        self.assertEqual(self._answers(g), [(OPER, {"Result": 0, "DevRND": "%032X" % 3})])
+        self.assertEqual(len(g.effects.plugin), 2)
 
     def test_key_formula(self):
         """The Key is MD5(DevRND + SN + SSID tail + WiFi password + useradmin password)."""
@@ -507,14 +524,18 @@ class TriggerTests(SynchronousTestCase):
         g.trigger("RequestPlug-in", ServerPort=9000)
         self.assertEqual(len(g.effects.plugin), 7)
 
-    def test_replay_within_one_second(self):
-        """The same trigger again within 1 s is answered but acted on once; later, again."""
+    def test_resent_within_ten_seconds(self):
+        """The same trigger again within 10 s (the platform resends a lost answer) gets the
+        same answer, same DevRND, and is acted on once, outside the rate limit."""
         g = self._online()
-        g.trigger("RequestPlug-in")
-        g.clock.advance(0.5)
-        g.trigger("RequestPlug-in")
-        self.assertEqual([m for _, m in self._answers(g)], [{"Result": 0}, {"Result": 0}])
+        key = g.key()
+        g.trigger("RequestPlug-in", key=key)
+        g.clock.advance(9.5)
+        g.trigger("RequestPlug-in", key=key)
+        answer = {"Result": 0, "DevRND": "%032X" % 2}
+        self.assertEqual([m for _, m in self._answers(g)], [answer, answer])
         self.assertEqual(len(g.effects.plugin), 1)
+        self.assertEqual(g.machine.counters["triggers_ok"], 1)
         g.clock.advance(1.0)
         g.trigger("RequestPlug-in")
         self.assertEqual(len(g.effects.plugin), 2)
@@ -524,7 +545,7 @@ class TriggerTests(SynchronousTestCase):
         g = self._online()
         g.trigger("RequestDistri", ServerAddr="127.0.0.6", ServerPort=12113, mode="1")
         sent = g.sent()
-        self.assertEqual(sent[0][1:], (OPER, {"Result": 0}))
+        self.assertEqual(sent[0][1:], (OPER, {"Result": 0, "DevRND": "%032X" % 2}))
         self.assertEqual(sent[1][1], ("127.0.0.6", 12113))
         self.assertEqual(sent[1][2]["RPCMethod"], "BootFirst")
 
@@ -538,6 +559,75 @@ class TriggerTests(SynchronousTestCase):
         g.sent()
         g.trigger("RequestPlug-in", key=old)
         self.assertEqual(self._answers(g), [(OPER, {"Result": -1})])
+
+
+class TriggerFollowUpTests(SynchronousTestCase):
+    """What the platform sends after the gateway's trigger answer (protocol.md 5), and
+    replies that count only in their request's own form."""
+
+    def _triggered(self):
+        g = Gateway()
+        g.run_to_online(self)
+        g.reply(0)
+        g.trigger("RequestPlug-in")
+        g.sent()
+        return g
+
+    def test_ack_ignored(self):
+        """A bare {"Result":1} after the trigger answer is ignored: nothing sent, the
+        heartbeat goes on as before."""
+        g = self._triggered()
+        t = g.clock.seconds()
+        g.reply(1, frm=OPER)
+        self.assertEqual((g.sent(), g.protocol.dropped), ([], 0))
+        self.assertEqual(g.machine.state, "online")
+        g.advance_to(t + 60)
+        g.expect(self, "Hb", OPER, t + 60, FLAG="0")
+
+    def test_ack_never_taken_as_hb_reply(self):
+        """{"Result":1} while an Hb waits is not its reply: the Hb still times out and is
+        sent again; the real reply then counts."""
+        g = self._triggered()
+        g.advance_to(g.clock.seconds() + 60)
+        g.expect(self, "Hb", OPER, g.clock.seconds())
+        g.reply(1, frm=OPER)
+        self.assertIsNotNone(g.machine.pending)
+        self.assertEqual(g.machine.counters["hb_ok"], 1)
+        g.reply(0)
+        self.assertEqual(g.machine.counters["hb_ok"], 2)
+
+    def test_minus_one_registers_again_from_bootfirst(self):
+        """{"Result":-1} after the trigger answer: BootFirst at the distribution platform."""
+        g = self._triggered()
+        g.reply(-1, frm=OPER)
+        g.expect(self, "BootFirst", DIST, g.clock.seconds())
+
+    def test_minus_one_without_trigger_is_stray(self):
+        """{"Result":-1} from the operation platform with no trigger answer before it, or
+        after the follow-up window, is a stray: dropped, nothing done."""
+        g = Gateway()
+        g.run_to_online(self)
+        g.reply(0)
+        g.reply(-1, frm=OPER)
+        self.assertEqual((g.sent(), g.protocol.dropped), ([], 1))
+        g.trigger("RequestPlug-in")
+        g.sent()
+        g.clock.advance(10.5)
+        g.reply(-1, frm=OPER)
+        self.assertEqual((g.sent(), g.protocol.dropped), ([], 2))
+
+    def test_reply_in_another_form_is_stray(self):
+        """A Result that is not in the pending request's own form (Boot 1, Hb -1 with no
+        trigger before it, Register 7) is dropped; the request's timer runs on."""
+        g = Gateway()
+        g.start(stored=("oper.test", OPER[1]))
+        g.advance_to(30)
+        g.expect(self, "Boot", OPER, 30)
+        g.reply(1)
+        g.reply(7)
+        self.assertEqual((g.sent(), g.protocol.dropped), ([], 2))
+        g.reply(0, ChallengeCode=CHALLENGE)
+        g.expect(self, "Register", OPER, 30)
 
 
 class BadDatagramTests(SynchronousTestCase):

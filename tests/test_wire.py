@@ -329,6 +329,48 @@ class MalformedTests(SynchronousTestCase):
         self.assertEqual(wire.decode_datagram('{"a":"网"}'), {"a": "网"})
 
 
+class ToleranceTests(SynchronousTestCase):
+    """What the field sends that strict JSON refuses (protocol.md section 3,
+    docs/PROTOCOL-CHOICES.md "Tolerant input")."""
+
+    LAB_POST = (b'{"RPCMethod":"Post" , "ID":0000,"Plugin_Name": "test","Version":"1.0",'
+                b'"Parameter":"e30="}')
+
+    def test_leading_zeros_are_decimal(self):
+        """The lab tool's "ID":0000 reads 0; 0010 is ten (decimal, never octal)."""
+        for decode in (wire.decode_datagram, wire.decode_frame):
+            self.assertEqual(decode(self.LAB_POST)["ID"], 0)
+            self.assertEqual(decode(b'{"ID":0010,"n":-007,"f":00.5}'),
+                             {"ID": 10, "n": -7, "f": 0.5})
+        self.assertEqual(wire.decode_request(wire.decode_frame(self.LAB_POST),
+                                             wire.TO_GATEWAY_PLUGIN).ID, 0)
+
+    def test_zeros_inside_strings_and_numbers_kept(self):
+        """Zeros inside strings, inside numbers and in exponents are left as they are."""
+        self.assertEqual(wire.decode_frame(b'{"ID":0007,"s":"0007 \\" 00","a":1000,'
+                                           b'"e":1e-05,"z":0}'),
+                         {"ID": 7, "s": '0007 " 00', "a": 1000, "e": 1e-05, "z": 0})
+
+    def test_trailing_junk_after_the_object(self):
+        """A NUL, a newline or other text after the object is ignored."""
+        for tail in (b"\0", b"\r\n", b"\n\0\0", b" }", b"garbage"):
+            for decode in (wire.decode_datagram, wire.decode_frame):
+                self.assertEqual(decode(b'{"RPCMethod":"Hb"}' + tail), {"RPCMethod": "Hb"})
+        self.assertEqual(wire.decode_frame(self.LAB_POST + b"\n")["ID"], 0)
+
+    def test_raw_parameter_with_junk_and_zeros(self):
+        """A raw JSON Parameter gets the same tolerance."""
+        self.assertEqual(wire.decode_parameter('{"CmdType":"GET_VERSION","N":01}\n'),
+                         {"CmdType": "GET_VERSION", "N": 1})
+
+    def test_ambiguous_or_broken_still_refused(self):
+        """Two values in one payload, a truncated object, or junk before it: refused."""
+        for data in [b'{"a":1}{"b":2}', b'{"a":1} [1]', b'{"a":1} "x"', b'{"a":00',
+                     b'x{"a":1}', b'[1] junk', b'{"a":1} 5']:
+            for decode in (wire.decode_datagram, wire.decode_frame):
+                self.assertRaises(WireError, decode, data)
+
+
 class FieldTypeTests(SynchronousTestCase):
     def assertBadRequest(self, msg, table=wire.TO_PLATFORM_UDP):
         self.assertRaises(WireError, wire.decode_request, msg, table)

@@ -19,7 +19,7 @@ from cubegw.store import SectionType
 __all__ = [
     "RIGHT_NONE", "RIGHT_LOCAL", "RIGHT_REMOTE", "RIGHT_BOTH", "LOCAL", "REMOTE",
     "SIDE_RIGHT", "IGatewayCapability", "ICapabilityLifecycle", "CapabilityFailure", "CapabilityUnavailable",
-    "CapabilityContext", "Capability", "check_account", "allows", "text_values",
+    "CapabilityContext", "Capability", "check_account", "allows", "field_right", "text_values",
 ]
 
 #: SET_RIGHT's RIGHT values: a bit for each side.
@@ -37,6 +37,18 @@ SIDE_RIGHT = {LOCAL: RIGHT_LOCAL, REMOTE: RIGHT_REMOTE}
 def allows(right: int, side: str) -> bool:
     """Whether ``right`` (0-3) lets a call in from ``side``."""
     return bool(right & SIDE_RIGHT.get(side, 0))
+
+
+def field_right(value: Any) -> int:
+    """SET_RIGHT's RIGHT as the field sends it (0 local, 1 remote, 2 both, 3 none;
+    a number or a numeric string) -> the stored right (bits: 1 local, 2 remote).
+    ValueError for anything else."""
+    if isinstance(value, bool):
+        raise ValueError("RIGHT must be 0, 1, 2 or 3")
+    text = str(value).strip() if isinstance(value, (int, str)) else ""
+    if text not in ("0", "1", "2", "3"):
+        raise ValueError(f"RIGHT must be 0, 1, 2 or 3, got {value!r:.40}")
+    return (int(text) + 1) & 3
 
 
 class IGatewayCapability(Interface):
@@ -224,7 +236,11 @@ class Capability:
 
     cmd_types: tuple = ()
     default_right: int = RIGHT_BOTH
+    #: The field's password flag: USER/PASSWORD checked on LAN calls (a platform Post is
+    #: authenticated by the platform).
     needs_account: bool = False
+    #: The call *is* a password check (CHECK_PASSWD_PARAM): checked from both sides.
+    account_is_the_call: bool = False
     #: The SectionTypes and ParamSpecs it keeps in the store.
     store_schema: tuple = ()
 

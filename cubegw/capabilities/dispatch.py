@@ -20,8 +20,8 @@ from twisted.plugin import getPlugins
 from cubegw import wire
 from cubegw.backend import BackendError
 from cubegw.capabilities.base import (
-    RIGHT_BOTH, SIDE_RIGHT, CapabilityFailure, CapabilityUnavailable,
-    IGatewayCapability, PasswordGuesses, allows, check_account, text_values,
+    LOCAL, RIGHT_BOTH, SIDE_RIGHT, CapabilityFailure, CapabilityUnavailable,
+    IGatewayCapability, PasswordGuesses, allows, check_account, field_right, text_values,
 )
 from cubegw.logs import Logger
 from cubegw.store import (
@@ -30,7 +30,8 @@ from cubegw.store import (
 
 __all__ = [
     "RESULT_OK", "RESULT_BUSY", "RESULT_NOT_ALLOWED", "RESULT_NOT_RUNNING",
-    "RESULT_TIMEOUT", "RIGHTS_TYPE", "Outcome", "Rights", "Dispatcher",
+    "RESULT_TIMEOUT", "RIGHTS_TYPE", "FAIL_UNKNOWN", "FAIL_NO_RIGHT", "field_right",
+    "Outcome", "Rights", "Dispatcher",
     "DuplicateCmdType", "discover_providers",
     "encode_reply", "request_id", "index_providers", "ensure_rights_schema",
 ]
@@ -43,16 +44,26 @@ RESULT_NOT_ALLOWED = -12
 RESULT_NOT_RUNNING = -16
 RESULT_TIMEOUT = -100
 
+#: The field gateway's FailReasons for a CmdType it does not serve, or one whose right
+#: forbids the side (protocol.md 8): Result 0, Status "1".
+FAIL_UNKNOWN = "UNRECOGNIZE_REQUEST"
+FAIL_NO_RIGHT = "NO_RIGHT_ACCESS"
+
 _SEQUENCE_ID = re.compile(r"[0-9A-Fa-f]{8}")
 _BUILTIN_SKIP = frozenset({"base", "dispatch", "runtime"})
 
 #: SET_RIGHT's overrides, one UCI section per CmdType.  The operator's, so
-#: owned like X_CT-COM_Mgt: kept across every factory reset.
+#: owned like X_CT-COM_Mgt: kept across every factory reset.  The option keeps a bit
+#: per side, which is what the field gateway stores for SET_RIGHT's RIGHT: (RIGHT+1) & 3
+#: (``field_right``).  Overrides written before SET_RIGHT took the field's values were
+#: stored in this same form, so they keep their meaning: nothing to migrate.
 RIGHTS_TYPE = SectionType(
     "capability_right", "cmdtype", MGT,
     (ParamSpec("capability_right", "right", UnsignedInt(0, 3), RIGHT_BOTH, MGT,
-               doc="0 none, 1 local (Post1), 2 remote (Post), 3 both"),),
+               doc="who may call: 0 none, 1 local (Post1), 2 remote (Post), 3 both "
+                   "(SET_RIGHT's RIGHT + 1, modulo 4)"),),
     key_kind=String(64, non_empty=True, no_whitespace=True))
+
 
 
 def ensure_rights_schema(schema) -> None:
@@ -127,7 +138,8 @@ class Rights:
         return self.defaults[cmd_type] if item is None else item["right"]
 
     def set(self, cmd_type: str, right: Any) -> int:
-        """Store an override (StoreError if ``right`` is not 0-3); returns it."""
+        """Store an override in the stored form (bits, StoreError if not 0-3; SET_RIGHT
+        converts the field's RIGHT with ``field_right``); returns it."""
         if cmd_type not in self.defaults:
             raise KeyError(cmd_type)
         values = {"right": right}
@@ -214,25 +226,35 @@ class Dispatcher:
     def _dispatch(self, side, parameter):
         if not isinstance(parameter, dict):
             return self._refuse(side, None, "Parameter is not an object")
+        if side == LOCAL and self.store.get(MGT_SECTION, "Ability") == 1:
+            return self._refuse(side, parameter.get("CmdType"),
+                                "local interface closed (Ability 1)")
         cmd_type = parameter.get("CmdType")
+        raw_seq = parameter.get("SequenceId")
+        seq = text_values(raw_seq) if isinstance(raw_seq, (str, int)) else ""
         provider = self.providers.get(cmd_type) if isinstance(cmd_type, str) else None
         if provider is None:
-            return self._refuse(side, cmd_type, "unknown CmdType")
-        if side == "local" and self.store.get(MGT_SECTION, "Ability") == 1:
-            return self._refuse(side, cmd_type, "local interface closed (Ability 1)")
+            # the field's answer: Result 0, Status 1, so the caller sees why (protocol.md 8)
+            shown = cmd_type if isinstance(cmd_type, str) else ""
+            log.info("capability {cmd!r:.60} from {side} refused: unknown CmdType",
+                     cmd=cmd_type, side=side)
+            return defer.succeed(self._reply(shown[:64], seq, None, FAIL_UNKNOWN))
         if not allows(self.rights.get(cmd_type), side):
-            return self._refuse(side, cmd_type, "not allowed from this side")
+            log.info("capability {cmd} from {side} refused: its right forbids this side",
+                     cmd=cmd_type, side=side)
+            return defer.succeed(self._reply(cmd_type, seq, None, FAIL_NO_RIGHT))
         if self.in_flight >= self.max_concurrent:
             log.warn("capability {cmd} refused: {n} calls in flight", cmd=cmd_type,
                      n=self.in_flight)
             return defer.succeed(Outcome(RESULT_BUSY, None))
 
-        raw_seq = parameter.get("SequenceId")
-        seq = text_values(raw_seq) if isinstance(raw_seq, (str, int)) else ""
         if not (isinstance(raw_seq, str) and _SEQUENCE_ID.fullmatch(raw_seq)):
             return defer.succeed(self._reply(
                 cmd_type, seq, None, "SequenceId must be 8 hex characters"))
-        if provider.needs_account:
+        # USER/PASSWORD on LAN calls only: a platform Post is authenticated by the
+        # platform (protocol.md 9); a password check as the call itself checks both sides
+        if provider.needs_account and (
+                side == LOCAL or getattr(provider, "account_is_the_call", False)):
             wait = self.guesses.wait()
             if wait:
                 log.warn("capability {cmd} refused: too many wrong passwords, {s:.0f} s "

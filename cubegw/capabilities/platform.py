@@ -1,9 +1,7 @@
 """Platform capabilities: binding secrets, X_CT-COM_Mgt, rights."""
 
 from cubegw import identity
-from cubegw.capabilities.base import (
-    RIGHT_BOTH, RIGHT_LOCAL, RIGHT_REMOTE, Capability, CapabilityFailure,
-)
+from cubegw.capabilities.base import RIGHT_BOTH, Capability, CapabilityFailure, field_right
 from cubegw.store import MGT_SECTION, StoreError
 
 #: SET_BUSINESS_PLATFORM_PARAM argument -> X_CT-COM_Mgt parameter.
@@ -24,8 +22,9 @@ class CheckPassword(Capability):
     then LOID and MD5(DevRND + SN) for binding (deck 6.2 step 4)."""
 
     cmd_types = ("CHECK_PASSWD_PARAM",)
-    default_right = RIGHT_LOCAL
+    default_right = RIGHT_BOTH
     needs_account = True
+    account_is_the_call = True
 
     def handle_CHECK_PASSWD_PARAM(self, payload, context):
         return _binding(context)
@@ -35,7 +34,7 @@ class HgLoid(Capability):
     """GET_HG_LOID: LOID and MD5(DevRND + SN)."""
 
     cmd_types = ("GET_HG_LOID",)
-    default_right = RIGHT_LOCAL
+    default_right = RIGHT_BOTH
 
     def handle_GET_HG_LOID(self, payload, context):
         return _binding(context)
@@ -64,24 +63,25 @@ class BusinessPlatform(Capability):
 
 
 class SetRight(Capability):
-    """SET_RIGHT: API (a CmdType), RIGHT 0-3; kept in the store across resets.
-    SET_RIGHT's own right cannot be changed, so the operator cannot lock itself out."""
+    """SET_RIGHT: API (a CmdType), RIGHT as the field has it (0 local, 1 remote, 2 both,
+    3 none); kept in the store across resets.  SET_RIGHT's own right cannot be changed,
+    so the operator cannot lock itself out."""
 
     cmd_types = ("SET_RIGHT",)
-    default_right = RIGHT_REMOTE
+    default_right = RIGHT_BOTH
 
     def handle_SET_RIGHT(self, payload, context):
-        api, right = payload.get("API"), payload.get("RIGHT")
-        if isinstance(right, int) and not isinstance(right, bool):
-            right = str(right)
+        api = payload.get("API")
         if not isinstance(api, str) or api not in context.rights.defaults:
             raise CapabilityFailure(f"unknown API {api!r:.40}")
         if api in self.cmd_types:
             raise CapabilityFailure("the right of SET_RIGHT cannot be changed")
-        if not (isinstance(right, str) and right.strip() in ("0", "1", "2", "3")):
-            raise CapabilityFailure(f"RIGHT must be 0, 1, 2 or 3, got {right!r:.40}")
         try:
-            context.rights.set(api, right.strip())
+            right = field_right(payload.get("RIGHT"))
+        except ValueError as e:
+            raise CapabilityFailure(str(e))
+        try:
+            context.rights.set(api, right)
         except StoreError as e:
             raise CapabilityFailure(str(e))
         return {}

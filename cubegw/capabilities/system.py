@@ -4,7 +4,7 @@ import platform
 
 
 from cubegw import wire
-from cubegw.capabilities.base import RIGHT_BOTH, RIGHT_LOCAL, RIGHT_REMOTE, Capability
+from cubegw.capabilities.base import RIGHT_BOTH, Capability
 from cubegw.logs import Logger
 
 log = Logger()
@@ -20,7 +20,7 @@ class SnInfo(Capability):
     """GET_SN_INFO: the first step of binding (deck 6.2)."""
 
     cmd_types = ("GET_SN_INFO",)
-    default_right = RIGHT_LOCAL
+    default_right = RIGHT_BOTH
 
     def handle_GET_SN_INFO(self, payload, context):
         return {"MAC": context.identity.mac,
@@ -31,7 +31,7 @@ class CpuInfo(Capability):
     """QUERY_CPU_INFO: CPU use since the previous sample, in percent."""
 
     cmd_types = ("QUERY_CPU_INFO",)
-    default_right = RIGHT_REMOTE
+    default_right = RIGHT_BOTH
 
     def handle_QUERY_CPU_INFO(self, payload, context):
         return {"Percent": round(context.backend.cpu_percent())}

@@ -23,7 +23,7 @@ from twisted.internet import defer
 from twisted.internet.protocol import Protocol
 from zope.interface import Interface, implementer
 
-from cubegw.capabilities.base import RIGHT_BOTH, RIGHT_REMOTE, Capability, CapabilityFailure
+from cubegw.capabilities.base import RIGHT_BOTH, Capability, CapabilityFailure
 from cubegw.logs import Logger
 from cubegw.store import APP, Bool, ParamSpec, StoreError, String, UnsignedInt
 
@@ -140,7 +140,7 @@ class Upgrade(Capability):
     """UPGRADE: see the module documentation."""
 
     cmd_types = ("UPGRADE",)
-    default_right = RIGHT_REMOTE
+    default_right = RIGHT_BOTH
 
     def __init__(self, installer=None, agent_factory=None, max_size=MAX_UPGRADE_SIZE):
         self.installer = installer if installer is not None else OpenWrtInstaller()

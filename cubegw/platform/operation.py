@@ -277,10 +277,15 @@ class OperationProtocol(PlatformProtocol):
             return self._drop(addr, "a reply, but no trigger to that address waits for one")
         try:
             result = wire.decode_reply(wire.RequestPlugin, msg).Result
+            # the trigger answer's fresh DevRND: the next Key is made with it (protocol.md 5)
+            dev_rnd = (wire.CONVERTERS["hex32"](msg["DevRND"], "DevRND")
+                       if result == 0 and msg.get("DevRND") is not None else None)
         except wire.WireError as e:
             return self._drop(addr, e.reason)
         pending = queue[0]
         self._finish(pending)
+        if dev_rnd is not None and self.registry.get(pending.mac) is not None:
+            self.registry.update(pending.mac, dev_rnd=dev_rnd)
         self.log.info("{mac} {method} answered: Result {result}", mac=pending.mac,
                       method=pending.method, result=result)
         pending.deferred.callback(result)

@@ -98,15 +98,16 @@ class InstallerTests(SynchronousTestCase):
                          ("1", "no installer on this system"))
 
     def test_refused(self):
-        """Not http(s), bad method, bad checksum, local side: refused."""
+        """Not http(s), bad method, bad checksum: refused (both sides may call it, as in
+        the field's table)."""
         h = Harness(self, providers=[Upgrade(FakeInstaller())])
         for args in ({"downurl": "ftp://x/y"}, {"downurl": "file:///etc/passwd"}, {},
                      {"downurl": "http://x/y", "method": "rpm"},
                      {"downurl": "http://x/y", "md5": "abc"}):
             self.assertEqual(h.call(self, "UPGRADE", side="remote", **args).payload["Status"],
                              "1", args)
-        self.assertEqual(h.call(self, "UPGRADE", side="local", downurl="http://x/y").result,
-                         -12)
+        self.assertEqual(h.call(self, "UPGRADE", side="local", downurl="ftp://x/y")
+                         .payload["Status"], "1")
 
     def test_status_idle(self):
         """mode status before any upgrade: State Idle."""

@@ -140,6 +140,15 @@ class PluginChannelDaemonTests(DaemonTestCase):
                         "ServerPort": self.center_port.getHost().port}, self.hb_source)
 
     @defer.inlineCallbacks
+    def answer(self):
+        """The gateway's trigger answer; an accepted one's DevRND makes the next Key."""
+        answer, _ = yield self.oper.next()
+        if answer.get("DevRND"):
+            self.key = identity.trigger_key(answer["DevRND"], self.sn, WIFI[0], WIFI[1],
+                                            USERADMIN)
+        return answer
+
+    @defer.inlineCallbacks
     def accept(self):
         """Take the gateway's next connection through Boot and Register."""
         conn = yield self.center.connections.get()
@@ -155,8 +164,8 @@ class PluginChannelDaemonTests(DaemonTestCase):
     def test_posts_in_flight_and_disconnect(self):
         """Several Posts in flight are each answered with their ID; Disconnect is obeyed."""
         self.trigger()
-        answer, _ = yield self.oper.next()
-        self.assertEqual(answer, {"Result": 0})
+        answer = yield self.answer()
+        self.assertEqual((answer["Result"], len(answer["DevRND"])), (0, 32))
         conn = yield self.accept()
         calls = {11: "QUERY_MEM_INFO", 12: "GET_VERSION", 13: "QUERY_CPU_INFO",
                  14: "QUERY_SYSTEM_INFO", 15: "NO_SUCH_COMMAND"}
@@ -169,7 +178,10 @@ class PluginChannelDaemonTests(DaemonTestCase):
             if "ID" in frame:
                 replies[frame["ID"]] = frame
         self.assertEqual({i: r["Result"] for i, r in replies.items()},
-                         {11: 0, 12: 0, 13: 0, 14: 0, 15: -12})
+                         {11: 0, 12: 0, 13: 0, 14: 0, 15: 0})
+        unknown = wire.decode_parameter(replies[15]["return_Parameter"])
+        self.assertEqual((unknown["CmdType"], unknown["Status"], unknown["FailReason"]),
+                         ("NO_SUCH_COMMAND", "1", "UNRECOGNIZE_REQUEST"))
         for ident in (11, 12, 13, 14):
             payload = wire.decode_parameter(replies[ident]["return_Parameter"])
             self.assertEqual((payload["CmdType"], payload["SequenceId"], payload["Status"]),
@@ -180,14 +192,14 @@ class PluginChannelDaemonTests(DaemonTestCase):
         self.assertEqual(self.center.connections.pending, [])
         # Only a new trigger brings it back.
         self.trigger()
-        yield self.oper.next()
+        yield self.answer()
         yield self.accept()
 
     @defer.inlineCallbacks
     def test_reconnect_after_drop(self):
         """The plugin center dropping the connection: the gateway reconnects by itself."""
         self.trigger()
-        yield self.oper.next()
+        yield self.answer()
         conn = yield self.accept()
         conn.transport.abortConnection()
         again = yield self.accept()
@@ -202,7 +214,7 @@ class PluginChannelDaemonTests(DaemonTestCase):
     def test_wrong_key_refused(self):
         """A RequestPlug-in with a wrong Key is answered -1 and not acted on."""
         self.trigger(key="0" * 32)
-        answer, _ = yield self.oper.next()
+        answer = yield self.answer()
         self.assertEqual(answer, {"Result": -1})
         yield sleep(1)
         self.assertEqual(self.center.connections.pending, [])
@@ -224,8 +236,8 @@ class PluginChannelIPv6Tests(PluginChannelDaemonTests):
     def test_bare_ipv6_literal(self):
         """ServerAddr "::1" without brackets reaches the same center; a Post is answered."""
         self.trigger(host="::1")
-        answer, _ = yield self.oper.next()
-        self.assertEqual(answer, {"Result": 0})
+        answer = yield self.answer()
+        self.assertEqual((answer["Result"], len(answer["DevRND"])), (0, 32))
         conn = yield self.accept()
         self.assertEqual(conn.transport.getPeer().host, "::1")
         conn.send(wire.Post(ID=3, Parameter={"CmdType": "GET_VERSION",

@@ -158,10 +158,16 @@ class LocalCallTests(TestCase):
         self.assertEqual((payload["MAC"], payload["BussinessStatus"]), (MAC, "FAIL"))
 
     @defer.inlineCallbacks
-    def test_remote_only_refused_locally(self):
-        """QUERY_CPU_INFO is remote-only by default: Result -12 on the LAN, exit 1."""
+    def test_unknown_cmdtype_as_the_field(self):
+        """An unknown CmdType on the LAN: Result 0, Status 1 UNRECOGNIZE_REQUEST, exit 1;
+        QUERY_CPU_INFO is served locally (every CmdType is both sides by default)."""
+        code, out = yield self.app("NO_SUCH_COMMAND")
+        self.assertEqual((code, out.splitlines()[0]), (1, "Result 0"))
+        payload = json.loads(out.split("\n", 1)[1])
+        self.assertEqual((payload["Status"], payload["FailReason"]),
+                         ("1", "UNRECOGNIZE_REQUEST"))
         code, out = yield self.app("QUERY_CPU_INFO")
-        self.assertEqual((code, out.splitlines()[0]), (1, "Result -12"))
+        self.assertEqual(code, 0, out)
 
     @defer.inlineCallbacks
     def test_ability_closes_local_interface(self):

@@ -71,8 +71,9 @@ class Storm(protocol.Protocol):
         self.lost = defer.Deferred()
 
     def connectionMade(self):
-        # the server is left to close (it does on a bad frame) so the storm never holds
-        # more server slots than it counts; what it leaves hanging is cut after 0.1 s
+        # the server closes on an over-limit length and drops other bad frames (protocol.md
+        # 3), so the storm cuts its own connection after 0.1 s and never holds more server
+        # slots than it counts
         if self.payload:
             self.transport.write(self.payload)
         self.cut = reactor.callLater(0.1, self.transport.loseConnection)
