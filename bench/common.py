@@ -51,14 +51,17 @@ def cpu_ns(pid):
 
 
 def run_count(pid):
-    """How many times the threads of ``pid`` were put on a CPU (schedstat's third
-    field): each wake-up of an idle daemon is one."""
+    """How many times the threads of ``pid`` went to sleep and were woken: the sum of
+    their voluntary context switches (/proc/<pid>/task/*/status).  Preemptions of a busy
+    thread (involuntary switches) are not wake-ups and are left out."""
     total = 0
-    for path in glob.glob(f"/proc/{pid}/task/*/schedstat"):
+    for path in glob.glob(f"/proc/{pid}/task/*/status"):
         try:
             with open(path) as f:
-                total += int(f.read().split()[2])
-        except (OSError, ValueError, IndexError):
+                for line in f:
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        total += int(line.split()[1])
+        except (OSError, ValueError):
             pass
     return total
 

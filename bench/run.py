@@ -273,7 +273,7 @@ def figures(gw, pl, args):
         gw_rate = (sum(w["runs"] for w in idle) - 2 * center_hb) / minutes
         base_rate = gw["baseline_idle_runs_per_s"] * 60
         add("idle wake-ups a minute, beyond the heartbeat exchange",
-            f"schedstat run count of all daemon threads over {len(idle)} windows of "
+            f"voluntary context switches of all daemon threads over {len(idle)} windows of "
             f"{idle[0]['wall_s']:.0f} s with no UDP heartbeat due (Interval 3600), less two "
             f"per plugin-center heartbeat ({center_hb} in all); baseline: the bare "
             f"`baseline.tac` reactor idle over one such window",
