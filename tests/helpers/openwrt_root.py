@@ -188,10 +188,14 @@ class OfflineRoot:
                    env=self.env)
 
     def apk(self, *args):
-        """The real apk on this root: offline, unsigned local packages, no chroot."""
+        """The real apk on this root: offline, unsigned local packages, no chroot (a
+        database created by a user other than root is a user-mode one)."""
+        args = list(args)
+        if "--initdb" in args and os.geteuid() != 0:
+            args.insert(args.index("--initdb") + 1, "--usermode")
         return run([tool("apk"), "--root", self.path, "--allow-untrusted", "--no-network",
                     "--force-no-chroot", "--preserve-env", "--no-cache", "--no-logfile",
-                    "--arch", "x86_64"] + list(args), env=self.env)
+                    "--arch", "x86_64"] + args, env=self.env)
 
     def file(self, relpath):
         with open(os.path.join(self.path, relpath)) as f:
