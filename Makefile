@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 DEPS   := $(VENV)/.deps-stamp
 SRC    := cubegw twisted tests openwrt
 
-.PHONY: test lint install demo clean ipk systools fuzz bench test-qemu test-old-twisted
+.PHONY: test lint install demo clean ipk apk openwrt-base release-tarball systools fuzz bench test-qemu test-old-twisted
 
 $(DEPS): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -56,6 +56,25 @@ fuzz: install
 # The OpenWrt package, standard library only (no venv): dist/cubegw_<version>_all.ipk
 ipk:
 	$(PYTHON) openwrt/build_ipk.py --out dist
+
+# The same payload as an apk-tools 3 package (OpenWrt 25.12 and later), built with the real
+# `apk mkpkg` from OPENWRT_TOOLS (default /opt/openwrt-tools; see openwrt/README.md):
+# dist/cubegw-<version>-r<release>.apk.  Without apk it says where it looked and fails.
+apk:
+	$(PYTHON) openwrt/build_apk.py --out dist
+
+# The release tarball a feed's copy of openwrt/Makefile builds from (PKG_SOURCE): the
+# committed tree at HEAD, reproducible; prints the sha256 for its PKG_HASH.
+VERSION = $(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' cubegw/__init__.py)
+release-tarball:
+	mkdir -p dist
+	git archive --format=tar --prefix=cubegw-$(VERSION)/ HEAD | gzip -n9 > dist/cubegw-$(VERSION).tar.gz
+	sha256sum dist/cubegw-$(VERSION).tar.gz
+
+# OpenWrt's own rc.common, functions.sh, service.sh and procd.sh (and libubox's jshn.sh)
+# into $(OPENWRT_TOOLS)/openwrt-base, for the init script tests (never committed).
+openwrt-base:
+	openwrt/tools/openwrt-base.sh
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info _trial_temp* twisted/plugins/dropin.cache

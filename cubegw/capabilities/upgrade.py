@@ -13,7 +13,8 @@ UPGRADE (downurl, mode, method, optional md5 / sha256):
   handed to the ``IUpgradeInstaller`` ``INSTALL_DELAY`` s later (the reply
   left long before: the install never cuts it off).
 
-``method``: "" or "firmware" (sysupgrade), "ipk" (opkg install).
+``method``: "" or "firmware" (sysupgrade), "ipk" (a package: ``opkg install``, or
+``apk add`` where apk manages the packages, OpenWrt 25.12 and later).
 """
 
 import hashlib
@@ -62,9 +63,24 @@ class IUpgradeInstaller(Interface):
 @implementer(IUpgradeInstaller)
 class OpenWrtInstaller:
     """``sysupgrade <image>`` (firmware) or ``opkg install <ipk>`` through
-    ``backend.run``; nothing off OpenWrt."""
+    ``backend.run``, ``apk add <apk>`` where apk's world file is (apk checks the
+    package's signature against /etc/apk/keys); nothing off OpenWrt."""
 
     COMMANDS = {"firmware": ["sysupgrade"], "ipk": ["opkg", "install"]}
+    APK_COMMAND = ["apk", "add"]
+    #: Present where apk is the package manager, absent under opkg.
+    APK_WORLD = "/etc/apk/world"
+
+    def command(self, kind, backend):
+        """The argv prefix that installs a file of ``kind`` on this system."""
+        if kind == "ipk":
+            try:
+                backend.read_file(self.APK_WORLD)
+            except OSError:
+                pass
+            else:
+                return self.APK_COMMAND
+        return self.COMMANDS[kind]
 
     def unavailable(self, kind, backend):
         if not backend.is_openwrt():
@@ -72,7 +88,7 @@ class OpenWrtInstaller:
         return None
 
     def install(self, kind, path, backend):
-        argv = self.COMMANDS[kind] + [path]
+        argv = self.command(kind, backend) + [path]
 
         def done(result):
             code, out, err = result

@@ -545,3 +545,20 @@ class FeedMakefileTests(unittest.TestCase):
         for path in build_ipk.payload():
             if not path.startswith("usr/lib/cubegw/cubegw/"):
                 self.assertIn(f"$(1)/{path}", install.replace("\\\n\t\t", ""))
+
+    def test_sources(self):
+        """A tree builds from itself; a feed's copy from the release tarball with its hash,
+        and every path the install section reads is in the tree (the tarball's layout)."""
+        self.assertIn("PKG_LICENSE_FILES:=LICENSE\n", self.makefile)
+        self.assertTrue(os.path.isfile(os.path.join(ROOT, "LICENSE")))
+        self.assertIn("CUBEGW_SRC ?= $(if $(wildcard $(CURDIR)/../cubegw/__init__.py),"
+                      "$(CURDIR)/..)", self.makefile)
+        feed = self.makefile.split("ifeq ($(CUBEGW_SRC),)\n", 1)[1].split("endif", 1)[0]
+        self.assertIn("PKG_SOURCE:=$(PKG_NAME)-$(PKG_VERSION).tar.gz", feed)
+        self.assertIn("PKG_SOURCE_URL:=", feed)
+        self.assertIn("PKG_HASH:=", feed)
+        read = re.findall(r"\$\(PKG_BUILD_DIR\)/([\w./-]+)", self.makefile.split(
+            "define Package/cubegw/install\n", 1)[1].split("endef", 1)[0])
+        self.assertTrue(read)
+        for path in read:
+            self.assertTrue(os.path.exists(os.path.join(ROOT, path)), path)
