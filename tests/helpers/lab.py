@@ -1,9 +1,15 @@
 """A lab on loopback for the certification and dashboard tests: cubeplat's config with
 an admin user, a deep message log and the DUT's account data."""
 
+import json
 import os
+import sys
 
 import yaml
+from twisted.internet import reactor, utils
+
+from cubegw.demo import free_port
+from tests.integration.support import ROOT, Daemon, free_tcp_port, scratch_dir
 
 TOKEN = "certify-admin-1"
 #: The gateway's timings, scaled down (what cubegw is configured with).
@@ -41,3 +47,38 @@ def dut_device(mac):
     """The ``devices`` entry of tests.helpers.config's loopback gateway."""
     return {"mac": mac, "wifi_ssid": "ChinaNet-TEST", "wifi_password": "wifipass",
             "useradmin_password": "admin1", "telecomadmin_password": "telecom1"}
+
+
+class Lab:
+    """cubeplat on loopback with free ports (started by ``start``)."""
+
+    def __init__(self, testcase, devices):
+        self.tmp = scratch_dir(testcase)
+        self.api_port = free_tcp_port()
+        self.dist, self.oper = free_port(), free_port()
+        path = platform_config(self.tmp, self.dist, self.oper, self.api_port, devices)
+        self.platform = Daemon("cubeplat", ["--config", path], self.tmp)
+        testcase.addCleanup(self.platform.stop, "KILL")
+
+    def start(self):
+        self.platform.start()
+        return self.platform.wait_for("cubeplat ready", 20)
+
+    def certify(self, mac, *args):
+        """Run cubegw-certify as a process: (exit status, JSON report, output)."""
+        report = os.path.join(self.tmp, "report.json")
+        argv = ["-m", "cubegw.platform.certify.cli", "--platform",
+                f"http://127.0.0.1:{self.api_port}", "--token", TOKEN, "--dut", mac,
+                "--json", report, "--junit", os.path.join(self.tmp, "junit.xml"),
+                "--html", os.path.join(self.tmp, "report.html"), "--slack", "0.25"]
+        for name, value in PROFILE.items():
+            argv += ["--timing", f"{name}={value}"]
+        d = utils.getProcessOutputAndValue(
+            sys.executable, argv + list(args), env={"PYTHONPATH": ROOT}, path=self.tmp,
+            reactor=reactor)
+
+        def read(outcome):
+            out, err, code = outcome
+            with open(report) as f:
+                return code, json.load(f), (out + err).decode()
+        return d.addCallback(read)

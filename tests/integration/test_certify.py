@@ -2,19 +2,16 @@
 with scaled-down timings, the suite run as its own process against them; and against a
 gateway with a seeded defect (tests/helpers/defective_gateway.py), whose case FAILs."""
 
-import json
 import os
 import re
 import sys
 
-from twisted.internet import defer, protocol, reactor, utils
+from twisted.internet import defer, protocol, reactor
 from twisted.trial.unittest import TestCase
 
 from cubegw.ctl import main as ctl_main
-from cubegw.demo import free_port
-from tests.helpers.lab import PROFILE, TOKEN, GATEWAY_TIMING, dut_device, platform_config
-from tests.integration.support import (
-    MAC, ROOT, Daemon, free_tcp_port, lan_gateway_config, scratch_dir)
+from tests.helpers.lab import GATEWAY_TIMING, Lab, dut_device
+from tests.integration.support import MAC, ROOT, Daemon, lan_gateway_config
 
 PASSING = ["s6.*", "s5.key.bad", "s5.key.resend", "s7.*", "s8.*", "cat.consistent"]
 #: Cases this branch's cubegw does not pass yet, with the reason they FAIL (see
@@ -34,41 +31,6 @@ GATEWAY_GAPS = {
 }
 DEFECT_MAC = "02AB54DEFEC7"
 DEFECT_SN = "02AB54-DEFECT00000000000"
-
-
-class Lab:
-    """cubeplat on loopback with free ports (started by ``start``)."""
-
-    def __init__(self, testcase, devices):
-        self.tmp = scratch_dir(testcase)
-        self.api_port = free_tcp_port()
-        self.dist, self.oper = free_port(), free_port()
-        path = platform_config(self.tmp, self.dist, self.oper, self.api_port, devices)
-        self.platform = Daemon("cubeplat", ["--config", path], self.tmp)
-        testcase.addCleanup(self.platform.stop, "KILL")
-
-    def start(self):
-        self.platform.start()
-        return self.platform.wait_for("cubeplat ready", 20)
-
-    def certify(self, mac, *args):
-        """Run cubegw-certify as a process: (exit status, JSON report, output)."""
-        report = os.path.join(self.tmp, "report.json")
-        argv = ["-m", "cubegw.platform.certify.cli", "--platform",
-                f"http://127.0.0.1:{self.api_port}", "--token", TOKEN, "--dut", mac,
-                "--json", report, "--junit", os.path.join(self.tmp, "junit.xml"),
-                "--html", os.path.join(self.tmp, "report.html"), "--slack", "0.25"]
-        for name, value in PROFILE.items():
-            argv += ["--timing", f"{name}={value}"]
-        d = utils.getProcessOutputAndValue(
-            sys.executable, argv + list(args), env={"PYTHONPATH": ROOT}, path=self.tmp,
-            reactor=reactor)
-
-        def read(outcome):
-            out, err, code = outcome
-            with open(report) as f:
-                return code, json.load(f), (out + err).decode()
-        return d.addCallback(read)
 
 
 class CertifyTests(TestCase):

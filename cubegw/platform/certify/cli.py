@@ -40,6 +40,8 @@ def parse_args(argv):
                                              "(enables the boot jitter case)")
     p.add_argument("--lan", help="the DUT's LAN address and LocatePort, HOST:PORT "
                                   "(enables the section 8 cases)")
+    p.add_argument("--upload", action="store_true",
+                   help="send the report to the platform (its dashboard lists the runs)")
     p.add_argument("--list", action="store_true", help="list the cases and exit")
     return p.parse_args(argv)
 
@@ -108,6 +110,13 @@ def main(argv=None, out=sys.stdout, err=sys.stderr):
     if args.html:
         with open(args.html, "w") as f:
             f.write(html_report(report))
+    if args.upload:
+        try:
+            run = ctx.client.request("POST", "/api/certify/runs", report)
+            print(f"uploaded as run {run['id']}", file=out)
+        except PlatformError as e:
+            print(f"cubegw-certify: upload failed: {e}", file=err)
+            return 2
     return 1 if counts[FAIL] else 0
 
 
