@@ -98,10 +98,12 @@ class JudgedTests(SynchronousTestCase):
                                          "cases": [verdict.as_dict()]}))
 
     def test_cli_usage_errors(self):
-        """Missing --dut/--token, a bad MAC or timing: exit 2 with one line."""
+        """Missing --dut/--token, a bad MAC, timing or --lan: exit 2 with one line."""
         import io
         for argv in ([], ["--dut", "xx", "--token", "t"],
-                     ["--dut", MAC, "--token", "t", "--timing", "silence"]):
+                     ["--dut", MAC, "--token", "t", "--timing", "silence"],
+                     ["--dut", MAC, "--token", "t", "--lan", "nohost"],
+                     ["--dut", MAC, "--token", "t", "--lan", "h:99999"]):
             err = io.StringIO()
             self.assertEqual(main(argv, out=io.StringIO(), err=err), 2, argv)
             self.assertEqual(len(err.getvalue().splitlines()), 1)
