@@ -413,8 +413,9 @@ def build_resource(api):
     branch.putChild(b"gateways", GatewaysResource(api))
     branch.putChild(b"faults", FaultsResource(api))
     root.putChild(b"api", branch)
-    from cubegw.platform import admin   # admin imports this module's resources
+    from cubegw.platform import admin, dashboard   # they import this module's resources
     admin.install(branch, api)
+    dashboard.install(root, branch, api)
     return root
 
 

@@ -2,7 +2,8 @@
 
     cubegw-certify --platform http://127.0.0.1:8080 --token ADMIN_TOKEN --dut MAC
         [--cases PATTERN ...] [--junit FILE] [--html FILE] [--json FILE]
-        [--time-scale X] [--timing NAME=SECONDS ...] [--slack S] [--list]
+        [--time-scale X] [--timing NAME=SECONDS ...] [--slack S] [--lan HOST:PORT]
+        [--restart-command CMD] [--list]
 
 Exit status 0 when no case failed, 1 when one did, 2 on a usage or platform error.
 """
@@ -16,6 +17,7 @@ from xml.sax.saxutils import quoteattr
 
 from cubegw import identity
 from cubegw.platform.certify import cases as suite
+from cubegw.platform.certify.lancases import parse_lan
 from cubegw.platform.certify.client import PlatformClient, PlatformError
 from cubegw.platform.certify.engine import FAIL, Context, Timings, run_suite, select
 
@@ -36,6 +38,10 @@ def parse_args(argv):
     p.add_argument("--slack", type=float, default=0.3, help="tolerance of timings (s)")
     p.add_argument("--restart-command", help="shell command that restarts the DUT "
                                              "(enables the boot jitter case)")
+    p.add_argument("--lan", help="the DUT's LAN address and LocatePort, HOST:PORT "
+                                  "(enables the section 8 cases)")
+    p.add_argument("--upload", action="store_true",
+                   help="send the report to the platform (its dashboard lists the runs)")
     p.add_argument("--list", action="store_true", help="list the cases and exit")
     return p.parse_args(argv)
 
@@ -57,7 +63,7 @@ def timings(args):
 
 def main(argv=None, out=sys.stdout, err=sys.stderr):
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    chosen = select(suite.CASES, args.cases)
+    chosen = select(suite.all_cases(), args.cases)
     if args.list:
         for c in chosen:
             print(f"{c.name:24} {c.row}: {c.title}", file=out)
@@ -67,13 +73,14 @@ def main(argv=None, out=sys.stdout, err=sys.stderr):
             raise ValueError("--dut and --token are required")
         mac = identity.normalize_mac(args.dut)
         profile = timings(args)
+        lan = parse_lan(args.lan) if args.lan else None
     except (ValueError, identity.IdentityError) as e:
         print(f"cubegw-certify: {e}", file=err)
         return 2
     if not chosen:
         print(f"cubegw-certify: no case matches {args.cases}", file=err)
         return 2
-    options = {}
+    options = {"lan": lan} if lan else {}
     if args.restart_command:
         options["restart"] = lambda: subprocess.run(args.restart_command, shell=True,
                                                     check=False)
@@ -103,6 +110,13 @@ def main(argv=None, out=sys.stdout, err=sys.stderr):
     if args.html:
         with open(args.html, "w") as f:
             f.write(html_report(report))
+    if args.upload:
+        try:
+            run = ctx.client.request("POST", "/api/certify/runs", report)
+            print(f"uploaded as run {run['id']}", file=out)
+        except PlatformError as e:
+            print(f"cubegw-certify: upload failed: {e}", file=err)
+            return 2
     return 1 if counts[FAIL] else 0
 
 

@@ -16,6 +16,8 @@ from cubegw import identity
 from cubegw.platform.certify.client import PlatformError
 
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
+#: protocol.md 5: the same trigger again within this many seconds is a resend.
+RESEND_WINDOW = 10.0
 
 
 @dataclasses.dataclass
@@ -120,6 +122,8 @@ class Context:
         self.dev_rnd = None
         self.platform = {}
         self.device = {}
+        #: the suite's triggers: (clock time, body, Result, acted on)
+        self.triggers = []
 
     # ------------------------------------------------------------- the log
 
@@ -205,9 +209,18 @@ class Context:
         return identity.trigger_key(self.dev_rnd, record["sn"], record["wifi_ssid"],
                                     record["wifi_password"], record["useradmin_password"])
 
-    def trigger(self, kind="request-plugin", **body):
-        """Send a trigger and read its answer from the log: (Result, answer message)."""
+    def trigger(self, kind="request-plugin", resend=False, **body):
+        """Send a trigger and read its answer from the log: (Result, answer message).
+
+        The same trigger again within 10 s is a resend (protocol.md 5: answered, not
+        acted on); unless ``resend`` is asked for, one identical to a recent trigger
+        waits until the window has passed, so a case never resends by accident (a DUT
+        whose answers carry no fresh DevRND makes every Key the same)."""
+        wait = self.resend_wait(kind, **body)
+        if wait > 0 and not resend:
+            self.sleep(wait)
         after = self.mark()
+        sent_at = self.clock()
         try:
             result = self.client.trigger(self.mac, kind, **body)
         except PlatformError as e:
@@ -219,7 +232,31 @@ class Context:
         answer = self.expect(lambda m: is_gateway(m) and "Result" in m["message"]
                              and m["server"] == "operation" and m["seq"] > out["seq"],
                              1 + self.slack, after, "the trigger's answer")
+        self.triggers.append((sent_at, (kind, sorted(body.items())), result,
+                              result == 0 and not resend))
         return result, answer
+
+    def resend_wait(self, kind="request-plugin", **body):
+        """Seconds until this trigger is no longer a resend of one the suite sent."""
+        content = (kind, sorted(body.items()))
+        recent = [t for t, b, _, _ in self.triggers if b == content]
+        if not recent:
+            return 0.0
+        return max(0.0, recent[-1] + RESEND_WINDOW + self.slack - self.clock())
+
+    def trigger_room(self):
+        """Wait until the DUT's trigger rate limit (``trigger_limit`` a minute, counting
+        the suite's own triggers) lets one more trigger be acted on."""
+        limit = self.options.get("trigger_limit", 6)
+        window = 60 + 1 + self.slack
+        acted = self.acted_on(window)
+        if len(acted) >= limit:
+            self.sleep(acted[len(acted) - limit] + window - self.clock())
+
+    def acted_on(self, window=60.0):
+        """Clock times of the suite's triggers the DUT acted on within ``window`` s."""
+        now = self.clock()
+        return [t for t, _, _, acted in self.triggers if acted and now - t < window]
 
     def online(self, within=None):
         """Wait for a heartbeat answered Result 0 (the DUT is online)."""
@@ -233,6 +270,7 @@ class Context:
         """Connect the DUT to the plugin center (RequestPlug-in) unless it is."""
         if self.client.device(self.mac)["plugin_connected"]:
             return
+        self.trigger_room()
         result, _ = self.trigger(key=self.key())
         if result != 0:
             raise CaseFailed(f"RequestPlug-in with the right Key answered {result}")
