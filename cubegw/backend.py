@@ -123,6 +123,10 @@ class ISystemBackend(Interface):
         """The router path of ``program`` in the standard PATH folders (an
         executable file under the root), or None."""
 
+    def set_led(name, on):
+        """Turn the LED ``/sys/class/leds/<name>`` on (its max_brightness) or off;
+        raises OSError."""
+
     def set_blocked_macs(macs):
         """Internet access control: make the UCI firewall hold exactly one
         REJECT rule (src lan, src_mac, dest wan) per MAC of ``macs`` among the
@@ -142,6 +146,7 @@ _RESOLV_FILES = ("/tmp/resolv.conf.d/resolv.conf.auto", "/tmp/resolv.conf.auto",
                  "/etc/resolv.conf")
 _SYS_NET = "/sys/class/net"
 #: Where ``which`` looks, as OpenWrt's default PATH.
+LED_CLASS = "/sys/class/leds"
 PROGRAM_PATH = ("/usr/sbin", "/usr/bin", "/sbin", "/bin")
 _IFF_UP = 0x1
 
@@ -227,6 +232,14 @@ class _FilesMixin:
             if os.path.isfile(self._path(candidate)) and os.access(self._path(candidate), os.X_OK):
                 return candidate
         return None
+
+    def set_led(self, name, on):
+        if not name or "/" in name or name.startswith("."):
+            raise OSError(f"not an LED name: {name!r}")
+        folder = f"{LED_CLASS}/{name}"
+        value = self.read_file(folder + "/max_brightness").strip() if on else "0"
+        with open(self._path(folder + "/brightness"), "w") as f:   # sysfs: no rename
+            f.write(value if value.isdigit() else "1")
 
     def set_blocked_macs(self, macs):
         try:
