@@ -5,7 +5,6 @@ Capabilities talk to an ``ISystemBackend``; ``LinuxBackend`` is the real one,
 set by the test, reboots and commands recorded, nothing run).
 """
 
-import ipaddress
 import os
 import socket
 
@@ -13,6 +12,9 @@ import psutil
 from twisted.internet import defer, error, protocol
 from zope.interface import Interface, implementer
 
+from cubegw.backend_parse import (BLOCK_RULE_PREFIX, cpu_busy_percent,  # noqa: F401
+                                  firewall_block_rules, parse_arp, parse_dhcp_leases,
+                                  parse_resolv_conf, parse_routes)
 from cubegw.logs import Logger
 from cubegw.store import uci
 from cubegw.store.store import FileSystem
@@ -108,30 +110,28 @@ class ISystemBackend(Interface):
         dhcp).  A Deferred firing with None when the reload command succeeded,
         else a reason string ("not OpenWrt", "reload failed: ...")."""
 
+    def write_file(path, text):
+        """Write ``text`` to ``path`` (a router path) atomically, making its folder."""
+
+    def remove_file(path):
+        """Remove ``path``; True if it was there."""
+
+    def list_dir(path):
+        """The sorted names in the folder ``path``; [] when it does not exist."""
+
+    def which(program):
+        """The router path of ``program`` in the standard PATH folders (an
+        executable file under the root), or None."""
+
+    def set_led(name, on):
+        """Turn the LED ``/sys/class/leds/<name>`` on (its max_brightness) or off;
+        raises OSError."""
+
     def set_blocked_macs(macs):
         """Internet access control: make the UCI firewall hold exactly one
         REJECT rule (src lan, src_mac, dest wan) per MAC of ``macs`` among the
         rules we own, then ``apply("firewall")``.  A Deferred as ``apply``'s;
         fires with "no UCI firewall config" when there is none."""
-
-
-def _split_times(times):
-    """(busy, total) CPU seconds from a psutil cpu_times, as psutil counts them
-    (on Linux guest time is already inside user time)."""
-    total = sum(times)
-    total -= getattr(times, "guest", 0.0) + getattr(times, "guest_nice", 0.0)
-    idle = times.idle + getattr(times, "iowait", 0.0)
-    return total - idle, total
-
-
-def cpu_busy_percent(before, after):
-    """Percent of CPU time busy between two psutil ``cpu_times()`` samples, or
-    None when no time passed between them."""
-    busy0, total0 = _split_times(before)
-    busy1, total1 = _split_times(after)
-    if total1 - total0 <= 0:
-        return None
-    return max(0.0, min(100.0, 100.0 * (busy1 - busy0) / (total1 - total0)))
 
 
 #: What ``apply`` runs for each UCI config on OpenWrt.
@@ -142,88 +142,13 @@ APPLY_COMMANDS = {
     "dhcp": ["/etc/init.d/dnsmasq", "reload"],
 }
 NOT_OPENWRT = "not OpenWrt"
-#: The ``name`` of the firewall rules ``set_blocked_macs`` owns: prefix + MAC hex.
-BLOCK_RULE_PREFIX = "cubegw_block_"
 _RESOLV_FILES = ("/tmp/resolv.conf.d/resolv.conf.auto", "/tmp/resolv.conf.auto",
                  "/etc/resolv.conf")
 _SYS_NET = "/sys/class/net"
+#: Where ``which`` looks, as OpenWrt's default PATH.
+LED_CLASS = "/sys/class/leds"
+PROGRAM_PATH = ("/usr/sbin", "/usr/bin", "/sbin", "/bin")
 _IFF_UP = 0x1
-
-
-def _hex_ipv4(text):
-    """/proc/net/route's little-endian hex address as a dotted quad."""
-    return socket.inet_ntoa(int(text, 16).to_bytes(4, "little"))
-
-
-def parse_routes(text):
-    """The rows of /proc/net/route (see ``ISystemBackend.routes``)."""
-    rows = []
-    for line in text.splitlines()[1:]:
-        fields = line.split()
-        if len(fields) < 8:
-            continue
-        try:
-            rows.append({"iface": fields[0], "destination": _hex_ipv4(fields[1]),
-                         "gateway": _hex_ipv4(fields[2]), "flags": int(fields[3], 16),
-                         "mask": _hex_ipv4(fields[7])})
-        except ValueError:
-            continue
-    return rows
-
-
-def parse_resolv_conf(text):
-    """The ``nameserver`` addresses of a resolv.conf, valid ones only."""
-    servers = []
-    for line in text.splitlines():
-        fields = line.split("#", 1)[0].split()
-        if len(fields) >= 2 and fields[0] == "nameserver":
-            try:
-                servers.append(str(ipaddress.ip_address(fields[1].split("%", 1)[0])))
-            except ValueError:
-                continue
-    return servers
-
-
-def parse_arp(text):
-    """Complete (flag 0x2) entries of /proc/net/arp."""
-    rows = []
-    for line in text.splitlines()[1:]:
-        fields = line.split()
-        if len(fields) < 6:
-            continue
-        try:
-            flags = int(fields[2], 16)
-        except ValueError:
-            continue
-        mac = fields[3].upper()
-        if not flags & 0x2 or mac == "00:00:00:00:00:00":
-            continue
-        rows.append({"ip": fields[0], "mac": mac, "iface": fields[5]})
-    return rows
-
-
-def parse_dhcp_leases(text):
-    """dnsmasq's lease file: ``expires mac ip hostname client-id`` per line."""
-    rows = []
-    for line in text.splitlines():
-        fields = line.split()
-        if len(fields) < 4 or not fields[0].isdigit():
-            continue
-        rows.append({"expires": int(fields[0]), "mac": fields[1].upper(), "ip": fields[2],
-                     "hostname": "" if fields[3] == "*" else fields[3]})
-    return rows
-
-
-def firewall_block_rules(package, macs):
-    """Replace our rules in a firewall ``uci.Package`` by one REJECT rule per MAC."""
-    package.sections[:] = [
-        s for s in package.sections
-        if not (s.type == "rule" and str(s.options.get("name", "")).startswith(BLOCK_RULE_PREFIX))]
-    for mac in sorted(set(m.upper() for m in macs)):
-        package.sections.append(uci.Section("rule", None, {
-            "name": BLOCK_RULE_PREFIX + mac.replace(":", ""), "src": "lan", "src_mac": mac,
-            "dest": "wan", "proto": "all", "target": "REJECT"}))
-    return package
 
 
 class _FilesMixin:
@@ -280,6 +205,41 @@ class _FilesMixin:
         path = self.uci_path(config_name)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         FileSystem().write_atomic(path, uci.serialize(package).encode("utf-8"), mode=0o644)
+
+    def write_file(self, path, text):
+        target = self._path(path)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        FileSystem().write_atomic(target, text.encode("utf-8"), mode=0o644)
+
+    def remove_file(self, path):
+        try:
+            os.unlink(self._path(path))
+        except FileNotFoundError:
+            return False
+        return True
+
+    def list_dir(self, path):
+        try:
+            return sorted(os.listdir(self._path(path)))
+        except OSError:
+            return []
+
+    def which(self, program):
+        if not program or "/" in program:
+            return None
+        for folder in PROGRAM_PATH:
+            candidate = f"{folder}/{program}"
+            if os.path.isfile(self._path(candidate)) and os.access(self._path(candidate), os.X_OK):
+                return candidate
+        return None
+
+    def set_led(self, name, on):
+        if not name or "/" in name or name.startswith("."):
+            raise OSError(f"not an LED name: {name!r}")
+        folder = f"{LED_CLASS}/{name}"
+        value = self.read_file(folder + "/max_brightness").strip() if on else "0"
+        with open(self._path(folder + "/brightness"), "w") as f:   # sysfs: no rename
+            f.write(value if value.isdigit() else "1")
 
     def set_blocked_macs(self, macs):
         try:

@@ -108,6 +108,12 @@ class SystemExtraTests(SynchronousTestCase):
             self.assertEqual(self.call("SET_HG_DATE_TIME_SYNC", Time=bad)["Status"], "1")
         self.assertEqual(len(self.h.backend.commands), 3)
 
+    def test_date_time_utc_designator(self):
+        """A Time ending in Z is UTC on every Python (3.9/3.10 fromisoformat refuse it)."""
+        reply = self.call("SET_HG_DATE_TIME_SYNC", Time="2024-05-01T10:00:00Z")
+        self.assertEqual(reply["Status"], "0")
+        self.assertEqual(self.h.backend.commands, [["date", "-u", "-s", "2024-05-01 10:00:00"]])
+
     def test_services(self):
         """Internet and IPTV from UCI interfaces; a disabled voip does not count."""
         self.write("network", NETWORK)

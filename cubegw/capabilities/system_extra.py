@@ -116,6 +116,8 @@ class DateTimeSync(Capability):
 
     async def handle_SET_HG_DATE_TIME_SYNC(self, payload, context):
         text = payload.get("Time")
+        if isinstance(text, str) and text[-1:] in ("Z", "z"):
+            text = text[:-1] + "+00:00"     # fromisoformat takes "Z" only from Python 3.11
         try:
             when = datetime.datetime.fromisoformat(text)
         except (TypeError, ValueError):
