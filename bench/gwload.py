@@ -605,7 +605,9 @@ class Bench:
         n_before = len(plat.hb_times)
         while len(plat.hb_times) == n_before:
             yield sleep(0.05)
-        yield sleep(0.5)
+        # settle: the reply timers of the last Interval-1 heartbeats were cancelled, but
+        # the reactor still wakes at their time (Twisted drops a cancelled call lazily)
+        yield sleep(max(3.0, a.settle))
         idle = []
         for _ in range(a.idle_windows):
             progress("idle (no heartbeat) CPU window")
@@ -737,6 +739,8 @@ def main(argv=None):
     p.add_argument("--hb-window", type=float, default=20.0)
     p.add_argument("--idle-window", type=float, default=30.0)
     p.add_argument("--idle-windows", type=int, default=2)
+    p.add_argument("--settle", type=float, default=3.0,
+                   help="seconds between the last Interval-1 heartbeat and the idle windows")
     p.add_argument("--startup-runs", type=int, default=10)
     p.add_argument("--lan-seconds", type=float, default=20.0)
     p.add_argument("--lan-seconds-1", type=float, default=10.0)
