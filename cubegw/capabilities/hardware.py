@@ -14,7 +14,7 @@ from zope.interface import Interface
 
 from cubegw.capabilities.base import RIGHT_BOTH, Capability, CapabilityFailure
 
-__all__ = ["IVoipProvider", "IPonProvider", "Hardware", "NOT_SUPPORTED", "find_hardware",
+__all__ = ["IVoipProvider", "IPonProvider", "Hardware", "VendorBacked", "NOT_SUPPORTED", "find_hardware",
            "hardware"]
 
 NOT_SUPPORTED = "not supported on this hardware"
@@ -59,17 +59,8 @@ def find_hardware(interface, plugin_package=None):
     return None
 
 
-class Hardware(Capability):
-    """GET_VOIP_INFO, GET_VOIP_REG_STATUS (IVoipProvider), GET_PONINFORM_REQ,
-    GET_PON_STATUS (IPonProvider)."""
-
-    cmd_types = ("GET_VOIP_INFO", "GET_VOIP_REG_STATUS", "GET_PONINFORM_REQ", "GET_PON_STATUS")
-    default_right = RIGHT_BOTH
-
-    _ROUTES = {"GET_VOIP_INFO": (IVoipProvider, "voip_info"),
-               "GET_VOIP_REG_STATUS": (IVoipProvider, "voip_reg_status"),
-               "GET_PONINFORM_REQ": (IPonProvider, "pon_inform"),
-               "GET_PON_STATUS": (IPonProvider, "pon_status")}
+class VendorBacked(Capability):
+    """A capability answered by a vendor's provider of some interface, found once."""
 
     def __init__(self, find=find_hardware):
         #: ``find(interface)``: the provider or None; looked up once per interface.
@@ -80,6 +71,19 @@ class Hardware(Capability):
         if interface not in self._found:
             self._found[interface] = self.find(interface)
         return self._found[interface]
+
+
+class Hardware(VendorBacked):
+    """GET_VOIP_INFO, GET_VOIP_REG_STATUS (IVoipProvider), GET_PONINFORM_REQ,
+    GET_PON_STATUS (IPonProvider)."""
+
+    cmd_types = ("GET_VOIP_INFO", "GET_VOIP_REG_STATUS", "GET_PONINFORM_REQ", "GET_PON_STATUS")
+    default_right = RIGHT_BOTH
+
+    _ROUTES = {"GET_VOIP_INFO": (IVoipProvider, "voip_info"),
+               "GET_VOIP_REG_STATUS": (IVoipProvider, "voip_reg_status"),
+               "GET_PONINFORM_REQ": (IPonProvider, "pon_inform"),
+               "GET_PON_STATUS": (IPonProvider, "pon_status")}
 
     def call(self, cmd_type, payload, context):
         interface, method = self._ROUTES[cmd_type]

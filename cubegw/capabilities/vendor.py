@@ -13,8 +13,8 @@ FailReason naming what is missing.
 from twisted.internet import defer
 from zope.interface import Interface
 
-from cubegw.capabilities.base import RIGHT_BOTH, Capability, CapabilityFailure
-from cubegw.capabilities.hardware import find_hardware
+from cubegw.capabilities.base import RIGHT_BOTH, CapabilityFailure
+from cubegw.capabilities.hardware import VendorBacked
 
 __all__ = ["IL2tpProvider", "IMulticastProvider", "IBandwidthProvider", "IStorageProvider",
            "ISleepProvider", "VendorFeatures", "FEATURES", "vendor_features"]
@@ -67,20 +67,11 @@ for _interface, _reason, _cmds in (
         FEATURES[_cmd] = (_interface, _reason)
 
 
-class VendorFeatures(Capability):
+class VendorFeatures(VendorBacked):
     """The CmdTypes of ``FEATURES``, each answered by its vendor provider."""
 
     cmd_types = tuple(sorted(FEATURES))
     default_right = RIGHT_BOTH
-
-    def __init__(self, find=find_hardware):
-        self.find = find
-        self._found = {}
-
-    def provider(self, interface):
-        if interface not in self._found:
-            self._found[interface] = self.find(interface)
-        return self._found[interface]
 
     def call(self, cmd_type, payload, context):
         interface, reason = FEATURES[cmd_type]
