@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, fields
 import yaml
 
 from cubegw.logs import LEVELS
+from cubegw.trust import TrustError, check_pattern
 
 #: Where twistd cubegw and cubegw-ctl look for the configuration by default.
 DEFAULT_CONFIG = "/etc/cubegw/cubegw.yaml"
@@ -91,6 +92,33 @@ def check_timing(timing):
 
 
 @dataclass(frozen=True)
+class Trust:
+    """Hosts a reverse trigger may name (``trust.py`` patterns); empty: any host."""
+    plugin_centers: tuple = ()
+    distribution: tuple = ()
+
+
+def _trust(raw):
+    if raw is None:
+        return Trust()
+    if not isinstance(raw, dict):
+        raise ConfigError("trust: must be a mapping")
+    lists = {}
+    for key, value in raw.items():
+        if key not in ("plugin_centers", "distribution"):
+            raise ConfigError(f"trust.{key}: unknown key (known: plugin_centers, distribution)")
+        if value is None:
+            value = []
+        if not isinstance(value, list):
+            raise ConfigError(f"trust.{key}: must be a list of host names, .suffixes or CIDRs")
+        try:
+            lists[key] = tuple(check_pattern(p) for p in value)
+        except TrustError as e:
+            raise ConfigError(f"trust.{key}: {e}")
+    return Trust(**lists)
+
+
+@dataclass(frozen=True)
 class GatewayConfig:
     device: Device = field(default_factory=Device)
     accounts: Accounts = field(default_factory=Accounts)
@@ -104,6 +132,7 @@ class GatewayConfig:
     udp_bind: str = ""                # address of the platform-side UDP socket ("" = all)
     log_level: str = "info"           # "debug": also each heartbeat and successful call
     timing: Timing = field(default_factory=Timing)
+    trust: Trust = field(default_factory=Trust)
 
 
 def _section(cls, raw, where):
@@ -176,7 +205,7 @@ def read_text(path):
 
 
 _TOP = ("accounts", "device", "lan", "log_level", "state_dir", "store", "timing", "udp_bind",
-        "wifi")
+        "wifi", "trust")
 
 
 def parse_config(text, source="config"):
@@ -210,6 +239,7 @@ def parse_config(text, source="config"):
         udp_bind=_convert("str", raw.get("udp_bind", defaults.udp_bind), "udp_bind"),
         log_level=log_level(raw.get("log_level", defaults.log_level)),
         timing=check_timing(_section(Timing, raw.get("timing"), "timing")),
+        trust=_trust(raw.get("trust")),
     )
 
 
