@@ -129,6 +129,8 @@ class GatewayConfig:
     state_dir: str = "/var/run/cubegw"
     lan_addresses: tuple = ()
     lan_idle_timeout: float = 10.0    # a LAN client that sends nothing is dropped after this
+    lan_auth: str = "password"        # "open": any LAN host may change the gateway (labs)
+    lan_session_ttl: float = 600.0    # a proven password serves its source this long
     udp_bind: str = ""                # address of the platform-side UDP socket ("" = all)
     log_level: str = "info"           # "debug": also each heartbeat and successful call
     timing: Timing = field(default_factory=Timing)
@@ -214,7 +216,7 @@ def parse_config(text, source="config"):
     store = {} if raw.get("store") is None else raw["store"]
     lan = {} if raw.get("lan") is None else raw["lan"]
     for name, section, known in (("store", store, ("confdir", "persist_dir", "fw_env")),
-                                 ("lan", lan, ("addresses", "idle_timeout"))):
+                                 ("lan", lan, ("addresses", "idle_timeout", "auth", "session_ttl"))):
         if not isinstance(section, dict):
             raise ConfigError(f"{name}: must be a mapping")
         for key in section:
@@ -236,11 +238,20 @@ def parse_config(text, source="config"):
         lan_addresses=tuple(addresses),
         lan_idle_timeout=_convert("float", lan.get("idle_timeout", defaults.lan_idle_timeout),
                                   "lan.idle_timeout"),
+        lan_auth=_lan_auth(lan.get("auth", defaults.lan_auth)),
+        lan_session_ttl=_convert("float", lan.get("session_ttl", defaults.lan_session_ttl),
+                                 "lan.session_ttl"),
         udp_bind=_convert("str", raw.get("udp_bind", defaults.udp_bind), "udp_bind"),
         log_level=log_level(raw.get("log_level", defaults.log_level)),
         timing=check_timing(_section(Timing, raw.get("timing"), "timing")),
         trust=_trust(raw.get("trust")),
     )
+
+
+def _lan_auth(value):
+    if value not in ("password", "open"):
+        raise ConfigError('lan.auth: must be "password" or "open"')
+    return value
 
 
 def log_level(value):

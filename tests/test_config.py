@@ -288,7 +288,7 @@ class ExampleFileTests(SynchronousTestCase):
                           ("timing", Timing)]:
             self.assertEqual(set(raw[name]), {f.name for f in fields(cls)}, name)
         self.assertEqual(set(raw["store"]), {"confdir", "persist_dir", "fw_env"})
-        self.assertEqual(set(raw["lan"]), {"addresses", "idle_timeout"})
+        self.assertEqual(set(raw["lan"]), {"addresses", "idle_timeout", "auth", "session_ttl"})
         self.assertEqual(set(raw["trust"]), {"plugin_centers", "distribution"})
 
     def test_every_key_commented(self):
