@@ -3,9 +3,10 @@
 ``LanProtocol`` only frames, decodes and encodes; the capability work and every rule of a
 call (Ability, rights, accounts, the time limit) are the dispatcher's
 (``dispatch(side, parameter, source) -> Deferred`` firing an ``Outcome``, never failing;
-``source`` is the client's address, which the LAN authorization rules key on).  One request per connection: the reply goes out, the connection is
-closed, and the after-reply actions (reboot, factory reset) run once it is gone, so the
-reply has left the gateway first.  ``LanServer`` listens on each configured LAN address
+``source`` is the client's address, which the LAN authorization rules key on).  One
+request per connection: the reply goes out, the connection is closed, and the
+after-reply actions (reboot, factory reset) run once it is gone, so the reply has left
+the gateway first.  ``LanServer`` listens on each configured LAN address
 only, never on a wildcard, and moves when X_CT-COM_Mgt.LocatePort changes.
 """
 

@@ -182,7 +182,7 @@ class TriggerFloodTests(TestCase):
             "post1_p99_ms": round(p99 * 1000, 1),
             "post1_max_ms": round(latencies[-1] * 1000, 1),
             "gateway_log_lines": len(self.daemon.output),
-            "p99_bound_ms": bound * 1000, "load_before": round(os.getloadavg()[0], 2),
+            "p99_bound_ms": bound * 1000, "load_1min": round(os.getloadavg()[0], 2),
             "gateway_cpu_s": round(sum(psutil.Process(
                 self.daemon.process.pid).cpu_times()[:2]) - cpu0, 2)})
         legit_answers = figures.pop("legit_answers")
