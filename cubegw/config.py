@@ -131,6 +131,8 @@ class GatewayConfig:
     lan_idle_timeout: float = 10.0    # a LAN client that sends nothing is dropped after this
     lan_auth: str = "password"        # "open": any LAN host may change the gateway (labs)
     lan_session_ttl: float = 600.0    # a proven password serves its source this long
+    upgrade_keys_dir: str = "/etc/opkg/keys"  # usign public keys a firmware must be signed by
+    upgrade_require_signature: bool = True
     udp_bind: str = ""                # address of the platform-side UDP socket ("" = all)
     log_level: str = "info"           # "debug": also each heartbeat and successful call
     timing: Timing = field(default_factory=Timing)
@@ -207,7 +209,7 @@ def read_text(path):
 
 
 _TOP = ("accounts", "device", "lan", "log_level", "state_dir", "store", "timing", "udp_bind",
-        "wifi", "trust")
+        "wifi", "trust", "upgrade")
 
 
 def parse_config(text, source="config"):
@@ -215,8 +217,10 @@ def parse_config(text, source="config"):
     raw = yaml_mapping(text, source, _TOP)
     store = {} if raw.get("store") is None else raw["store"]
     lan = {} if raw.get("lan") is None else raw["lan"]
+    upgrade = {} if raw.get("upgrade") is None else raw["upgrade"]
     for name, section, known in (("store", store, ("confdir", "persist_dir", "fw_env")),
-                                 ("lan", lan, ("addresses", "idle_timeout", "auth", "session_ttl"))):
+                                 ("lan", lan, ("addresses", "idle_timeout", "auth", "session_ttl")),
+                                 ("upgrade", upgrade, ("keys_dir", "require_signature"))):
         if not isinstance(section, dict):
             raise ConfigError(f"{name}: must be a mapping")
         for key in section:
@@ -241,6 +245,11 @@ def parse_config(text, source="config"):
         lan_auth=_lan_auth(lan.get("auth", defaults.lan_auth)),
         lan_session_ttl=_convert("float", lan.get("session_ttl", defaults.lan_session_ttl),
                                  "lan.session_ttl"),
+        upgrade_keys_dir=_convert("str", upgrade.get("keys_dir", defaults.upgrade_keys_dir),
+                                  "upgrade.keys_dir"),
+        upgrade_require_signature=_convert(
+            "bool", upgrade.get("require_signature", defaults.upgrade_require_signature),
+            "upgrade.require_signature"),
         udp_bind=_convert("str", raw.get("udp_bind", defaults.udp_bind), "udp_bind"),
         log_level=log_level(raw.get("log_level", defaults.log_level)),
         timing=check_timing(_section(Timing, raw.get("timing"), "timing")),
