@@ -30,6 +30,7 @@ from cubegw.logs import Logger
 from cubegw.store import (
     MGT, MGT_SECTION, ParamSpec, SectionType, String, UnsignedInt,
 )
+from cubegw.store.uci import UciError
 
 __all__ = [
     "RESULT_OK", "RESULT_BUSY", "RESULT_NOT_ALLOWED", "RESULT_NOT_RUNNING",
@@ -335,10 +336,12 @@ class Dispatcher:
             log.warn("capability {cmd} {seq} timed out after {t} s", cmd=cmd_type,
                      seq=seq, t=self.timeout)
             return Outcome(RESULT_TIMEOUT, None)
-        if reason.check(CapabilityFailure, BackendError):
+        if reason.check(CapabilityFailure, BackendError, UciError):
+            # UciError: a value with a control character for a UCI file (backend.write_uci)
+            why = getattr(reason.value, "reason", None) or str(reason.value)
             log.info("capability {cmd} {seq} from {side}: {reason}", cmd=cmd_type,
-                     seq=seq, side=side, reason=reason.value.reason)
-            return self._reply(cmd_type, seq, None, reason.value.reason)
+                     seq=seq, side=side, reason=why)
+            return self._reply(cmd_type, seq, None, why)
         if reason.check(CapabilityUnavailable):
             log.warn("capability {cmd} not running: {why}", cmd=cmd_type,
                      why=str(reason.value))
