@@ -69,8 +69,9 @@ class AccessProtocol(DatagramProtocol):
             return self._drop(addr, e.reason)
         try:
             if "RPCMethod" in msg:
-                if msg["RPCMethod"] not in wire.TO_GATEWAY_UDP:
-                    return self._drop(addr, f"unexpected RPCMethod {msg['RPCMethod']!r:.40}")
+                method = msg["RPCMethod"]
+                if not isinstance(method, str) or method not in wire.TO_GATEWAY_UDP:
+                    return self._drop(addr, f"unexpected RPCMethod {method!r:.40}")
                 from_operation = addr == self._operation_from
                 commands = self.machine.trigger_received(
                     msg, addr, self.clock.seconds(), from_operation)

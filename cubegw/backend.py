@@ -202,6 +202,7 @@ class _FilesMixin:
         return uci.parse(text)
 
     def write_uci(self, config_name, package):
+        uci.check_new_values(self.read_uci(config_name), package)   # UciError: Status 1
         path = self.uci_path(config_name)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         FileSystem().write_atomic(path, uci.serialize(package).encode("utf-8"), mode=0o644)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, fields
 import yaml
 
 from cubegw.logs import LEVELS
+from cubegw.trust import TrustError, check_pattern
 
 #: Where twistd cubegw and cubegw-ctl look for the configuration by default.
 DEFAULT_CONFIG = "/etc/cubegw/cubegw.yaml"
@@ -91,6 +92,33 @@ def check_timing(timing):
 
 
 @dataclass(frozen=True)
+class Trust:
+    """Hosts a reverse trigger may name (``trust.py`` patterns); empty: any host."""
+    plugin_centers: tuple = ()
+    distribution: tuple = ()
+
+
+def _trust(raw):
+    if raw is None:
+        return Trust()
+    if not isinstance(raw, dict):
+        raise ConfigError("trust: must be a mapping")
+    lists = {}
+    for key, value in raw.items():
+        if key not in ("plugin_centers", "distribution"):
+            raise ConfigError(f"trust.{key}: unknown key (known: plugin_centers, distribution)")
+        if value is None:
+            value = []
+        if not isinstance(value, list):
+            raise ConfigError(f"trust.{key}: must be a list of host names, .suffixes or CIDRs")
+        try:
+            lists[key] = tuple(check_pattern(p) for p in value)
+        except TrustError as e:
+            raise ConfigError(f"trust.{key}: {e}")
+    return Trust(**lists)
+
+
+@dataclass(frozen=True)
 class GatewayConfig:
     device: Device = field(default_factory=Device)
     accounts: Accounts = field(default_factory=Accounts)
@@ -101,9 +129,14 @@ class GatewayConfig:
     state_dir: str = "/var/run/cubegw"
     lan_addresses: tuple = ()
     lan_idle_timeout: float = 10.0    # a LAN client that sends nothing is dropped after this
+    lan_auth: str = "password"        # "open": any LAN host may change the gateway (labs)
+    lan_session_ttl: float = 600.0    # a proven password serves its source this long
+    upgrade_keys_dir: str = "/etc/opkg/keys"  # usign public keys a firmware must be signed by
+    upgrade_require_signature: bool = True
     udp_bind: str = ""                # address of the platform-side UDP socket ("" = all)
     log_level: str = "info"           # "debug": also each heartbeat and successful call
     timing: Timing = field(default_factory=Timing)
+    trust: Trust = field(default_factory=Trust)
 
 
 def _section(cls, raw, where):
@@ -176,7 +209,7 @@ def read_text(path):
 
 
 _TOP = ("accounts", "device", "lan", "log_level", "state_dir", "store", "timing", "udp_bind",
-        "wifi")
+        "wifi", "trust", "upgrade")
 
 
 def parse_config(text, source="config"):
@@ -184,8 +217,10 @@ def parse_config(text, source="config"):
     raw = yaml_mapping(text, source, _TOP)
     store = {} if raw.get("store") is None else raw["store"]
     lan = {} if raw.get("lan") is None else raw["lan"]
+    upgrade = {} if raw.get("upgrade") is None else raw["upgrade"]
     for name, section, known in (("store", store, ("confdir", "persist_dir", "fw_env")),
-                                 ("lan", lan, ("addresses", "idle_timeout"))):
+                                 ("lan", lan, ("addresses", "idle_timeout", "auth", "session_ttl")),
+                                 ("upgrade", upgrade, ("keys_dir", "require_signature"))):
         if not isinstance(section, dict):
             raise ConfigError(f"{name}: must be a mapping")
         for key in section:
@@ -207,10 +242,25 @@ def parse_config(text, source="config"):
         lan_addresses=tuple(addresses),
         lan_idle_timeout=_convert("float", lan.get("idle_timeout", defaults.lan_idle_timeout),
                                   "lan.idle_timeout"),
+        lan_auth=_lan_auth(lan.get("auth", defaults.lan_auth)),
+        lan_session_ttl=_convert("float", lan.get("session_ttl", defaults.lan_session_ttl),
+                                 "lan.session_ttl"),
+        upgrade_keys_dir=_convert("str", upgrade.get("keys_dir", defaults.upgrade_keys_dir),
+                                  "upgrade.keys_dir"),
+        upgrade_require_signature=_convert(
+            "bool", upgrade.get("require_signature", defaults.upgrade_require_signature),
+            "upgrade.require_signature"),
         udp_bind=_convert("str", raw.get("udp_bind", defaults.udp_bind), "udp_bind"),
         log_level=log_level(raw.get("log_level", defaults.log_level)),
         timing=check_timing(_section(Timing, raw.get("timing"), "timing")),
+        trust=_trust(raw.get("trust")),
     )
+
+
+def _lan_auth(value):
+    if value not in ("password", "open"):
+        raise ConfigError('lan.auth: must be "password" or "open"')
+    return value
 
 
 def log_level(value):

@@ -2,9 +2,11 @@
 
 ``LanProtocol`` only frames, decodes and encodes; the capability work and every rule of a
 call (Ability, rights, accounts, the time limit) are the dispatcher's
-(``dispatch(side, parameter) -> Deferred`` firing an ``Outcome``, never failing).  One request per connection: the reply goes out, the connection is
-closed, and the after-reply actions (reboot, factory reset) run once it is gone, so the
-reply has left the gateway first.  ``LanServer`` listens on each configured LAN address
+(``dispatch(side, parameter, source) -> Deferred`` firing an ``Outcome``, never failing;
+``source`` is the client's address, which the LAN authorization rules key on).  One
+request per connection: the reply goes out, the connection is closed, and the
+after-reply actions (reboot, factory reset) run once it is gone, so the reply has left
+the gateway first.  ``LanServer`` listens on each configured LAN address
 only, never on a wildcard, and moves when X_CT-COM_Mgt.LocatePort changes.
 """
 
@@ -141,7 +143,9 @@ class LanProtocol(Int32StringReceiver, TimeoutMixin):
             self.log.warn("LAN client {peer}: bad Post1: {reason}; closing",
                           peer=self._peer(), reason=e.reason)
             return self._close()
-        d = self.factory.dispatcher.dispatch("local", request.Parameter)
+        peer = self.transport.getPeer()
+        d = self.factory.dispatcher.dispatch("local", request.Parameter,
+                                             source=getattr(peer, "host", None))
         d.addCallback(self._answer, request.ID)
 
     def _answer(self, outcome, ident):
@@ -200,14 +204,37 @@ class LanFactory(Factory):
         self.refused = 0
 
     def buildProtocol(self, addr):
-        if len(self.active) >= self.max_connections:
+        host = getattr(addr, "host", addr)
+        if len(self.active) >= self.max_connections and not self._evict_for(host):
             self.refused += 1
             self.log.warn("LAN connection from {peer} refused: {n} connections already open",
-                          peer=getattr(addr, "host", addr), n=len(self.active))
+                          peer=host, n=len(self.active))
             return None              # the port closes the socket at once, nothing is read
         proto = Factory.buildProtocol(self, addr)
+        proto.host, proto.opened = host, self.clock.seconds()
         self.active.add(proto)
         return proto
+
+    def _evict_for(self, host):
+        """Free a slot for ``host`` if another host holds more slots than it and one of
+        them is still waiting for its request (slow or idle): the oldest of those is
+        aborted.  So one host's slow connections cannot deny the interface to others,
+        while five prompt connections from one host are still served (protocol.md 8)."""
+        held = {}
+        for p in self.active:
+            held[p.host] = held.get(p.host, 0) + 1
+        mine = held.get(host, 0)
+        waiting = [p for p in self.active if held[p.host] > mine + 1
+                   and not p._request_seen and not p._gone]
+        if not waiting:
+            return False
+        victim = min(waiting, key=lambda p: (-held[p.host], p.opened))
+        self.active.discard(victim)
+        self.log.warn("LAN client {peer} still waiting for its request: closed to serve "
+                      "{host} ({n} slots held by its host)", peer=victim.host, host=host,
+                      n=held[victim.host])
+        victim.transport.abortConnection()
+        return True
 
     def released(self, proto):
         self.active.discard(proto)

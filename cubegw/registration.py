@@ -10,12 +10,11 @@ The machine has at most one outstanding request and exactly one timer at any tim
 running: the reply timeout, a retry wait, the heartbeat interval or the -2 silence.
 """
 
-import hmac
 import random
-from collections import deque
 from dataclasses import dataclass, field
 
 from cubegw import identity, wire
+from cubegw.trust import TriggerGate, interval
 
 # States, in the order of a first registration.
 JITTER = "jitter"
@@ -30,9 +29,6 @@ STOPPED = "stopped"
 DISTRIBUTION = "distribution"
 OPERATION = "operation"
 
-#: A trigger equal to the last acted-on one within this many seconds is the platform
-#: resending it (its answer was lost): the same answer again, not acted on (protocol.md 5).
-TRIGGER_REPLAY_WINDOW = 10.0
 #: How long after a trigger answer the platform's bare follow-up ({"Result":1} or -1) is
 #: taken as one.
 TRIGGER_FOLLOWUP_WINDOW = 10.0
@@ -130,10 +126,12 @@ class RegistrationMachine:
     """BootFirst -> RegisterFirst -> Boot -> Register -> Hb, with every failure row.
 
     ``settings`` is a callable returning the current ``Settings``; ``uniform(a, b)`` draws
-    the random waits (the OS CSPRNG by default); ``new_dev_rnd()`` makes a DevRND.
+    the random waits (the OS CSPRNG by default); ``new_dev_rnd()`` makes a DevRND;
+    ``trust`` is ``(plugin_centers, distribution)``, the hosts a trigger may name.
     """
 
-    def __init__(self, ident, timing, settings, uniform=None, new_dev_rnd=identity.new_dev_rnd):
+    def __init__(self, ident, timing, settings, uniform=None, new_dev_rnd=identity.new_dev_rnd,
+                 trust=None):
         self.identity = ident
         self.timing = timing
         self._settings = settings
@@ -143,6 +141,7 @@ class RegistrationMachine:
         self.wan_ip = ""
         self.distribution = None          # (host, port) the last BootFirst went to
         self.distribution_override = None # set by RequestDistri, over X_CT-COM_Mgt
+        self._fallback = None             # the operation platform before an unconfirmed one
         self.operation = None             # (host, port) of the operation platform
         self.message_server = None
         self.dev_rnd = None
@@ -160,9 +159,8 @@ class RegistrationMachine:
         self.counters = {"sent": 0, "replies": 0, "timeouts": 0, "hb_ok": 0,
                          "triggers_ok": 0, "triggers_refused": 0, "triggers_spoofed": 0}
         self._next = None                 # what the armed wait leads to
-        self._last_trigger = None         # (trigger, when, the DevRND its answer carried)
         self._trigger_answered_at = None  # when an accepted trigger was last answered
-        self._trigger_times = deque()     # when recent triggers were acted on
+        self._gate = TriggerGate(timing.trigger_limit, *(trust or ((), ())))
         self._challenge = None
 
     # ------------------------------------------------------------- events
@@ -270,31 +268,22 @@ class RegistrationMachine:
         try:
             trigger = wire.decode_request(msg, wire.TO_GATEWAY_UDP)
         except wire.WireError as e:
-            return self._refuse(source, e.reason)
-        if self._last_trigger is not None:
+            return self._refuse(source, e.reason, now)
+        sent_rnd = self._gate.resent(trigger, now)
+        if sent_rnd is not None:
             # the Key was checked against the DevRND before the one this answer carried
-            last, when, sent_rnd = self._last_trigger
-            if last == trigger and now - when < TRIGGER_REPLAY_WINDOW:
-                self._trigger_answered_at = now
-                return [AnswerTrigger(0, source, sent_rnd),
-                        Note("info", "trigger resent: the same answer, not acted on")]
-        if self.dev_rnd is None:
-            return self._refuse(source, "not registered: no DevRND for the Key")
-        settings = self._settings()
-        expected = identity.trigger_key(
-            self.dev_rnd, self.identity.sn, settings.wifi_ssid, settings.wifi_password,
-            settings.useradmin_password)
-        if not hmac.compare_digest(trigger.Key, expected):
-            return self._refuse(source, "wrong Key")
-        while self._trigger_times and now - self._trigger_times[0] >= 60:
-            self._trigger_times.popleft()
-        if len(self._trigger_times) >= self.timing.trigger_limit:
-            return self._refuse(source, f"more than {self.timing.trigger_limit} triggers a minute")
-        self._trigger_times.append(now)
+            self._trigger_answered_at = now
+            self.routine = True
+            return [AnswerTrigger(0, source, sent_rnd)] + (
+                [Note("info", "trigger resent: the same answer, not acted on")]
+                if self._gate.log_due(now) else [])
+        reason = self._gate.refusal(trigger, now, self._trigger_key)
+        if reason is not None:
+            return self._refuse(source, reason, now)
         # a fresh DevRND with every accepted trigger: the Key works once (protocol.md 5)
         self.dev_rnd = self._new_dev_rnd()
         answer = AnswerTrigger(0, source, self.dev_rnd)
-        self._last_trigger = (trigger, now, self.dev_rnd)
+        self._gate.accepted(trigger, now, self.dev_rnd)
         self._trigger_answered_at = now
         self.counters["triggers_ok"] += 1
         if isinstance(trigger, wire.RequestPlugin):
@@ -363,9 +352,20 @@ class RegistrationMachine:
                               self._uniform)
         return self._wait(delay, then)
 
+    def _back_to_fallback(self, why):
+        """The platform a RequestDistri led to failed its registration: forget it."""
+        fallback, self._fallback = self._fallback, None
+        self.distribution_override = None
+        self.operation = fallback or None
+        return [Note("warn", "the platform reached through RequestDistri did not register "
+                             "us: not kept", {"why": why})] + self._retry(
+            self._boot if self.operation else self._boot_first, why)
+
     def _silence(self, request):
         self.state = SILENT
         self.distribution_override = None
+        if self._fallback is not None:
+            self.operation, self._fallback = self._fallback or None, None
         return [Note("warn", "information rejected (-2): staying silent",
                      {"request": request.METHOD, "seconds": self.timing.silence})
                 ] + self._wait(self.timing.silence, self._boot_first)
@@ -375,6 +375,8 @@ class RegistrationMachine:
         self.op_failures += 1
         if self.op_failures >= self.timing.boot_tries:
             self.op_failures = 0
+            if self._fallback is not None:
+                return self._back_to_fallback(why)
             return [Note("warn", "operation platform failed: back to distribution",
                          {"why": why})] + self._retry(self._boot_first, why)
         return self._retry(self._boot, why)
@@ -387,10 +389,22 @@ class RegistrationMachine:
             return [Note("info", "-5 three times: back to distribution")] + self._boot_first()
         return self._boot()
 
-    def _refuse(self, source, reason):
+    def _trigger_key(self):
+        if self.dev_rnd is None:
+            return None
+        s = self._settings()
+        return identity.trigger_key(self.dev_rnd, self.identity.sn, s.wifi_ssid,
+                                    s.wifi_password, s.useradmin_password)
+
+    def _refuse(self, source, reason, now):
+        """Answer -1; log line and status-file write rate-limited (a flood is not amplified)."""
         self.counters["triggers_refused"] += 1
-        return [AnswerTrigger(-1, source),
-                Note("warn", "trigger refused", {"reason": reason, "source": source})]
+        self.routine = True
+        if not self._gate.log_due(now):
+            return [AnswerTrigger(-1, source)]
+        more, self._gate.unlogged = self._gate.unlogged, 0
+        fields = {"reason": reason, "source": source, **({"more": more} if more else {})}
+        return [AnswerTrigger(-1, source), Note("warn", "trigger refused", fields)]
 
     # --------------------------------------------------------- no reply
 
@@ -424,9 +438,14 @@ class RegistrationMachine:
 
     def _on_RegisterFirst(self, request, reply):
         if reply.Result in (0, 2):
+            if self.distribution_override and self._fallback is None:
+                # reached through a RequestDistri: kept (stored) only once it answers a
+                # full registration; until then the stored platform stays the fallback
+                self._fallback = self.operation or ()
             self.operation = (reply.ServerAddr, reply.ServerPort)
-            if reply.Interval and reply.Interval > 0:
-                self.interval = reply.Interval
+            self.interval = interval(reply.Interval) or self.interval
+            if self._fallback is not None:
+                return self._boot()
             return [StoreOperationPlatform(*self.operation)] + self._boot()
         if reply.Result == -2:
             return self._silence(request)
@@ -434,8 +453,7 @@ class RegistrationMachine:
 
     def _on_Boot(self, request, reply):
         if reply.Result == 0:
-            if reply.Interval and reply.Interval > 0:
-                self.interval = reply.Interval
+            self.interval = interval(reply.Interval) or self.interval
             self.register_resets = 0
             self._challenge = reply.ChallengeCode
             return self._register(reply.ChallengeCode)
@@ -447,8 +465,10 @@ class RegistrationMachine:
             self.retries = self.op_failures = self.resyncs = self.hb_misses = 0
             self.register_resets = 0
             self.hb_flag = "1"
-            return [Note("info", "registered", {"operation": "%s:%s" % self.operation})
-                    ] + self._hb()
+            keep = [] if self._fallback is None else [StoreOperationPlatform(*self.operation)]
+            self._fallback = None
+            return keep + [Note("info", "registered", {"operation": "%s:%s" % self.operation})
+                           ] + self._hb()
         if reply.Result == 3:
             self.register_resets += 1
             if self.register_resets > 1:
@@ -470,8 +490,7 @@ class RegistrationMachine:
             self.hb_misses = 0
             self.retries = 0
             self.hb_flag = "0"
-            if reply.Interval and reply.Interval > 0:
-                self.interval = reply.Interval
+            self.interval = interval(reply.Interval) or self.interval
             delay = self.interval or self._settings().heartbeat
             return self._wait(delay, self._hb)
         if reply.Result == -3:

@@ -45,7 +45,9 @@ class RegistrationService(service.Service):
         self.identity = ident
         self.reactor = reactor
         self.wan_ip = wan_ip
-        self.machine = RegistrationMachine(ident, config.timing, self.settings, uniform=uniform)
+        self.machine = RegistrationMachine(
+            ident, config.timing, self.settings, uniform=uniform,
+            trust=(config.trust.plugin_centers, config.trust.distribution))
         self.protocol = AccessProtocol(self.machine, reactor, resolver_for(reactor), effects)
         self._port = None
 

@@ -16,7 +16,7 @@ from twisted.python import usage
 
 from cubegw import identity, logs
 from cubegw.backend import LinuxBackend
-from cubegw.capabilities import Dispatcher, discover_providers
+from cubegw.capabilities import Dispatcher, LanAuth, discover_providers
 from cubegw.capabilities.runtime import CapabilityRuntime
 from cubegw.config import DEFAULT_CONFIG, ConfigError, load_config
 from cubegw.instancelock import InstanceLock
@@ -101,7 +101,8 @@ def makeService(options, reactor=None, net_if_addrs=psutil.net_if_addrs):
         clock=reactor, dev_rnd=lambda: session.dev_rnd(),
         registered=lambda: session.registered(), report=lambda p: reports.push(p))
     dispatcher = Dispatcher(providers, store, runtime.context, reactor,
-                            timeout=timing.call_timeout)
+                            timeout=timing.call_timeout,
+                            lan_auth=LanAuth(reactor, config.lan_auth, config.lan_session_ttl))
     wan = WanWatch(reactor, timing.wan_check, config.device.wan_interface, net_if_addrs,
                    on_change=lambda ip: session.protocol.wan_ip_changed(ip))
     channel = PluginChannel(

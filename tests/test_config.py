@@ -283,12 +283,14 @@ class ExampleFileTests(SynchronousTestCase):
         with open(EXAMPLE, encoding="utf-8") as f:
             raw = yaml.safe_load(f)
         self.assertEqual(set(raw), {"device", "accounts", "wifi", "store", "state_dir", "lan",
-                                    "udp_bind", "log_level", "timing"})
+                                    "udp_bind", "log_level", "timing", "trust", "upgrade"})
         for name, cls in [("device", Device), ("accounts", Accounts), ("wifi", Wifi),
                           ("timing", Timing)]:
             self.assertEqual(set(raw[name]), {f.name for f in fields(cls)}, name)
         self.assertEqual(set(raw["store"]), {"confdir", "persist_dir", "fw_env"})
-        self.assertEqual(set(raw["lan"]), {"addresses", "idle_timeout"})
+        self.assertEqual(set(raw["lan"]), {"addresses", "idle_timeout", "auth", "session_ttl"})
+        self.assertEqual(set(raw["trust"]), {"plugin_centers", "distribution"})
+        self.assertEqual(set(raw["upgrade"]), {"keys_dir", "require_signature"})
 
     def test_every_key_commented(self):
         """Every key line in etc/cubegw.yaml follows a comment line saying what it does."""

@@ -16,10 +16,11 @@ from cubegw.capabilities.base import (
 from cubegw.capabilities.dispatch import (
     Dispatcher, DuplicateCmdType, Outcome, Rights, discover_providers,
 )
+from cubegw.capabilities.lanauth import LanAuth
 
 __all__ = [
     "RIGHT_BOTH", "RIGHT_LOCAL", "RIGHT_NONE", "RIGHT_REMOTE", "LOCAL", "REMOTE",
     "Capability", "CapabilityContext", "CapabilityFailure", "CapabilityUnavailable",
     "IGatewayCapability", "Dispatcher", "DuplicateCmdType", "Outcome", "Rights",
-    "discover_providers",
+    "discover_providers", "LanAuth",
 ]

@@ -23,10 +23,14 @@ from cubegw.capabilities.base import (
     LOCAL, RIGHT_BOTH, SIDE_RIGHT, CapabilityFailure, CapabilityUnavailable,
     IGatewayCapability, PasswordGuesses, allows, check_account, field_right, text_values,
 )
+from cubegw.capabilities.lanauth import (
+    FAIL_NEED_AUTH, SECRET_FIELDS, LanAuth, blank_secrets, needs_proof,
+)
 from cubegw.logs import Logger
 from cubegw.store import (
     MGT, MGT_SECTION, ParamSpec, SectionType, String, UnsignedInt,
 )
+from cubegw.store.uci import UciError
 
 __all__ = [
     "RESULT_OK", "RESULT_BUSY", "RESULT_NOT_ALLOWED", "RESULT_NOT_RUNNING",
@@ -196,7 +200,8 @@ class Dispatcher:
     the local interface is closed (X_CT-COM_Mgt.Ability = 1).
     """
 
-    def __init__(self, providers, store, context, clock, timeout=10.0, max_concurrent=16):
+    def __init__(self, providers, store, context, clock, timeout=10.0, max_concurrent=16,
+                 lan_auth=None):
         self.providers = index_providers(providers)
         self.store = store
         self.context = context
@@ -204,12 +209,17 @@ class Dispatcher:
         self.timeout = timeout
         self.max_concurrent = max_concurrent
         self.rights = Rights(store, {cmd: p.default_right for cmd, p in self.providers.items()})
-        self.guesses = PasswordGuesses(clock)
+        self.guesses = PasswordGuesses(clock)      # the remote side's (a platform's) count
+        # the wiring passes the configured one (lan.auth, default "password"); a
+        # dispatcher built bare (unit tests of the capabilities) serves the LAN open
+        self.lan_auth = lan_auth or LanAuth(clock, mode="open")
         self.in_flight = 0
 
-    def dispatch(self, side: str, parameter: Any) -> defer.Deferred:
+    def dispatch(self, side: str, parameter: Any, source: Any = None) -> defer.Deferred:
         """Serve one decoded ``Parameter`` from ``side`` ("local" for Post1,
-        "remote" for Post); a Deferred that fires with an ``Outcome`` and never fails.
+        "remote" for Post) sent by ``source`` (the LAN client's address: sessions and
+        password lockouts are per source); a Deferred that fires with an ``Outcome``
+        and never fails.
 
         This is the one place a call's rules are applied (Ability, rights, accounts,
         the time limit, the cap on calls in flight): the transports only frame.
@@ -217,13 +227,13 @@ class Dispatcher:
         if side not in SIDE_RIGHT:
             raise ValueError(f"side must be 'local' or 'remote', got {side!r}")
         try:
-            return self._dispatch(side, parameter)
+            return self._dispatch(side, parameter, source)
         except Exception:
             log.failure("capability call from {side} failed before its provider ran",
                         side=side)
             return defer.succeed(Outcome(RESULT_NOT_RUNNING, None))
 
-    def _dispatch(self, side, parameter):
+    def _dispatch(self, side, parameter, source=None):
         if not isinstance(parameter, dict):
             return self._refuse(side, None, "Parameter is not an object")
         if side == LOCAL and self.store.get(MGT_SECTION, "Ability") == 1:
@@ -253,21 +263,35 @@ class Dispatcher:
                 cmd_type, seq, None, "SequenceId must be 8 hex characters"))
         # USER/PASSWORD on LAN calls only: a platform Post is authenticated by the
         # platform (protocol.md 9); a password check as the call itself checks both sides
-        if provider.needs_account and (
-                side == LOCAL or getattr(provider, "account_is_the_call", False)):
-            wait = self.guesses.wait()
+        local = side == LOCAL
+        has_password = "PASSWORD" in parameter or "PassWD" in parameter
+        proven = not local or self.lan_auth.proven(source)
+        if (provider.needs_account and (local or getattr(provider, "account_is_the_call",
+                                                         False))) or \
+                (local and has_password and not proven and (needs_proof(cmd_type)
+                                                     or cmd_type in SECRET_FIELDS)):
+            guesses = self.lan_auth.guesses(source) if local else self.guesses
+            wait = guesses.wait()
             if wait:
-                log.warn("capability {cmd} refused: too many wrong passwords, {s:.0f} s "
-                         "left", cmd=cmd_type, s=wait)
+                log.warn("capability {cmd} from {source} refused: too many wrong passwords, "
+                         "{s:.0f} s left", cmd=cmd_type, source=source, s=wait)
                 return defer.succeed(self._reply(
                     cmd_type, seq, None,
                     f"too many wrong passwords; try again in {math.ceil(wait)} s"))
             if not check_account(self.context.config.accounts, parameter):
-                self.guesses.wrong()
-                log.info("capability {cmd} refused: wrong user or password", cmd=cmd_type)
+                guesses.wrong()
+                log.info("capability {cmd} from {source} refused: wrong user or password",
+                         cmd=cmd_type, source=source)
                 return defer.succeed(self._reply(cmd_type, seq, None,
                                                  "wrong user or password"))
-            self.guesses.right()
+            guesses.right()
+            if local:
+                self.lan_auth.prove(source)
+                proven = True
+        if not proven and needs_proof(cmd_type):
+            log.info("capability {cmd} from {source} refused: no password proven "
+                     "(lan.auth)", cmd=cmd_type, source=source)
+            return defer.succeed(self._reply(cmd_type, seq, None, FAIL_NEED_AUTH))
 
         context = self.context.for_call(side, self.rights)
         self.in_flight += 1
@@ -277,6 +301,11 @@ class Dispatcher:
             result = failure.Failure()
         if inspect.iscoroutine(result):
             result = defer.ensureDeferred(result)
+        if not proven:
+            if isinstance(result, defer.Deferred):
+                result.addCallback(lambda fields: blank_secrets(cmd_type, fields))
+            elif not isinstance(result, failure.Failure):
+                result = blank_secrets(cmd_type, result)
         if not isinstance(result, defer.Deferred):
             # answered at once, as most capabilities are: no Deferred chain, no timer
             return defer.succeed(self._finish(result, cmd_type, seq, side, context))
@@ -307,10 +336,12 @@ class Dispatcher:
             log.warn("capability {cmd} {seq} timed out after {t} s", cmd=cmd_type,
                      seq=seq, t=self.timeout)
             return Outcome(RESULT_TIMEOUT, None)
-        if reason.check(CapabilityFailure, BackendError):
+        if reason.check(CapabilityFailure, BackendError, UciError):
+            # UciError: a value with a control character for a UCI file (backend.write_uci)
+            why = getattr(reason.value, "reason", None) or str(reason.value)
             log.info("capability {cmd} {seq} from {side}: {reason}", cmd=cmd_type,
-                     seq=seq, side=side, reason=reason.value.reason)
-            return self._reply(cmd_type, seq, None, reason.value.reason)
+                     seq=seq, side=side, reason=why)
+            return self._reply(cmd_type, seq, None, why)
         if reason.check(CapabilityUnavailable):
             log.warn("capability {cmd} not running: {why}", cmd=cmd_type,
                      why=str(reason.value))

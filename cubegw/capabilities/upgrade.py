@@ -15,6 +15,14 @@ UPGRADE (downurl, mode, method, optional md5 / sha256):
 
 ``method``: "" or "firmware" (sysupgrade), "ipk" (a package: ``opkg install``, or
 ``apk add`` where apk manages the packages, OpenWrt 25.12 and later).
+
+A firmware image must carry a usign (Ed25519) signature by a key in
+``upgrade.keys_dir`` (/etc/opkg/keys), checked before it is kept (``cubegw.usign``,
+what sysupgrade checks with fwtool and usign); ``upgrade.require_signature: false``
+turns that off.  Packages are checked by opkg / apk themselves.  The download has a
+connect deadline (``CONNECT_TIMEOUT``), an idle deadline (``IDLE_TIMEOUT``: no byte for
+that long, headers included, ends it) and the size cap; a failed download leaves
+nothing in state_dir.
 """
 
 import hashlib
@@ -26,6 +34,7 @@ from zope.interface import Interface, implementer
 
 from cubegw.capabilities.base import RIGHT_BOTH, Capability, CapabilityFailure
 from cubegw.logs import Logger
+from cubegw.usign import SignatureError, verify_image
 from cubegw.store import APP, Bool, ParamSpec, StoreError, String, UnsignedInt
 
 __all__ = ["IUpgradeInstaller", "OpenWrtInstaller", "Upgrade", "WebPopup", "ensure_schema",
@@ -35,6 +44,10 @@ log = Logger()
 
 #: The largest image UPGRADE downloads, in bytes.
 MAX_UPGRADE_SIZE = 64 * 2 ** 20
+#: Seconds to connect to the download server, and the longest a download may stay
+#: silent (before the headers or between two parts of the body).
+CONNECT_TIMEOUT = 30.0
+IDLE_TIMEOUT = 60.0
 #: Seconds between a verified download and the install.
 INSTALL_DELAY = 2.0
 #: UPGRADE's ``method`` values and what each installs.
@@ -122,8 +135,11 @@ async def _refuse_body(response):
 class _Sink(Protocol):
     """Writes the body to a file, hashing it, stopping at ``limit`` bytes."""
 
-    def __init__(self, path, limit, finished, progress):
+    def __init__(self, path, limit, finished, progress, clock=None, idle=None):
         self.file = open(path, "wb")
+        self.stalled = False
+        self._idle = idle
+        self._timer = clock.callLater(idle, self._stall) if clock and idle else None
         self.limit = limit
         self.finished = finished
         self.progress = progress
@@ -132,9 +148,16 @@ class _Sink(Protocol):
         self.too_large = False
         self.reason = None
 
+    def _stall(self):
+        self._timer = None
+        self.stalled = True
+        self.transport.stopProducing()
+
     def dataReceived(self, data):
-        if self.too_large:
+        if self.too_large or self.stalled:
             return
+        if self._timer is not None:
+            self._timer.reset(self._idle)
         self.size += len(data)
         if self.size > self.limit:
             self.too_large = True
@@ -146,6 +169,9 @@ class _Sink(Protocol):
         self.progress(self.size)
 
     def connectionLost(self, reason):
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
         self.file.close()
         self.reason = reason
         if not self.finished.called:
@@ -158,10 +184,12 @@ class Upgrade(Capability):
     cmd_types = ("UPGRADE",)
     default_right = RIGHT_BOTH
 
-    def __init__(self, installer=None, agent_factory=None, max_size=MAX_UPGRADE_SIZE):
+    def __init__(self, installer=None, agent_factory=None, max_size=MAX_UPGRADE_SIZE,
+                 connect_timeout=CONNECT_TIMEOUT, idle_timeout=IDLE_TIMEOUT):
         self.installer = installer if installer is not None else OpenWrtInstaller()
         self.agent_factory = agent_factory
         self.max_size = max_size
+        self.connect_timeout, self.idle_timeout = connect_timeout, idle_timeout
         self.state = {"State": "Idle", "Bytes": 0, "Total": "", "Reason": ""}
         self.task = None
 
@@ -209,43 +237,77 @@ class Upgrade(Capability):
         path = os.path.join(directory, IMAGE_NAME)
         partial = path + ".part"
         try:
-            client, Headers = _web()
-            response = await (self.agent_factory or client.Agent)(context.clock).request(
-                b"GET", url.encode("ascii"), Headers({b"User-Agent": [b"cubegw"]}))
-        except Exception as e:
-            return self._fail(f"download failed: {type(e).__name__}")
-        if response.code != 200:
-            await _refuse_body(response)
-            return self._fail(f"HTTP status {response.code}")
-        length = response.length if isinstance(response.length, int) else None
-        if length is not None and length > self.max_size:
-            await _refuse_body(response)
-            return self._fail(f"image too large ({length} bytes, at most {self.max_size})")
-        self.state["Total"] = "" if length is None else length
-        finished = defer.Deferred()
-        sink = _Sink(partial, self.max_size, finished,
-                     lambda n: self.state.__setitem__("Bytes", n))
-        response.deliverBody(sink)
-        await finished
-        if sink.too_large:
-            os.unlink(partial)
-            return self._fail(f"image too large (more than {self.max_size} bytes)")
-        if sink.reason is None or not sink.reason.check(_web()[0].ResponseDone):
-            os.unlink(partial)
-            return self._fail("download interrupted")
-        for name, expected in sums.items():
-            if getattr(sink, name).hexdigest() != expected:
-                os.unlink(partial)
-                return self._fail(f"{name} mismatch")
+            why = await self._download(url, kind, sums, context, partial)
+        except BaseException:
+            _remove(partial)
+            raise
+        if why:
+            _remove(partial)
+            return self._fail(why)
         os.replace(partial, path)
         self.state["State"] = "Installing"
         log.info("upgrade image {path} ({n} bytes) verified; installing", path=path,
-                 n=sink.size)
+                 n=self.state["Bytes"])
         await _sleep(context.clock, INSTALL_DELAY)
         why = await self.installer.install(kind, path, context.backend)
         if why:
             return self._fail(why)
         self.state["State"] = "Done"
+
+    async def _download(self, url, kind, sums, context, partial):
+        """Download to ``partial`` and check it; None, or why it failed."""
+        timed_out = []
+        try:
+            client, Headers = _web()
+            agent = (self.agent_factory(context.clock) if self.agent_factory else
+                     client.Agent(context.clock, connectTimeout=self.connect_timeout))
+            request = agent.request(b"GET", url.encode("ascii"),
+                                    Headers({b"User-Agent": [b"cubegw"]}))
+            request.addTimeout(self.idle_timeout, context.clock,
+                               onTimeoutCancel=lambda result, _: timed_out.append(1) or result)
+            response = await request
+        except Exception as e:
+            if timed_out:
+                return f"download failed: no answer in {self.idle_timeout:g} s"
+            return f"download failed: {type(e).__name__}"
+        if response.code != 200:
+            await _refuse_body(response)
+            return f"HTTP status {response.code}"
+        length = response.length if isinstance(response.length, int) else None
+        if length is not None and length > self.max_size:
+            await _refuse_body(response)
+            return f"image too large ({length} bytes, at most {self.max_size})"
+        self.state["Total"] = "" if length is None else length
+        finished = defer.Deferred()
+        sink = _Sink(partial, self.max_size, finished,
+                     lambda n: self.state.__setitem__("Bytes", n), context.clock,
+                     self.idle_timeout)
+        response.deliverBody(sink)
+        await finished
+        if sink.too_large:
+            return f"image too large (more than {self.max_size} bytes)"
+        if sink.stalled:
+            return f"download stalled: no data for {self.idle_timeout:g} s"
+        if sink.reason is None or not sink.reason.check(client.ResponseDone):
+            return "download interrupted"
+        for name, expected in sums.items():
+            if getattr(sink, name).hexdigest() != expected:
+                return f"{name} mismatch"
+        config = context.config
+        if kind == "firmware" and config.upgrade_require_signature:
+            try:
+                key = verify_image(partial, config.upgrade_keys_dir)
+            except (SignatureError, OSError) as e:
+                return f"signature refused: {e}"
+            log.info("upgrade image signed by usign key {key}", key=key)
+        return None
+
+
+def _remove(path):
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def _sleep(clock, seconds):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, Union
 
 __all__ = [
-    "UciError", "Section", "Package", "Value", "parse", "serialize",
+    "UciError", "Section", "Package", "Value", "parse", "serialize", "check_new_values",
     "is_name", "check_value",
 ]
 
@@ -107,6 +107,22 @@ def check_value(value: str, where: str = "value") -> None:
         raise UciError(f"{where}: newlines are not allowed in a UCI value")
     raise UciError(
         f"{where}: control character U+{ord(bad.group()):04X} is not allowed in a UCI value")
+
+
+def check_new_values(old: Optional[Package], new: Package) -> None:
+    """Refuse (``UciError``) a value of ``new`` that ``check_value`` refuses unless
+    ``old`` (the package on disk, or None) holds that same value: every value we write
+    is checked (an IPv6 scope ID with a newline never reaches ``network``), while a
+    multi-line value someone else wrote is written back as it was."""
+    kept = set()
+    for section in (old.sections if old is not None else ()):
+        for value in section.options.values():
+            kept.update(value if isinstance(value, list) else [value])
+    for section in new.sections:
+        for name, value in section.options.items():
+            for item in (value if isinstance(value, list) else [value]):
+                if item not in kept:
+                    check_value(item, f"{section.name or section.type}.{name}")
 
 
 def parse(text: str) -> Package:

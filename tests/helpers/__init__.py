@@ -64,7 +64,7 @@ class Gateway:
     Random draws take the upper end of their range and are recorded in ``draws``.
     """
 
-    def __init__(self, timing=None, settings=None):
+    def __init__(self, timing=None, settings=None, trust=None):
         self.clock = Clock()
         self.timing = timing or Timing()
         self.settings = settings or Settings(
@@ -75,7 +75,7 @@ class Gateway:
         self.effects = RecordingEffects()
         self.machine = RegistrationMachine(
             IDENTITY, self.timing, lambda: self.settings, uniform=self._uniform,
-            new_dev_rnd=self._dev_rnd)
+            new_dev_rnd=self._dev_rnd, trust=trust)
         self.protocol = AccessProtocol(
             self.machine, self.clock, lambda host: defer.succeed(NAMES.get(host, host)),
             self.effects)

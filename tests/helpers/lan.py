@@ -39,7 +39,7 @@ class FakeDispatcher:
         self.auto = auto
         self.calls = []
 
-    def dispatch(self, side, parameter):
+    def dispatch(self, side, parameter, source=None):
         d = defer.Deferred()
         self.calls.append((side, parameter, d))
         if self.auto:

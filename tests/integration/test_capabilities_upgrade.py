@@ -136,7 +136,8 @@ class DownloadTests(TestCase):
         self.installer = FakeInstaller()
         store = Store(os.path.join(self.tmp, "cubegw"), builtin_schema())
         context = CapabilityContext(
-            store, GatewayConfig(accounts=Accounts("u", "t"), state_dir=self.state_dir),
+            store, GatewayConfig(accounts=Accounts("u", "t"), state_dir=self.state_dir,
+                                 upgrade_require_signature=False),  # signed: test_upgrade_signed
             IDENTITY, TempDirBackend(self.tmp, self.clock), reactor)
         self.provider = Upgrade(self.installer, max_size=200000)
         self.dispatcher = Dispatcher([self.provider], store, context, reactor)
