@@ -14,12 +14,9 @@ from tests.helpers.lab import GATEWAY_TIMING, Lab, dut_device
 from tests.integration.support import MAC, ROOT, Daemon, lan_gateway_config
 
 PASSING = ["s6.*", "s5.*", "s7.*", "s8.*", "cat.*"]
-#: Cases this branch's cubegw does not pass yet, with the reason they FAIL (see
-#: docs/CERTIFICATION.md).  They run too: each must PASS or FAIL for exactly this reason.
-GATEWAY_GAPS = {
-    # protocol.md 8, LAN authorization: not implemented by cubegw yet
-    "s8.auth": r"GET_HG_LOID without a password answered .*'Status': '0'",
-}
+#: Cases cubegw does not pass yet, with the reason they FAIL (see docs/CERTIFICATION.md):
+#: none today.  A case listed here runs too and must PASS or FAIL for exactly its reason.
+GATEWAY_GAPS = {}
 DEFECT_MAC = "02AB54DEFEC7"
 DEFECT_SN = "02AB54-DEFECT00000000000"
 
