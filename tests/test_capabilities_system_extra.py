@@ -31,6 +31,17 @@ config interface 'voip'
 	option disabled '1'
 """
 
+PPPOE_NETWORK = """\
+config interface 'lan'
+	option device 'br-lan'
+
+config interface 'wan'
+	option device 'eth0'
+	option proto 'pppoe'
+	option username 'user'
+	option password 'secret'
+"""
+
 EASYCWMP = """\
 config acs 'acs'
 	option url 'http://itms.example:9090/acs'
@@ -81,6 +92,26 @@ class SystemExtraTests(SynchronousTestCase):
         del self.h.backend.stats["wlan0"]
         reply = self.call("SYSTEST")
         self.assertEqual((reply["WANStatus"], reply["WIFIStatus"]), ("Down", "None"))
+
+    def test_pppoe_wan_down(self):
+        """A PPPoE WAN that is not dialled is reported as its pppoe- session, Down, with no
+        address, and the port under it is not a LAN port."""
+        self.write("network", PPPOE_NETWORK)
+        self.h.backend.stats["eth0"] = up(True)
+        self.h.backend.addrs["eth0"] = [{"family": "ipv4", "address": "192.168.100.2",
+                                         "netmask": "255.255.255.0"}]
+        reply = self.call("SYSTEST")
+        self.assertEqual(reply["WANStatus"], "Down")
+        self.assertEqual(reply["WANList"], [{"Port": "pppoe-wan", "Status": "Down"}])
+        self.assertNotIn("eth0", [p["Port"] for p in reply["LANStatus"]])
+        reply = self.call("GET_DEVICE_INFO_ALL", USER="telecomadmin", PASSWORD=TELECOMADMIN)
+        self.assertEqual((reply["WANIPAddress"], reply["SelfTest"]["WANStatus"]), ("", "Down"))
+        self.h.backend.stats["pppoe-wan"] = up(True)
+        self.h.backend.addrs["pppoe-wan"] = [{"family": "ipv4", "address": "100.64.9.9",
+                                              "netmask": "255.255.255.255"}]
+        reply = self.call("GET_DEVICE_INFO_ALL", USER="telecomadmin", PASSWORD=TELECOMADMIN)
+        self.assertEqual((reply["WANIPAddress"], reply["SelfTest"]["WANStatus"]),
+                         ("100.64.9.9", "Up"))
 
     def test_device_info_all(self):
         """Needs the account; a snapshot with the WAN address."""

@@ -5,7 +5,7 @@ import datetime
 import re
 
 
-from cubegw.capabilities import system
+from cubegw.capabilities import network, system
 from cubegw.capabilities.base import RIGHT_BOTH, Capability, CapabilityFailure
 from cubegw.logs import Logger
 from cubegw.store import ITMS, ParamSpec, StoreError, String
@@ -31,23 +31,31 @@ def _uci(backend, name):
         return None
 
 
+def _wans(backend):
+    try:
+        return network.wan_interfaces(backend)
+    except (CapabilityFailure, OSError):
+        return []
+
+
 def wan_devices(backend):
-    """The WAN devices: those of UCI network interfaces named ``wan*``; without
-    UCI network, the devices of the default routes."""
-    network = _uci(backend, "network")
+    """The Linux devices of the WANs, as ``network.wan_interfaces`` names them (a PPPoE
+    WAN is its ``pppoe-<name>`` session, absent, so Down, while it is not dialled);
+    without UCI network, the devices of the default routes."""
     devices = []
-    if network is not None:
-        for section in network.sections:
-            if section.type == "interface" and (section.name or "").startswith("wan"):
-                device = section.get("device") or section.get("ifname")
-                if device and device not in devices:
-                    devices.append(device)
-        if devices:
-            return devices
-    for route in backend.routes():
-        if route["destination"] == "0.0.0.0" and route["iface"] not in devices:
-            devices.append(route["iface"])
+    for _, device, _ in _wans(backend):
+        if device and device not in devices:
+            devices.append(device)
     return devices
+
+
+def wan_ports(backend):
+    """The WAN devices and the ports under them (a PPPoE WAN's ``device``): not LAN ports."""
+    ports = set(wan_devices(backend))
+    for _, _, section in _wans(backend):
+        if section is not None:
+            ports.add(section.get("device") or section.get("ifname"))
+    return ports
 
 
 def classify_ports(stats, wan):
@@ -71,7 +79,7 @@ class SelfTest(Capability):
         backend = context.backend
         stats = backend.net_if_stats()
         wan = wan_devices(backend)
-        lan, wifi = classify_ports(stats, wan)
+        lan, wifi = classify_ports(stats, wan_ports(backend))
         return {
             "WANStatus": "Up" if any(_up(stats, d) == "Up" for d in wan) else "Down",
             "WANList": [{"Port": d, "Status": _up(stats, d)} for d in wan],
