@@ -99,7 +99,8 @@ def makeService(options, reactor=None, net_if_addrs=psutil.net_if_addrs):
     runtime = CapabilityRuntime(
         providers, store=store, config=config, identity=ident, backend=backend,
         clock=reactor, dev_rnd=lambda: session.dev_rnd(),
-        registered=lambda: session.registered(), report=lambda p: reports.push(p))
+        registered=lambda: session.registered(), report=lambda p: reports.push(p),
+        store_changed=lambda keys: watch.notify(keys))
     dispatcher = Dispatcher(providers, store, runtime.context, reactor,
                             timeout=timing.call_timeout)
     wan = WanWatch(reactor, timing.wan_check, config.device.wan_interface, net_if_addrs,

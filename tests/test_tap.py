@@ -9,6 +9,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from cubegw import logs, tap
 from cubegw.config import STORE_FILE
+from cubegw.lan import LanServer
 from cubegw.signals import SIGNAL_RELOAD, SIGNAL_STATUS
 
 from tests.helpers.config import gateway_config
@@ -50,6 +51,24 @@ class TapTests(SynchronousTestCase):
         self.assertNotEqual(signal.getsignal(SIGNAL_RELOAD), before[SIGNAL_RELOAD])
         self.successResultOf(top.stopService())
         self.assertEqual({s: signal.getsignal(s) for s in before}, before)
+
+    def test_local_port_set_by_a_call_moves_the_lan_listener(self):
+        """A LocalPort written by SET_BUSINESS_PLATFORM_PARAM moves the LAN listener once
+        the reply is out, with no restart and no reload of the file."""
+        reactor = UdpMemoryReactor()
+        top = tap.makeService(self.options(lan={"addresses": ["127.0.0.1"]}), reactor)
+        top.privilegedStartService()
+        top.startService()
+        self.addCleanup(top.stopService)
+        lan = next(s for s in top if isinstance(s, LanServer))
+        self.assertEqual([port for port, *_ in reactor.tcpServers], [17998])
+        outcome = self.successResultOf(lan.factory.dispatcher.dispatch(
+            "remote", {"CmdType": "SET_BUSINESS_PLATFORM_PARAM", "SequenceId": "00000001",
+                       "LocalPort": "18001"}))
+        self.assertEqual(outcome.payload["Status"], "0", outcome.payload)
+        self.assertEqual(len(reactor.tcpServers), 1)
+        outcome.run_after()
+        self.assertEqual([port for port, *_ in reactor.tcpServers], [17998, 18001])
 
     def test_bad_override_stops_before_start(self):
         """A --port that is not a port is refused by the options, with its reason."""
