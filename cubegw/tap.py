@@ -116,7 +116,8 @@ def makeService(options, reactor=None, net_if_addrs=psutil.net_if_addrs):
     effects = GatewayEffects(store, runtime.app_reset, channel,
                              changed=lambda **kw: status.changed(**kw),
                              store_written=watch.written)
-    session = RegistrationService(config, store, ident, reactor, effects, wan.wan_ip)
+    session = RegistrationService(config, store, ident, reactor, effects, wan.wan_ip,
+                                  backend=backend)
     status = StatusReport(config.state_dir, reactor, session, effects.plugin_requests, channel,
                           lan)
     reports = ReportRouter(ident, channel, session)
