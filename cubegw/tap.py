@@ -80,6 +80,18 @@ def store_location_problem(confdir):
     return None
 
 
+def backend_root(confdir):
+    """The root of every file the backend touches: what precedes ``/etc/config`` in
+    ``store.confdir`` (a test or a chroot moves both), "/" for any other confdir (its UCI
+    packages are still read beside the store)."""
+    path = os.path.abspath(confdir)
+    head, config = os.path.split(path)
+    root, etc = os.path.split(head)
+    if (etc, config) == ("etc", "config"):
+        return root
+    return "/"
+
+
 def makeService(options, reactor=None, net_if_addrs=psutil.net_if_addrs):
     """The service tree of one gateway; starting it opens the store, then everything else."""
     if reactor is None:
@@ -93,7 +105,7 @@ def makeService(options, reactor=None, net_if_addrs=psutil.net_if_addrs):
     opener = StoreService(config, options["config"], options.overrides)
     opener.setServiceParent(top)
     store = opener.store
-    backend = LinuxBackend(reactor)
+    backend = LinuxBackend(reactor, root=backend_root(config.confdir), uci_dir=config.confdir)
     providers = discover_providers()
     # the names below are bound further down; the lambdas read them when first called
     runtime = CapabilityRuntime(

@@ -8,6 +8,7 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from cubegw import logs, tap
+from cubegw.capabilities.runtime import CapabilityRuntime
 from cubegw.config import STORE_FILE
 from cubegw.lan import LanServer
 from cubegw.signals import SIGNAL_RELOAD, SIGNAL_STATUS
@@ -69,6 +70,25 @@ class TapTests(SynchronousTestCase):
         self.assertEqual(len(reactor.tcpServers), 1)
         outcome.run_after()
         self.assertEqual([port for port, *_ in reactor.tcpServers], [17998, 18001])
+
+    def test_backend_files_follow_store_confdir(self):
+        """The capabilities read the UCI packages beside the store, and every other file
+        under the root that precedes /etc/config in store.confdir, never the host's."""
+        root = os.path.join(self.tmp, "image")
+        confdir = os.path.join(root, "etc", "config")
+        os.makedirs(confdir)
+        with open(os.path.join(confdir, "network"), "w") as f:
+            f.write("config interface 'wan'\n\toption device 'eth9'\n")
+        for directory, want_root in ((confdir, root), (os.path.join(self.tmp, "conf"), "/")):
+            top = tap.makeService(self.options(store={"confdir": directory}),
+                                  UdpMemoryReactor())
+            backend = next(s for s in top if isinstance(s, CapabilityRuntime)).context.backend
+            self.assertEqual((backend.root, backend.uci_path("wireless")),
+                             (want_root, os.path.join(directory, "wireless")))
+        self.assertEqual(tap.backend_root("/etc/config"), "/")
+        top = tap.makeService(self.options(store={"confdir": confdir}), UdpMemoryReactor())
+        backend = next(s for s in top if isinstance(s, CapabilityRuntime)).context.backend
+        self.assertEqual(backend.read_uci("network").section("wan").get("device"), "eth9")
 
     def test_bad_override_stops_before_start(self):
         """A --port that is not a port is refused by the options, with its reason."""
