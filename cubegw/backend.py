@@ -152,7 +152,10 @@ _IFF_UP = 0x1
 
 
 class _FilesMixin:
-    """What both backends read from files under their root, and UCI I/O."""
+    """What both backends read from files under their root, and UCI I/O (in ``uci_dir``
+    when it is set, else the root's ``/etc/config``)."""
+
+    uci_dir = None
 
     def _path(self, path):
         return os.path.join(self.root, path.lstrip("/"))
@@ -168,6 +171,8 @@ class _FilesMixin:
             return ""
 
     def uci_path(self, config_name):
+        if self.uci_dir:
+            return os.path.join(self.uci_dir, config_name)
         return self._path(os.path.join("etc", "config", config_name))
 
     def is_openwrt(self):
@@ -288,7 +293,8 @@ class LinuxBackend(_FilesMixin):
     """The real router, through psutil, /proc and ``reactor.spawnProcess``.
 
     ``root`` prefixes every file path (for a chroot or an image mounted for a
-    test).  CPU use is computed from our own ``cpu_times`` samples, so other
+    test); ``uci_dir``, when given, is where the UCI packages are (the store's
+    directory, as ``uci -c`` takes it).  CPU use is computed from our own ``cpu_times`` samples, so other
     users of ``psutil.cpu_percent`` do not move our baseline.  ``memory()``
     reuses one ``virtual_memory()`` reading for ``MEMORY_MAX_AGE`` seconds of
     the reactor's clock: QUERY_MEM_INFO can come thousands of times a second.
@@ -296,9 +302,10 @@ class LinuxBackend(_FilesMixin):
 
     MEMORY_MAX_AGE = 1.0
 
-    def __init__(self, reactor, root="/", psutil_module=psutil):
+    def __init__(self, reactor, root="/", psutil_module=psutil, uci_dir=None):
         self.reactor = reactor
         self.root = root
+        self.uci_dir = uci_dir
         self._psutil = psutil_module
         self._cpu_last = psutil_module.cpu_times()
         self._cpu_value = 0.0

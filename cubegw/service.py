@@ -34,13 +34,16 @@ class RegistrationService(service.Service):
     """Registers with the platforms over one UDP socket and keeps the heartbeat.
 
     ``wan_ip()`` gives the current WAN address at start (``WanWatch`` reports later
-    changes to ``protocol``); ``effects`` carries out the machine's commands.
+    changes to ``protocol``); ``effects`` carries out the machine's commands;
+    ``backend`` (the router) gives the live Wi-Fi SSID and key the Key is made with.
     """
 
     log = Logger()
 
-    def __init__(self, config, store, ident, reactor, effects, wan_ip, uniform=None):
+    def __init__(self, config, store, ident, reactor, effects, wan_ip, uniform=None,
+                 backend=None):
         self.config = config
+        self.backend = backend
         self.store = store
         self.identity = ident
         self.reactor = reactor
@@ -84,11 +87,29 @@ class RegistrationService(service.Service):
 
     def settings(self):
         mgt = self.store.mgt()
+        ssid, password = self.live_wifi()
         return Settings(
             mgt_url=mgt["MgtURL"], mgt_port=mgt["Port"], heartbeat=mgt["Heartbeat"],
             user_id=self.store.get("app", "UserID"),
-            wifi_ssid=self.config.wifi.ssid, wifi_password=self.config.wifi.password,
+            wifi_ssid=ssid, wifi_password=password,
             useradmin_password=self.config.accounts.useradmin)
+
+    def live_wifi(self):
+        """(SSID, key) of the primary SSID (the first UCI wifi-iface, SSIDIndex 1) as
+        SET_WIFI_INFO left it; the YAML ``wifi`` where the router has no such thing."""
+        fallback = (self.config.wifi.ssid, self.config.wifi.password)
+        if self.backend is None:
+            return fallback
+        try:
+            wireless = self.backend.read_uci("wireless")
+        except Exception as e:          # unreadable: the Key still has to be computed
+            self.log.debug("wireless config unreadable, the Key uses the YAML wifi: {e}",
+                           e=e)
+            return fallback
+        ifaces = wireless.sections_of("wifi-iface") if wireless is not None else []
+        if not ifaces or not ifaces[0].get("ssid"):
+            return fallback
+        return ifaces[0].get("ssid"), ifaces[0].get("key")
 
     def registered(self):
         """Whether the operation platform has accepted our Register (GET_SN_INFO's status)."""

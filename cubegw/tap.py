@@ -80,6 +80,18 @@ def store_location_problem(confdir):
     return None
 
 
+def backend_root(confdir):
+    """The root of every file the backend touches: what precedes ``/etc/config`` in
+    ``store.confdir`` (a test or a chroot moves both), "/" for any other confdir (its UCI
+    packages are still read beside the store)."""
+    path = os.path.abspath(confdir)
+    head, config = os.path.split(path)
+    root, etc = os.path.split(head)
+    if (etc, config) == ("etc", "config"):
+        return root
+    return "/"
+
+
 def makeService(options, reactor=None, net_if_addrs=psutil.net_if_addrs):
     """The service tree of one gateway; starting it opens the store, then everything else."""
     if reactor is None:
@@ -93,13 +105,14 @@ def makeService(options, reactor=None, net_if_addrs=psutil.net_if_addrs):
     opener = StoreService(config, options["config"], options.overrides)
     opener.setServiceParent(top)
     store = opener.store
-    backend = LinuxBackend(reactor)
+    backend = LinuxBackend(reactor, root=backend_root(config.confdir), uci_dir=config.confdir)
     providers = discover_providers()
     # the names below are bound further down; the lambdas read them when first called
     runtime = CapabilityRuntime(
         providers, store=store, config=config, identity=ident, backend=backend,
         clock=reactor, dev_rnd=lambda: session.dev_rnd(),
-        registered=lambda: session.registered(), report=lambda p: reports.push(p))
+        registered=lambda: session.registered(), report=lambda p: reports.push(p),
+        store_changed=lambda keys: watch.notify(keys))
     dispatcher = Dispatcher(providers, store, runtime.context, reactor,
                             timeout=timing.call_timeout,
                             lan_auth=LanAuth(reactor, config.lan_auth, config.lan_session_ttl))
@@ -116,7 +129,8 @@ def makeService(options, reactor=None, net_if_addrs=psutil.net_if_addrs):
     effects = GatewayEffects(store, runtime.app_reset, channel,
                              changed=lambda **kw: status.changed(**kw),
                              store_written=watch.written)
-    session = RegistrationService(config, store, ident, reactor, effects, wan.wan_ip)
+    session = RegistrationService(config, store, ident, reactor, effects, wan.wan_ip,
+                                  backend=backend)
     status = StatusReport(config.state_dir, reactor, session, effects.plugin_requests, channel,
                           lan)
     reports = ReportRouter(ident, channel, session)

@@ -151,5 +151,10 @@ class StoreWatch(_Poll):
         if changed:
             self.log.info("store changed outside the daemon: {keys}",
                           keys=sorted(f"{s}.{n}" for s, n in changed))
-            for listener in self.listeners:
-                listener(changed)
+            self.notify(changed)
+
+    def notify(self, changed):
+        """Call each listener with the keys that changed (a reload's, or the daemon's own
+        writes: ``CapabilityContext.store_changed``)."""
+        for listener in self.listeners:
+            listener(changed)

@@ -127,6 +127,44 @@ class SubscriptionTests(SynchronousTestCase):
         self.h.call(self, "LAN_DEVICE_ACCESS", Enable="0")
         self.assertEqual(self.h.clock.getDelayedCalls(), [])
 
+    def arp(self):
+        return os.path.join(self.h.dir, "proc/net/arp")
+
+    def test_device_that_returns_is_reported_again(self):
+        """A device that leaves the LAN and comes back is reported again, its OnlineTime
+        counted from its return."""
+        line = ("192.168.1.103    0x1         0x2         aa:bb:cc:00:00:03     *"
+                "        br-lan\n")
+        with open(self.arp()) as f:
+            before = f.read()
+        self.h.call(self, "LAN_DEVICE_ACCESS", Enable="1")
+        with open(self.arp(), "a") as f:
+            f.write(line)
+        self.h.clock.advance(lan_devices.POLL_INTERVAL)
+        with open(self.arp(), "w") as f:
+            f.write(before)
+        self.h.clock.advance(lan_devices.POLL_INTERVAL)
+        with open(self.arp(), "a") as f:
+            f.write(line)
+        self.h.clock.advance(lan_devices.POLL_INTERVAL)
+        self.assertEqual([r["MAC"] for r in self.h.reports], ["AA:BB:CC:00:00:03"] * 2)
+        self.h.clock.advance(7)
+        devices = self.h.call(self, "GET_LAN_INFO2").payload["List"]
+        self.assertEqual([d["OnlineTime"] for d in devices if d["MAC"] == "AA:BB:CC:00:00:03"],
+                         ["7"])
+        self.h.call(self, "LAN_DEVICE_ACCESS", Enable="0")
+
+    def test_invalid_speed_request_keeps_subscription(self):
+        """A refused DEVICE_SPEED request leaves the running subscription polling."""
+        self.h.call(self, "DEVICE_SPEED", Enable="1", Time="5")
+        for args in [{"Time": "0"}, {"Time": "5", "List": [{"MAC": "zz"}]},
+                     {"Time": "5", "List": "x"}]:
+            p = self.h.call(self, "DEVICE_SPEED", Enable="1", **args).payload
+            self.assertEqual(p["Status"], "1", args)
+        self.h.clock.advance(5)
+        self.assertEqual(len(self.h.reports), 1)
+        self.h.call(self, "DEVICE_SPEED", Enable="0")
+
     def test_device_speed(self):
         """Rate Reports every Time seconds for the listed MACs, until disabled."""
         b = self.h.backend

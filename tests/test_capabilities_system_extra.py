@@ -31,6 +31,17 @@ config interface 'voip'
 	option disabled '1'
 """
 
+PPPOE_NETWORK = """\
+config interface 'lan'
+	option device 'br-lan'
+
+config interface 'wan'
+	option device 'eth0'
+	option proto 'pppoe'
+	option username 'user'
+	option password 'secret'
+"""
+
 EASYCWMP = """\
 config acs 'acs'
 	option url 'http://itms.example:9090/acs'
@@ -82,6 +93,26 @@ class SystemExtraTests(SynchronousTestCase):
         reply = self.call("SYSTEST")
         self.assertEqual((reply["WANStatus"], reply["WIFIStatus"]), ("Down", "None"))
 
+    def test_pppoe_wan_down(self):
+        """A PPPoE WAN that is not dialled is reported as its pppoe- session, Down, with no
+        address, and the port under it is not a LAN port."""
+        self.write("network", PPPOE_NETWORK)
+        self.h.backend.stats["eth0"] = up(True)
+        self.h.backend.addrs["eth0"] = [{"family": "ipv4", "address": "192.168.100.2",
+                                         "netmask": "255.255.255.0"}]
+        reply = self.call("SYSTEST")
+        self.assertEqual(reply["WANStatus"], "Down")
+        self.assertEqual(reply["WANList"], [{"Port": "pppoe-wan", "Status": "Down"}])
+        self.assertNotIn("eth0", [p["Port"] for p in reply["LANStatus"]])
+        reply = self.call("GET_DEVICE_INFO_ALL", USER="telecomadmin", PASSWORD=TELECOMADMIN)
+        self.assertEqual((reply["WANIPAddress"], reply["SelfTest"]["WANStatus"]), ("", "Down"))
+        self.h.backend.stats["pppoe-wan"] = up(True)
+        self.h.backend.addrs["pppoe-wan"] = [{"family": "ipv4", "address": "100.64.9.9",
+                                              "netmask": "255.255.255.255"}]
+        reply = self.call("GET_DEVICE_INFO_ALL", USER="telecomadmin", PASSWORD=TELECOMADMIN)
+        self.assertEqual((reply["WANIPAddress"], reply["SelfTest"]["WANStatus"]),
+                         ("100.64.9.9", "Up"))
+
     def test_device_info_all(self):
         """Needs the account; a snapshot with the WAN address."""
         self.write("network", NETWORK)
@@ -125,30 +156,61 @@ class SystemExtraTests(SynchronousTestCase):
         self.assertEqual(self.call("GET_SERVICE")["Internet"], "0")
 
     def test_inform(self):
-        """No TR-069 client: Status 1; with easycwmp its ACS settings."""
+        """INFORM_DIAG_REQ asks the TR-069 client for an Inform (ubus) and answers the
+        field's InformResult; no client, no ubus or a refused request: Status 1."""
+        self.write("network", NETWORK)
         self.assertEqual(self.call("INFORM_DIAG_REQ")["FailReason"], "no TR-069 client")
+        self.write("easycwmp", EASYCWMP.replace("http://itms.example:9090/acs", ""))
+        self.assertEqual(self.call("INFORM_DIAG_REQ")["InformResult"],
+                         "INFORM_NO_ACS_CONFIGURATION")
         self.write("easycwmp", EASYCWMP)
+        self.assertIn("no ubus", self.call("INFORM_DIAG_REQ")["FailReason"])
+        self.install("ubus")
         reply = self.call("INFORM_DIAG_REQ")
-        self.assertEqual((reply["Client"], reply["InformStatus"], reply["ACSURL"],
-                          reply["PeriodicInterval"]),
-                         ("easycwmp", "Configured", "http://itms.example:9090/acs", "86400"))
+        self.assertEqual((reply["Status"], reply["InformStatus"], reply["InformResult"]),
+                         ("0", "", "INFORM_IAD_RUNNING"))
+        self.assertEqual(self.h.backend.commands[-1], ["/bin/ubus", "call", "tr069", "inform"])
+        self.h.backend.results["/bin/ubus"] = (4, b"", b"Not found\n")
+        self.assertIn("Not found", self.call("INFORM_DIAG_REQ")["FailReason"])
+        self.h.backend.stats["eth1"] = up(False)
+        self.assertEqual(self.call("INFORM_DIAG_REQ")["InformResult"], "INFORM_NO_WAN")
+
+    def install(self, program):
+        path = os.path.join(self.h.dir, "bin", program)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write("#!/bin/sh\n")
+        os.chmod(path, 0o755)
 
     def test_register(self):
-        """REGISTER stores the LOID (ITMS-owned); GETSTAT reports it; ITMS reset clears it."""
-        self.assertEqual(self.call("REGISTER_GETSTAT")["RegisterStatus"], "NotRegistered")
+        """Without a TR-069 client REGISTER keeps the LOID (ITMS-owned) and says Status 1;
+        GETSTAT is REGISTER_DEFAULT; the ITMS reset clears the LOID."""
+        self.assertEqual(self.call("REGISTER_GETSTAT")["RegisterStatus"], "REGISTER_DEFAULT")
         reply = self.call("REGISTER", USERID="0755123456", PASSWORD="loidpw")
-        self.assertEqual((reply["Status"], reply["RegisterStatus"]), ("0", "Stored"))
+        self.assertEqual(reply["Status"], "1")
+        self.assertIn("no TR-069 client", reply["FailReason"])
         reply = self.call("REGISTER_GETSTAT")
-        self.assertEqual((reply["USERID"], reply["RegisterStatus"]), ("0755123456", "Stored"))
-        self.assertIn("no TR-069 client", reply["Note"])
+        self.assertEqual((reply["USERID"], reply["RegisterStatus"]),
+                         ("0755123456", "REGISTER_DEFAULT"))
         self.assertEqual(self.call("REGISTER")["FailReason"], "USERID is required")
         self.h.store.factory_reset_app()
         self.assertEqual(self.h.store.get("loid", "userid"), "0755123456")
         self.h.store.factory_reset_itms()
-        self.assertEqual(self.call("REGISTER_GETSTAT")["RegisterStatus"], "NotRegistered")
+        self.assertEqual(self.call("REGISTER_GETSTAT")["USERID"], "")
 
     def test_register_with_client(self):
-        """With a TR-069 client the state is Pending."""
+        """With a TR-069 client REGISTER asks it for an Inform; GETSTAT says REGISTER_OLT
+        (40) inside the field's window, REGISTER_TIMEOUT after it, never pending forever."""
+        self.write("network", NETWORK)
         self.write("easycwmp", EASYCWMP)
-        self.assertEqual(self.call("REGISTER", USERID="L1", PASSWORD="p")["RegisterStatus"],
-                         "Pending")
+        self.install("ubus")
+        reply = self.call("REGISTER", USERID="L1", PASSWORD="p")
+        self.assertEqual((reply["Status"], reply["RegisterStatus"], reply["RegisterResult"]),
+                         ("0", "REGISTER_OLT", "40"))
+        self.assertEqual(self.h.backend.commands[-1], ["/bin/ubus", "call", "tr069", "inform"])
+        self.h.clock.advance(system_extra.REGISTER_WINDOW - 1)
+        self.assertEqual(self.call("REGISTER_GETSTAT")["RegisterStatus"], "REGISTER_OLT")
+        self.h.clock.advance(1)
+        reply = self.call("REGISTER_GETSTAT")
+        self.assertEqual((reply["RegisterStatus"], reply.get("RegisterResult")),
+                         ("REGISTER_TIMEOUT", None))

@@ -147,6 +147,50 @@ class WifiTimerTests(SynchronousTestCase):
         self.h.clock.advance(61)
         self.assertEqual(self.radios(), ["0", "0"])
 
+    def set_radio(self, index, disabled):
+        w = self.h.backend.read_uci("wireless")
+        w.sections_of("wifi-device")[index].options["disabled"] = disabled
+        self.h.backend.write_uci("wireless", w)
+
+    def test_on_edge_spares_user_disabled_radio(self):
+        """A radio the user had disabled before the window stays disabled at its end."""
+        self.set_radio(1, "1")
+        self.cap.start(self.h.context)
+        self.h.call(self, "SET_HG_WIFI_TIMER", StartTime="22:00", EndTime="06:30",
+                    ControlCycle="DAY", Enable="1")
+        self.h.clock.advance(61)
+        self.assertEqual(self.radios(), ["1", "1"])
+        self.h.clock.pump([60] * (8 * 60 + 30))
+        self.assertEqual(self.radios(), ["0", "1"])
+
+    def test_restart_inside_window_still_turns_back_on(self):
+        """Radios the timer turned off come back on at the window's end after a restart
+        inside it, and a radio disabled by the user stays off."""
+        self.set_radio(0, "1")
+        self.cap.start(self.h.context)
+        self.h.call(self, "SET_HG_WIFI_TIMER", StartTime="22:00", EndTime="06:30", Enable="1")
+        self.h.clock.advance(61)
+        self.assertEqual(self.h.store.get_section("wifi_timer", "1")["radios_off"],
+                         self.radio_names()[1])
+        self.cap.stop()
+        self.cap.start(self.h.context)
+        self.h.clock.pump([60] * (8 * 60 + 30))
+        self.assertEqual(self.radios(), ["1", "0"])
+        self.assertEqual(self.h.store.get_section("wifi_timer", "1")["radios_off"], "")
+
+    def test_disable_inside_window_restores(self):
+        """Disabling the timer inside its window turns back on what the timer turned off."""
+        self.cap.start(self.h.context)
+        self.h.call(self, "SET_HG_WIFI_TIMER", StartTime="22:00", EndTime="06:30", Enable="1")
+        self.h.clock.advance(61)
+        self.h.call(self, "SET_HG_WIFI_TIMER", Enable="0")
+        self.assertEqual(self.radios(), ["0", "0"])
+        self.assertEqual(self.h.clock.getDelayedCalls(), [])
+
+    def radio_names(self):
+        w = self.h.backend.read_uci("wireless")
+        return [d.name for d in w.sections_of("wifi-device")]
+
     def test_weekdays(self):
         """On a day not in ControlCycle nothing happens."""
         self.h.call(self, "SET_HG_WIFI_TIMER", StartTime="22:00", EndTime="23:00",

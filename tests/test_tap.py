@@ -8,7 +8,9 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from cubegw import logs, tap
+from cubegw.capabilities.runtime import CapabilityRuntime
 from cubegw.config import STORE_FILE
+from cubegw.lan import LanServer
 from cubegw.signals import SIGNAL_RELOAD, SIGNAL_STATUS
 
 from tests.helpers.config import gateway_config
@@ -50,6 +52,43 @@ class TapTests(SynchronousTestCase):
         self.assertNotEqual(signal.getsignal(SIGNAL_RELOAD), before[SIGNAL_RELOAD])
         self.successResultOf(top.stopService())
         self.assertEqual({s: signal.getsignal(s) for s in before}, before)
+
+    def test_local_port_set_by_a_call_moves_the_lan_listener(self):
+        """A LocalPort written by SET_BUSINESS_PLATFORM_PARAM moves the LAN listener once
+        the reply is out, with no restart and no reload of the file."""
+        reactor = UdpMemoryReactor()
+        top = tap.makeService(self.options(lan={"addresses": ["127.0.0.1"]}), reactor)
+        top.privilegedStartService()
+        top.startService()
+        self.addCleanup(top.stopService)
+        lan = next(s for s in top if isinstance(s, LanServer))
+        self.assertEqual([port for port, *_ in reactor.tcpServers], [17998])
+        outcome = self.successResultOf(lan.factory.dispatcher.dispatch(
+            "remote", {"CmdType": "SET_BUSINESS_PLATFORM_PARAM", "SequenceId": "00000001",
+                       "LocalPort": "18001"}))
+        self.assertEqual(outcome.payload["Status"], "0", outcome.payload)
+        self.assertEqual(len(reactor.tcpServers), 1)
+        outcome.run_after()
+        self.assertEqual([port for port, *_ in reactor.tcpServers], [17998, 18001])
+
+    def test_backend_files_follow_store_confdir(self):
+        """The capabilities read the UCI packages beside the store, and every other file
+        under the root that precedes /etc/config in store.confdir, never the host's."""
+        root = os.path.join(self.tmp, "image")
+        confdir = os.path.join(root, "etc", "config")
+        os.makedirs(confdir)
+        with open(os.path.join(confdir, "network"), "w") as f:
+            f.write("config interface 'wan'\n\toption device 'eth9'\n")
+        for directory, want_root in ((confdir, root), (os.path.join(self.tmp, "conf"), "/")):
+            top = tap.makeService(self.options(store={"confdir": directory}),
+                                  UdpMemoryReactor())
+            backend = next(s for s in top if isinstance(s, CapabilityRuntime)).context.backend
+            self.assertEqual((backend.root, backend.uci_path("wireless")),
+                             (want_root, os.path.join(directory, "wireless")))
+        self.assertEqual(tap.backend_root("/etc/config"), "/")
+        top = tap.makeService(self.options(store={"confdir": confdir}), UdpMemoryReactor())
+        backend = next(s for s in top if isinstance(s, CapabilityRuntime)).context.backend
+        self.assertEqual(backend.read_uci("network").section("wan").get("device"), "eth9")
 
     def test_bad_override_stops_before_start(self):
         """A --port that is not a port is refused by the options, with its reason."""

@@ -112,7 +112,8 @@ class CapabilityContext:
     ``dev_rnd()`` returns the current DevRND or None (``RegistrationMachine.dev_rnd``);
     ``registered()`` whether the gateway is registered with the operation platform;
     ``report(payload)`` pushes a Report (subscriptions such as DEVICE_SPEED);
-    ``app_reset()`` performs the APP-side factory reset (HG_LOCAL_RECOVERY).
+    ``app_reset()`` performs the APP-side factory reset (HG_LOCAL_RECOVERY);
+    ``store_changed(keys)`` reports the daemon's own store writes to its listeners.
     """
 
     store: Any
@@ -128,6 +129,9 @@ class CapabilityContext:
     #: The APP-side factory reset with every provider's follow-up (the firewall):
     #: returns the store keys reset.  The daemon wires it to CapabilityRuntime.
     app_reset: Callable[[], Any] = lambda: set()
+    #: Tell the daemon's store listeners (the LAN listener's LocatePort) which
+    #: (section, name) keys a call wrote: a reload reports what others write, not this.
+    store_changed: Callable[[Any], Any] = lambda keys: None
     side: str = ""
     rights: Any = None                # cubegw.capabilities.dispatch.Rights, per call
     _after: List[Callable[[], Any]] = dataclasses.field(default_factory=list, repr=False)

@@ -4,8 +4,9 @@ access, and the LAN_DEVICE_ACCESS / DEVICE_SPEED subscriptions.
 Devices are the complete ARP entries not on a WAN device, merged with
 dnsmasq's leases (hostname; a lease alone counts while it has not expired).
 ConnectionType is ``WiFi`` for a MAC that ``iw station dump`` lists, else
-``Ethernet``.  OnlineTime is the seconds since this process first saw the MAC
-(scans happen on every GET_LAN_INFO2 and every subscription poll).  UpRate and
+``Ethernet``.  OnlineTime is the seconds since a scan of this process first saw the MAC
+present (a MAC absent from a scan starts again; scans happen on every
+GET_LAN_INFO2 and every subscription poll).  UpRate and
 DownRate (kbit/s) exist only where a per-device counter does: the WiFi
 station byte counters, rated between two scans; else "".
 
@@ -14,7 +15,8 @@ Access rights are kept per MAC in the management store (section type
 applied as UCI firewall rules through ``backend.set_blocked_macs``.
 
 Subscriptions live in this process (they end with it): LAN_DEVICE_ACCESS polls
-every ``POLL_INTERVAL`` s and reports each MAC not seen before; DEVICE_SPEED
+every ``POLL_INTERVAL`` s and reports each MAC not present at the poll before
+(a device that leaves and returns is reported again); DEVICE_SPEED
 reports the listed MACs' rates every Time s.  Reports go through
 ``context.report``.
 """
@@ -106,6 +108,9 @@ class LanTracker:
             device["HostName"] = lease["hostname"]
         stations, _ = await station_dump(backend)
         wifi = {s["MAC"]: s for s in stations}
+        for gone in set(self.first_seen) - set(devices):   # back later: online anew
+            self.first_seen.pop(gone)
+            self.samples.pop(gone, None)
         for mac, device in devices.items():
             self.first_seen.setdefault(mac, now)
             device["ConnectionType"] = "WiFi" if mac in wifi else "Ethernet"
@@ -283,9 +288,9 @@ class Subscriptions(Capability):
         except Exception:
             log.failure("LAN scan failed")
             return
+        known, self.known = self.known, set(devices)   # a MAC that left is new again
         for mac, device in devices.items():
-            if mac not in self.known:
-                self.known.add(mac)
+            if mac not in known:
                 context.report(text_values({
                     "CmdType": "LAN_DEVICE_ACCESS", "MAC": mac, "IP": device["IP"],
                     "HostName": device["HostName"],
@@ -293,22 +298,24 @@ class Subscriptions(Capability):
 
     async def handle_DEVICE_SPEED(self, payload, context):
         enable = _enable(payload)
+        if enable:                    # a refused request leaves the running one alone
+            try:
+                interval = int(payload.get("Time"))
+            except (TypeError, ValueError):
+                interval = 0
+            if not 1 <= interval <= MAX_SPEED_INTERVAL:
+                raise CapabilityFailure(f"Time must be 1-{MAX_SPEED_INTERVAL} seconds")
+            entries = payload.get("List", [])
+            if not isinstance(entries, list):
+                raise CapabilityFailure("List must be a list of {MAC}")
+            macs = [normalize_mac(e.get("MAC") if isinstance(e, dict) else e)
+                    for e in entries]
         if self.speed_loop is not None and self.speed_loop.running:
             self.speed_loop.stop()
         self.speed_loop = None
         if not enable:
             return {"Enable": False}
-        try:
-            interval = int(payload.get("Time"))
-        except (TypeError, ValueError):
-            interval = 0
-        if not 1 <= interval <= MAX_SPEED_INTERVAL:
-            raise CapabilityFailure(f"Time must be 1-{MAX_SPEED_INTERVAL} seconds")
-        entries = payload.get("List", [])
-        if not isinstance(entries, list):
-            raise CapabilityFailure("List must be a list of {MAC}")
-        self.speed_macs = [normalize_mac(e.get("MAC") if isinstance(e, dict) else e)
-                           for e in entries]
+        self.speed_macs = macs
         await self.tracker.scan(context.backend, context.clock)  # first byte sample
         self.speed_loop = self._loop(self._poll_speed, context, interval)
         return {"Enable": True, "Time": interval}

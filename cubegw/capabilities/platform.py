@@ -59,6 +59,8 @@ class BusinessPlatform(Capability):
                 context.store.update(changes)
             except StoreError as e:
                 raise CapabilityFailure(str(e))
+            # the LAN listener moves to a new LocalPort once this reply is out
+            context.after_reply(lambda: context.store_changed(set(changes)))
         return {}
 
 

@@ -5,7 +5,7 @@ import datetime
 import re
 
 
-from cubegw.capabilities import system
+from cubegw.capabilities import network, system
 from cubegw.capabilities.base import RIGHT_BOTH, Capability, CapabilityFailure
 from cubegw.logs import Logger
 from cubegw.store import ITMS, ParamSpec, StoreError, String
@@ -31,23 +31,31 @@ def _uci(backend, name):
         return None
 
 
+def _wans(backend):
+    try:
+        return network.wan_interfaces(backend)
+    except (CapabilityFailure, OSError):
+        return []
+
+
 def wan_devices(backend):
-    """The WAN devices: those of UCI network interfaces named ``wan*``; without
-    UCI network, the devices of the default routes."""
-    network = _uci(backend, "network")
+    """The Linux devices of the WANs, as ``network.wan_interfaces`` names them (a PPPoE
+    WAN is its ``pppoe-<name>`` session, absent, so Down, while it is not dialled);
+    without UCI network, the devices of the default routes."""
     devices = []
-    if network is not None:
-        for section in network.sections:
-            if section.type == "interface" and (section.name or "").startswith("wan"):
-                device = section.get("device") or section.get("ifname")
-                if device and device not in devices:
-                    devices.append(device)
-        if devices:
-            return devices
-    for route in backend.routes():
-        if route["destination"] == "0.0.0.0" and route["iface"] not in devices:
-            devices.append(route["iface"])
+    for _, device, _ in _wans(backend):
+        if device and device not in devices:
+            devices.append(device)
     return devices
+
+
+def wan_ports(backend):
+    """The WAN devices and the ports under them (a PPPoE WAN's ``device``): not LAN ports."""
+    ports = set(wan_devices(backend))
+    for _, _, section in _wans(backend):
+        if section is not None:
+            ports.add(section.get("device") or section.get("ifname"))
+    return ports
 
 
 def classify_ports(stats, wan):
@@ -71,7 +79,7 @@ class SelfTest(Capability):
         backend = context.backend
         stats = backend.net_if_stats()
         wan = wan_devices(backend)
-        lan, wifi = classify_ports(stats, wan)
+        lan, wifi = classify_ports(stats, wan_ports(backend))
         return {
             "WANStatus": "Up" if any(_up(stats, d) == "Up" for d in wan) else "Down",
             "WANList": [{"Port": d, "Status": _up(stats, d)} for d in wan],
@@ -161,37 +169,73 @@ class Services(Capability):
         return dict(found, List=names)
 
 
+def _cwmp_client(backend):
+    """(name, ACS URL) of the installed TR-069 client's UCI config, or None."""
+    for name in CWMP_CONFIGS:
+        package = _uci(backend, name)
+        if package is not None:
+            acs = next((s for s in package.sections if s.type == "acs"), None)
+            return name, acs.get("url") if acs is not None else ""
+    return None
+
+
+def _wan_up(backend):
+    stats = backend.net_if_stats()
+    return any(stats.get(d, {}).get("isup") for d in wan_devices(backend))
+
+
+async def request_inform(backend):
+    """Ask the TR-069 client for an Inform now (``ubus call tr069 inform``, easycwmp's
+    and icwmp's object): the field's INFORM_* result this gateway can know, or
+    CapabilityFailure when the request itself fails (the field's "Inform Is Failure!")."""
+    client = _cwmp_client(backend)
+    if client is None:
+        raise CapabilityFailure("no TR-069 client")
+    if not client[1]:
+        return "INFORM_NO_ACS_CONFIGURATION"
+    if not _up_or_routed(backend):
+        return "INFORM_NO_WAN"
+    ubus = backend.which("ubus")
+    if ubus is None:
+        raise CapabilityFailure("Inform Is Failure! no ubus to reach the TR-069 client")
+    code, _, err = await backend.run([ubus, "call", "tr069", "inform"])
+    if code:
+        reason = err.decode("utf-8", "replace").strip()[:80] or f"exit {code}"
+        raise CapabilityFailure(f"Inform Is Failure! {client[0]}: {reason}")
+    # the client sends it and learns the ACS's answer later: the field's "running"
+    return "INFORM_IAD_RUNNING"
+
+
+def _up_or_routed(backend):
+    return _wan_up(backend) or any(r["destination"] == "0.0.0.0" for r in backend.routes())
+
+
 class InformDiag(Capability):
-    """INFORM_DIAG_REQ: the TR-069 client's ACS settings when one is installed
-    (``/etc/config/easycwmp`` or ``cwmp``); else Status 1 "no TR-069 client"."""
+    """INFORM_DIAG_REQ, as the field does: ask the TR-069 client for an Inform and answer
+    InformStatus "" and InformResult (INFORM_NO_ACS_CONFIGURATION, INFORM_NO_WAN,
+    INFORM_IAD_RUNNING once the client took the request); Status 1 without a client or
+    when the request fails."""
 
     cmd_types = ("INFORM_DIAG_REQ",)
     default_right = RIGHT_BOTH
 
-    def handle_INFORM_DIAG_REQ(self, payload, context):
-        for name in CWMP_CONFIGS:
-            package = _uci(context.backend, name)
-            if package is None:
-                continue
-            acs = next((s for s in package.sections if s.type == "acs"), None)
-            if acs is None:
-                return {"Client": name, "InformStatus": "Unknown", "ACSURL": ""}
-            return {"Client": name, "InformStatus": "Configured" if acs.get("url")
-                    else "NotConfigured",
-                    "ACSURL": acs.get("url"),
-                    "PeriodicEnable": acs.get("periodic_enable"),
-                    "PeriodicInterval": acs.get("periodic_interval")}
-        raise CapabilityFailure("no TR-069 client")
+    async def handle_INFORM_DIAG_REQ(self, payload, context):
+        return {"InformStatus": "", "InformResult": await request_inform(context.backend)}
 
 
 LOID_SECTION = "loid"
+#: How long a REGISTER may wait for the ITMS before REGISTER_GETSTAT says
+#: REGISTER_TIMEOUT (the field's window after a REGISTER, 300 s).
+REGISTER_WINDOW = 300
 LOID_PARAMS = (
     ParamSpec(LOID_SECTION, "userid", String(64, no_whitespace=True), "", ITMS,
               doc="LOID given with REGISTER"),
     ParamSpec(LOID_SECTION, "password", String(64), "", ITMS,
               doc="LOID password given with REGISTER"),
-    ParamSpec(LOID_SECTION, "state", String(32), "NotRegistered", ITMS,
+    ParamSpec(LOID_SECTION, "state", String(32), "REGISTER_DEFAULT", ITMS,
               doc="REGISTER_GETSTAT's RegisterStatus"),
+    ParamSpec(LOID_SECTION, "since", String(16), "", ITMS,
+              doc="clock seconds of the last REGISTER"),
 )
 
 
@@ -201,43 +245,57 @@ def ensure_schema(schema):
 
 
 class LoidRegister(Capability):
-    """REGISTER (USERID = LOID, PASSWORD = LOID password, not an account: no
-    account check) stores them in the store, ITMS-owned (the ITMS factory
-    reset clears them, as the LOID is the ITMS's credential).  Without a
-    TR-069 client nothing more can happen: RegisterStatus "Stored"; with one,
-    "Pending" (its ITMS registration is the client's job).
-    REGISTER_GETSTAT: USERID and RegisterStatus ("NotRegistered" before any)."""
+    """REGISTER (USERID = LOID, PASSWORD = LOID password, not an account: no account
+    check) stores them, ITMS-owned (the ITMS factory reset clears them), and asks the
+    TR-069 client for an Inform, as the field starts its ITMS registration.  Without a
+    client the LOID is kept and the answer is Status 1 saying so.
+    REGISTER_GETSTAT, with the field's values: REGISTER_DEFAULT before any REGISTER or
+    without a client; REGISTER_OLT (RegisterResult 40: waiting for the ITMS) for
+    ``REGISTER_WINDOW`` seconds after it; then REGISTER_TIMEOUT, as this gateway never
+    learns the ITMS's verdict."""
 
     cmd_types = ("REGISTER", "REGISTER_GETSTAT")
     default_right = RIGHT_BOTH
     store_schema = LOID_PARAMS
 
-    def handle_REGISTER(self, payload, context):
+    async def handle_REGISTER(self, payload, context):
         store = context.store
         ensure_schema(store.schema)
         userid, password = payload.get("USERID"), payload.get("PASSWORD", "")
         if not isinstance(userid, str) or not userid:
             raise CapabilityFailure("USERID is required")
-        has_client = any(_uci(context.backend, n) is not None for n in CWMP_CONFIGS)
-        state = "Pending" if has_client else "Stored"
+        has_client = _cwmp_client(context.backend) is not None
+        values = {(LOID_SECTION, "userid"): userid,
+                  (LOID_SECTION, "password"): password if password is not None else "",
+                  (LOID_SECTION, "state"): "REGISTER_OLT" if has_client else "REGISTER_DEFAULT",
+                  (LOID_SECTION, "since"): str(int(context.clock.seconds()))}
         try:
-            store.update({(LOID_SECTION, "userid"): userid,
-                          (LOID_SECTION, "password"): password if password is not None else "",
-                          (LOID_SECTION, "state"): state})
+            store.update(values)
         except StoreError as e:
             raise CapabilityFailure(str(e)) from None
-        return self._state(store, has_client)
+        if not has_client:
+            raise CapabilityFailure("no TR-069 client: the LOID is kept, no ITMS "
+                                    "registration can follow")
+        await request_inform(context.backend)
+        return self._state(store, context)
 
     def handle_REGISTER_GETSTAT(self, payload, context):
         ensure_schema(context.store.schema)
-        has_client = any(_uci(context.backend, n) is not None for n in CWMP_CONFIGS)
-        return self._state(context.store, has_client)
+        return self._state(context.store, context)
 
-    def _state(self, store, has_client):
-        fields = {"USERID": store.get(LOID_SECTION, "userid"),
-                  "RegisterStatus": store.get(LOID_SECTION, "state")}
-        if not has_client:
-            fields["Note"] = "no TR-069 client: the LOID is kept for one"
+    def _state(self, store, context):
+        state = store.get(LOID_SECTION, "state")
+        fields = {"USERID": store.get(LOID_SECTION, "userid")}
+        if _cwmp_client(context.backend) is None:
+            state = "REGISTER_DEFAULT"
+        elif state == "REGISTER_OLT":
+            since = store.get(LOID_SECTION, "since")
+            elapsed = context.clock.seconds() - int(since) if since.isdigit() else 0
+            if not 0 <= elapsed < REGISTER_WINDOW:
+                state = "REGISTER_TIMEOUT"
+            else:
+                fields["RegisterResult"] = "40"
+        fields["RegisterStatus"] = state
         return fields
 
 

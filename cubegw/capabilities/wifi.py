@@ -60,6 +60,8 @@ TIMER_TYPE = SectionType(
         ParamSpec("wifi_timer", "end", String(5), "", APP, doc="HH:MM radios on"),
         ParamSpec("wifi_timer", "cycle", String(32), "DAY", APP,
                   doc="DAY or weekdays 1-7 (1 Monday)"),
+        ParamSpec("wifi_timer", "radios_off", String(256), "", APP,
+                  doc="radios the timer turned off (comma list), the only ones it turns on"),
     ))
 
 
@@ -343,14 +345,25 @@ def in_window(settings, local):
     return (today in days and now >= start) or (yesterday in days and now < end)
 
 
-def set_radios(wireless, enabled):
-    for device in wireless.sections_of("wifi-device"):
+def set_radios(wireless, enabled, names=None):
+    """Set the radios in ``names`` (all when None); return the names of those that changed."""
+    changed = []
+    for i, device in enumerate(wireless.sections_of("wifi-device")):
+        name = device.name or f"@wifi-device[{i}]"
+        if names is not None and name not in names:
+            continue
+        was_on = device.options.get("disabled", "0") != "1"
+        if was_on != enabled:
+            changed.append(name)
         device.options["disabled"] = "0" if enabled else "1"
+    return changed
 
 
 class WifiTimer:
-    """Turns every radio off inside the timer's window and on when it ends.
+    """Turns the radios off inside the timer's window and back on when it ends.
 
+    Only the radios on at the "off" edge come back on (a radio the user disabled stays
+    so); their names are kept in the store (``radios_off``) across a restart.
     Checks once a minute (just after the minute turns) on ``clock``;
     ``localtime`` converts clock seconds to a struct_time (``time.localtime``).
     At start, inside the window, the radios go off; outside, nothing changes.
@@ -361,10 +374,14 @@ class WifiTimer:
         self.store, self.backend, self.clock, self.localtime = store, backend, clock, localtime
         self._call = None
         self._inside = None
+        self._turned_off = []         # radios this timer turned off, the ones it turns on
         self.actions = []             # (clock time, "off"/"on") for the log and tests
 
     def start(self):
-        self._inside = None
+        settings = self.settings()
+        self._turned_off = [n for n in (settings or {}).get("radios_off", "").split(",") if n]
+        # radios still off from before a restart: the "on" edge is due whatever the window
+        self._inside = True if self._turned_off else None
         self.check()
 
     def stop(self):
@@ -401,12 +418,25 @@ class WifiTimer:
             return
         if wireless is None:
             return
-        set_radios(wireless, enabled)
+        turned = [] if enabled else set_radios(wireless, False)
+        if enabled:
+            set_radios(wireless, True, set(self._turned_off))
         self.backend.write_uci("wireless", wireless)
+        self._remember(turned)
         self.actions.append((self.clock.seconds(), "on" if enabled else "off"))
         log.info("WiFi timer: radios {state}", state="on" if enabled else "off")
         d = defer.maybeDeferred(self.backend.apply, "wireless")
         d.addErrback(lambda f: log.failure("WiFi timer: apply failed", failure=f))
+
+    def _remember(self, names):
+        self._turned_off = list(names)
+        if self.settings() is None:
+            return              # the APP reset cleared the timer: nothing to keep
+        try:
+            self.store.update_section(TIMER_TYPE.type, TIMER_KEY,
+                                      {"radios_off": ",".join(names)})
+        except StoreError as e:
+            log.warn("WiFi timer: cannot keep the radios it turned off: {e}", e=e)
 
 
 class WifiTimerCapability(Capability):
