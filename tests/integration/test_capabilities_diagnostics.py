@@ -371,6 +371,16 @@ class HttpDownloadTests(TestCase):
         self.assertTrue(int(reply["Speed"]) > 0)
 
     @defer.inlineCallbacks
+    def test_field_start(self):
+        """The field's request (Method Start, Time 30) is measured within the time limit,
+        with a Note saying so."""
+        reply = yield self.call("HTTP_DOWNLOAD_REQUEST", Method="Start", Time="30",
+                                URL=self.base + "/small")
+        self.assertEqual(reply["Status"], "0", reply)
+        self.assertEqual(reply["Bytes"], "100000")
+        self.assertIn("measured for 8 s of the 30 s", reply["Note"])
+
+    @defer.inlineCallbacks
     def test_time_limit(self):
         """An endless body is cut at Time s; the bytes so far are counted."""
         reply = yield self.call("HTTP_DOWNLOAD_REQUEST", Time="1", URL=self.base + "/endless")
