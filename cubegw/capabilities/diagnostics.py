@@ -18,6 +18,7 @@ import time
 from twisted.internet import defer
 from twisted.internet.protocol import Protocol
 
+from cubegw.capabilities import network as network_caps
 from cubegw.capabilities.base import RIGHT_BOTH, Capability, CapabilityFailure
 from cubegw.logs import Logger
 from cubegw.store import APP, ParamSpec, StoreError, String, UnsignedInt
@@ -159,7 +160,16 @@ def _device(payload, context):
     name = payload.get("WANName")
     if name is None or name == "":
         return None
-    if not isinstance(name, str) or not _IFNAME.fullmatch(name):
+    if not isinstance(name, str):
+        raise CapabilityFailure("bad WANName")
+    try:
+        named = network_caps.field_wan_names(context.backend)
+    except Exception:
+        named = []
+    for field_name, _, device, _ in named:
+        if name == field_name and device and _IFNAME.fullmatch(device):
+            return device
+    if not _IFNAME.fullmatch(name):
         raise CapabilityFailure("bad WANName")
     if name in context.backend.net_if_stats():
         return name
