@@ -212,11 +212,12 @@ class WanTests(SynchronousTestCase):
         self.assertEqual((p["UpRate"], p["DownRate"]), ("10", "200"))
         self.assertEqual(self.h.clock.getDelayedCalls(), [])
 
-    def test_realrate_account(self):
-        """A wrong password is Status 1 and takes no sample."""
-        p = self.h.call(self, "QUERY_WAN_REALRATE", USER="telecomadmin", PASSWORD="x").payload
-        self.assertEqual(p["Status"], "1")
-        self.assertEqual(self.rate.samples, {})
+    def test_realrate_no_account(self):
+        """QUERY_WAN_REALRATE and PPPOE_DIAG_REQ need no account, as in the field's table."""
+        p = self.h.call(self, "QUERY_WAN_REALRATE", WANName="wan").payload
+        self.assertEqual(p["Status"], "0", p)
+        self.assertNotEqual(self.rate.samples, {})
+        self.assertFalse(network.Pppoe.needs_account)
 
 
 class DnsTests(SynchronousTestCase):

@@ -35,6 +35,9 @@ SET_OS_RIGHT SET_REDIRECT_INFO SET_RIGHT SET_RIGHT1 SET_SLEEP_STATUS SET_WD_INFO
 SET_WLAN_SSID_DISABLE SET_WLAN_SSID_ENABLE SYSTEST TRACEROUTE_DIAG_REQ UPGRADE WPS_OFF WPS_ON
 WPS_QY
 """.split()
+#: The field table's password flag (its fourth column): the CmdTypes marked 1.
+FIELD_PASSWORD_FLAGS = frozenset({"GET_DEVICE_INFO_ALL", "GET_TRACEROUTE_RESULT",
+                                  "HTTP_DOWNLOAD_REQUEST", "SET_HTTP_CFG"})
 _ACCOUNT = re.compile(r"(yes|no)\b")
 
 
@@ -158,3 +161,21 @@ class FieldCatalogueDocTests(SynchronousTestCase):
             else:
                 module = type(provider).__module__.rsplit(".", 1)[-1]
                 self.assertTrue(status.startswith(f"served: `{module}`"), (cmd, status))
+
+    def test_password_flags_are_needs_account(self):
+        """Over the whole field table (and every CmdType served beyond it), needs_account
+        is the field's password flag, and the doc's flag column says the same; only
+        CHECK_PASSWD_PARAM, whose handler is the password check, checks one unflagged."""
+        flags = {row[0]: row[2] for row in self.rows}
+        for cmd in sorted(set(FIELD_CMD_TYPES) | set(self.served)):
+            flagged = cmd in FIELD_PASSWORD_FLAGS
+            if cmd in flags:
+                self.assertEqual(flags[cmd], "yes" if flagged else "no", cmd)
+            provider = self.served.get(cmd)
+            if provider is None:
+                continue
+            if getattr(provider, "account_is_the_call", False):
+                self.assertEqual(cmd, "CHECK_PASSWD_PARAM")
+                self.assertFalse(flagged, cmd)
+                continue
+            self.assertEqual(bool(provider.needs_account), flagged, cmd)

@@ -24,7 +24,8 @@ from cubegw.logs import Logger
 from cubegw.store import APP, ParamSpec, StoreError, String, UnsignedInt
 
 __all__ = [
-    "parse_ping", "parse_traceroute", "valid_dest", "Diagnostics", "HttpDownload",
+    "parse_ping", "parse_traceroute", "valid_dest", "Diagnostics", "TracerouteResult",
+    "HttpDownload", "traceroute_result",
     "ensure_schema", "HTTP_SECTION", "MAX_HTTP_TIME", "diagnostics", "http_download",
 ]
 
@@ -246,10 +247,10 @@ class _Run:
 
 
 class Diagnostics(Capability):
-    """PING_DIAG_REQ / GET_PING_RESULT, TRACEROUTE_DIAG_REQ / GET_TRACEROUTE_RESULT."""
+    """PING_DIAG_REQ / GET_PING_RESULT, TRACEROUTE_DIAG_REQ; GET_TRACEROUTE_RESULT is
+    ``TracerouteResult``'s, which needs the account as in the field's table."""
 
-    cmd_types = ("PING_DIAG_REQ", "GET_PING_RESULT",
-                 "TRACEROUTE_DIAG_REQ", "GET_TRACEROUTE_RESULT")
+    cmd_types = ("PING_DIAG_REQ", "GET_PING_RESULT", "TRACEROUTE_DIAG_REQ")
     default_right = RIGHT_BOTH
 
     def __init__(self, which=shutil.which):
@@ -301,6 +302,21 @@ class Diagnostics(Capability):
         result["Num"] = len(hops)
         result["List"] = hops
         return result
+
+
+class TracerouteResult(Capability):
+    """GET_TRACEROUTE_RESULT of a ``Diagnostics``' traceroute run: a provider of its own
+    because the field's table asks USER/PASSWORD for it (and not for the rest)."""
+
+    cmd_types = ("GET_TRACEROUTE_RESULT",)
+    default_right = RIGHT_BOTH
+    needs_account = True
+
+    def __init__(self, diagnostics):
+        self.diagnostics = diagnostics
+
+    def handle_GET_TRACEROUTE_RESULT(self, payload, context):
+        return self.diagnostics.handle_GET_TRACEROUTE_RESULT(payload, context)
 
 
 # -- HTTP download speed test -----------------------------------------------------
@@ -357,6 +373,7 @@ class HttpDownload(Capability):
 
     cmd_types = ("HTTP_DOWNLOAD_REQUEST", "SET_HTTP_CFG")
     default_right = RIGHT_BOTH
+    needs_account = True        # both are password calls in the field's table
     store_schema = HTTP_PARAMS
 
     def __init__(self, agent_factory=None, now=time.monotonic):
@@ -450,4 +467,5 @@ class HttpDownload(Capability):
 
 
 diagnostics = Diagnostics()
+traceroute_result = TracerouteResult(diagnostics)
 http_download = HttpDownload()

@@ -169,7 +169,6 @@ class WanRate(Capability):
 
     cmd_types = ("QUERY_WAN_REALRATE",)
     default_right = RIGHT_BOTH
-    needs_account = True
 
     def __init__(self):
         self.samples = {}             # device -> (clock time, bytes_sent, bytes_recv)
@@ -255,7 +254,6 @@ class Pppoe(Capability):
 
     cmd_types = ("PPPOE_DIAG_REQ", "PPPOE_DIAL_REQUEST")
     default_right = RIGHT_BOTH
-    needs_account = True
 
     def _state(self, backend, section):
         if section.get("disabled") == "1" or section.get("auto") == "0":
