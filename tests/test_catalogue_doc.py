@@ -9,6 +9,9 @@ from cubegw.capabilities import discover_providers
 
 DOC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                    "docs", "CATALOGUE.md")
+CAPABILITIES_DOC = os.path.join(os.path.dirname(DOC), "CAPABILITIES.md")
+CAPABILITIES_HEADER = ["CmdType", "module", "default right", "account",
+                       "reply fields / effect"]
 HEADER = ["CmdType", "right", "account", "data it changes (owner)", "on OpenWrt",
           "on a plain Linux host"]
 RIGHT_WORDS = {0: "none", 1: "local", 2: "remote", 3: "both"}
@@ -179,3 +182,23 @@ class FieldCatalogueDocTests(SynchronousTestCase):
                 self.assertFalse(flagged, cmd)
                 continue
             self.assertEqual(bool(provider.needs_account), flagged, cmd)
+
+
+class ImplementedTableTests(SynchronousTestCase):
+    """docs/CAPABILITIES.md's "Implemented CmdTypes" table against the providers."""
+
+    def test_every_served_cmd_type_listed(self):
+        """Every served CmdType is named by one row, with its provider's module, and no
+        row names a CmdType that is not served."""
+        with open(CAPABILITIES_DOC, encoding="utf-8") as f:
+            rows = catalogue_rows(f.read(), CAPABILITIES_HEADER)
+        listed = {}
+        for row in rows:
+            for name in row[0].split(","):
+                self.assertNotIn(name.strip(), listed, name)
+                listed[name.strip()] = row[1]
+        served_ = served()
+        self.assertEqual(sorted(set(served_) - set(listed)), [])
+        self.assertEqual(sorted(set(listed) - set(served_)), [])
+        for cmd, module in listed.items():
+            self.assertEqual(type(served_[cmd]).__module__.rsplit(".", 1)[-1], module, cmd)
