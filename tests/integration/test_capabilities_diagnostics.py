@@ -220,6 +220,17 @@ class PingTests(SynchronousTestCase):
         self.assertEqual(self.call("PING_DIAG_REQ", Dest="1.1.1.1",
                                    WANName="nope")["FailReason"], "unknown WANName nope")
 
+    def test_field_wan_name(self):
+        """WANName may be the field's name of a WAN (QUERY_WAN_NUM's Description)."""
+        os.makedirs(os.path.join(self.h.dir, "etc", "config"))
+        with open(os.path.join(self.h.dir, "etc", "config", "network"), "w") as f:
+            f.write("config interface 'wan'\n\toption device 'eth0.1007'\n"
+                    "\toption proto 'dhcp'\n")
+        self.h.backend.results["ping"] = (0, IPUTILS_OK.encode(), b"")
+        reply = self.call("PING_DIAG_REQ", Dest="1.1.1.1", WANName="1_INTERNET_R_VID_1007")
+        self.assertEqual(reply["Status"], "0", reply)
+        self.assertEqual(self.h.backend.commands[-1][-3:], ["-I", "eth0.1007", "1.1.1.1"])
+
     def test_not_installed(self):
         """No ping on PATH: Status 1 "ping is not installed", nothing run."""
         self.diag.which = lambda name: None
