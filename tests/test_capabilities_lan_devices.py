@@ -69,7 +69,7 @@ class AccessRightTests(SynchronousTestCase):
         """OFF stores the MAC and adds a REJECT rule; ON removes both."""
         p = self.h.call(self, "SET_ATTACH_DEVICE_RIGHT", MAC="aa-bb-cc-00-00-02",
                         InternetAccessRight="OFF").payload
-        self.assertEqual((p["Status"], p["MAC"]), ("0", "AA:BB:CC:00:00:02"))
+        self.assertEqual((p["Status"], p["MAC"]), ("0", "AABBCC000002"))
         self.assertEqual(self.rules()[1], {
             "name": "cubegw_block_AABBCC000002", "src": "lan", "src_mac": "AA:BB:CC:00:00:02",
             "dest": "wan", "proto": "all", "target": "REJECT"})
@@ -82,6 +82,18 @@ class AccessRightTests(SynchronousTestCase):
         self.assertEqual([r["name"] for r in self.rules()], ["Allow-Ping"])
         self.assertEqual(self.h.call(self, "GET_ATTACH_DEVICE_RIGHT", MAC="AABBCC000002")
                          .payload["InternetAccessRight"], "ON")
+
+    def test_field_mac_list(self):
+        """GET_ATTACH_DEVICE_RIGHT has the field's MACList: blocked MACs, 12 hex, "/"."""
+        self.assertEqual(self.h.call(self, "GET_ATTACH_DEVICE_RIGHT").payload["MACList"], "")
+        for mac in ("aa:bb:cc:00:00:02", "AA-BB-CC-00-00-03"):
+            self.h.call(self, "SET_ATTACH_DEVICE_RIGHT", MAC=mac, InternetAccessRight="OFF")
+        p = self.h.call(self, "GET_ATTACH_DEVICE_RIGHT").payload
+        self.assertEqual(sorted(p["MACList"].split("/")), ["AABBCC000002", "AABBCC000003"])
+        self.assertEqual(sorted(item["MAC"] for item in p["List"]),
+                         ["AABBCC000002", "AABBCC000003"])
+        p = self.h.call(self, "GET_ATTACH_DEVICE_RIGHT", MAC="aa:bb:cc:00:00:02").payload
+        self.assertEqual((p["MAC"], p["InternetAccessRight"]), ("AABBCC000002", "OFF"))
 
     def test_app_reset_clears(self):
         """The rights are SHARED_ACCESS: the APP reset clears them; sync_firewall follows."""

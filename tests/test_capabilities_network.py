@@ -163,6 +163,24 @@ class WanTests(SynchronousTestCase):
         payload = self.h.call(self, "QUERY_WAN_NUM").payload
         self.assertEqual((payload["Num"], payload["List"]), ("2", ["wan", "wan6"]))
 
+    def test_field_wan_names(self):
+        """QUERY_WAN_NUM also has the field's NUM and Description (its WAN names); such a
+        name is a WANName of QUERY_WAN_INFO and QUERY_WAN_REALRATE."""
+        payload = self.h.call(self, "QUERY_WAN_NUM").payload
+        self.assertEqual(payload["NUM"], "2")
+        names = payload["Description"].split("/")
+        self.assertEqual(names[0], "1_INTERNET_R_VID_35")
+        self.assertTrue(names[1].startswith("2_INTERNET_R_VID_"), names)
+        by_field = self.h.call(self, "QUERY_WAN_INFO", WANName=names[0]).payload
+        by_uci = self.h.call(self, "QUERY_WAN_INFO", WANName="wan").payload
+        self.assertEqual((by_field["IPAddress"], by_field["VLAN"]),
+                         (by_uci["IPAddress"], by_uci["VLAN"]))
+        rate = self.h.call(self, "QUERY_WAN_REALRATE", WANName=names[0], USER="telecomadmin",
+                           PASSWORD=TELECOMADMIN).payload
+        self.assertEqual(rate["Status"], "0", rate)
+        self.assertEqual(self.h.call(self, "QUERY_WAN_INFO",
+                                     WANName="9_INTERNET_R_VID_35").payload["Status"], "1")
+
     def test_wan_info(self):
         """Address, mask, gateway from the routes, DNS from resolv.conf.auto, VLAN."""
         payload = self.h.call(self, "QUERY_WAN_INFO", WANName="wan").payload
@@ -194,11 +212,12 @@ class WanTests(SynchronousTestCase):
         self.assertEqual((p["UpRate"], p["DownRate"]), ("10", "200"))
         self.assertEqual(self.h.clock.getDelayedCalls(), [])
 
-    def test_realrate_account(self):
-        """A wrong password is Status 1 and takes no sample."""
-        p = self.h.call(self, "QUERY_WAN_REALRATE", USER="telecomadmin", PASSWORD="x").payload
-        self.assertEqual(p["Status"], "1")
-        self.assertEqual(self.rate.samples, {})
+    def test_realrate_no_account(self):
+        """QUERY_WAN_REALRATE and PPPOE_DIAG_REQ need no account, as in the field's table."""
+        p = self.h.call(self, "QUERY_WAN_REALRATE", WANName="wan").payload
+        self.assertEqual(p["Status"], "0", p)
+        self.assertNotEqual(self.rate.samples, {})
+        self.assertFalse(network.Pppoe.needs_account)
 
 
 class DnsTests(SynchronousTestCase):

@@ -140,6 +140,32 @@ class LoadTests(SynchronousTestCase):
         seconds = int(self.h.call(self, "GET_TIME_DURATION").payload["TimeDuration"])
         self.assertClose(seconds, time.time() - psutil.boot_time(), 2)
 
+    def test_field_durations(self):
+        """GET_TIME_DURATION has the field's SYSDuration, PPPoEDuration and PONDuration."""
+        h = Harness(self)
+        h.backend.booted = 100.0
+        h.clock.advance(160.7)
+        payload = h.call(self, "GET_TIME_DURATION").payload
+        self.assertEqual((payload["SYSDuration"], payload["PPPoEDuration"],
+                          payload["PONDuration"]), ("60", "0", "0"))
+
+    def test_pppoe_duration(self):
+        """PPPoEDuration is netifd's uptime of a PPPoE WAN that is up."""
+        h = Harness(self)
+        os.makedirs(os.path.join(h.dir, "etc", "config"))
+        with open(os.path.join(h.dir, "etc", "config", "network"), "w") as f:
+            f.write("config interface 'wan'\n\toption proto 'pppoe'\n")
+        h.backend.stats = {"pppoe-wan": {"isup": True}}
+        h.backend.addrs = {"pppoe-wan": [{"family": "ipv4", "address": "100.64.9.9",
+                                          "netmask": "255.255.255.255"}]}
+        os.makedirs(os.path.join(h.dir, "bin"))
+        ubus = os.path.join(h.dir, "bin", "ubus")
+        with open(ubus, "w") as f:
+            f.write("#!/bin/sh\n")
+        os.chmod(ubus, 0o755)
+        h.backend.results["/bin/ubus"] = (0, b'{"up": true, "uptime": 4242}', b"")
+        self.assertEqual(h.call(self, "GET_TIME_DURATION").payload["PPPoEDuration"], "4242")
+
     def test_temp_backend_values(self):
         """With TempDirBackend the values are the test's, rounded, uptime by the clock."""
         h = Harness(self)
@@ -177,6 +203,22 @@ class InfoTests(SynchronousTestCase):
                          (IDENTITY.mac, IDENTITY.sn, IDENTITY.loid))
         for name in ("ProductClass", "DevType"):
             self.assertTrue(payload[name])
+
+    def test_system_info_field_names(self):
+        """QUERY_SYSTEM_INFO also has the field's names: HDVersion, ProductCLass, DEVType
+        (OUI-SN), DEVType1, WanIPAddr, LanIPAddr."""
+        payload = Harness(self).call(self, "QUERY_SYSTEM_INFO").payload
+        self.assertEqual(payload["HDVersion"], IDENTITY.hardware_version)
+        self.assertEqual(payload["ProductCLass"], IDENTITY.model)
+        self.assertEqual(payload["DEVType"], f"{IDENTITY.mac[:6]}-{IDENTITY.sn}")
+        self.assertEqual((payload["DEVType1"], payload["WanIPAddr"]), ("0", "0.0.0.0"))
+        self.assertIn("LanIPAddr", payload)
+
+    def test_version_from_store(self):
+        """GET_VERSION is the stored X_CT-COM_Mgt.Version, as the field reads its own."""
+        h = Harness(self)
+        self.assertEqual(h.call(self, "GET_VERSION").payload["Version"],
+                         h.store.get("mgt", "Version"))
 
 
 class CheckPasswordTests(SynchronousTestCase):

@@ -84,14 +84,38 @@ class SystemExtraTests(SynchronousTestCase):
         """WAN from UCI, LAN ports each Up/Down, WiFi Up."""
         self.write("network", NETWORK)
         reply = self.call("SYSTEST")
-        self.assertEqual(reply["WANStatus"], "Up")
+        self.assertEqual(reply["WANStatus"], "on")
         self.assertEqual(reply["LANStatus"], [{"Port": "lan1", "Status": "Up"},
                                               {"Port": "lan2", "Status": "Down"}])
         self.assertEqual(reply["WIFIStatus"], "Up")
         self.h.backend.stats["eth1"] = up(False)
         del self.h.backend.stats["wlan0"]
         reply = self.call("SYSTEST")
-        self.assertEqual((reply["WANStatus"], reply["WIFIStatus"]), ("Down", "None"))
+        self.assertEqual((reply["WANStatus"], reply["WIFIStatus"]), ("off", "None"))
+
+    def test_systest_field_fields(self):
+        """SYSTEST has the field's LAN1Status.., WANStatus, WIFIModuleStatus, on/off."""
+        self.write("network", NETWORK)
+        reply = self.call("SYSTEST")
+        self.assertEqual({k: reply.get(k) for k in ("LAN1Status", "LAN2Status", "LAN3Status",
+                                                     "WANStatus", "WIFIModuleStatus")},
+                         {"LAN1Status": "on", "LAN2Status": "off", "LAN3Status": None,
+                          "WANStatus": "on", "WIFIModuleStatus": "on"})
+        del self.h.backend.stats["wlan0"]
+        self.assertEqual(self.call("SYSTEST")["WIFIModuleStatus"], "off")
+
+    def test_service_field_fields(self):
+        """GET_SERVICE has the field's wifi timer fields, NFC and HGWSLEEP."""
+        reply = self.call("GET_SERVICE")
+        self.assertEqual((reply["wifiEnable"], reply["wifiControlCycle"], reply["NFC"],
+                          reply["HGWSLEEP"]), ("0", "DAY", "0", "0"))
+        from cubegw.capabilities import wifi
+        wifi.ensure_schema(self.h.store.schema)
+        self.h.store.add_section(wifi.TIMER_TYPE.type, wifi.TIMER_KEY,
+                                 {"enable": True, "start": "23:00", "end": "06:30"})
+        reply = self.call("GET_SERVICE")
+        self.assertEqual((reply["wifiStartTime"], reply["wifiEndTime"], reply["wifiEnable"]),
+                         ("23:00", "06:30", "1"))
 
     def test_pppoe_wan_down(self):
         """A PPPoE WAN that is not dialled is reported as its pppoe- session, Down, with no
@@ -101,17 +125,17 @@ class SystemExtraTests(SynchronousTestCase):
         self.h.backend.addrs["eth0"] = [{"family": "ipv4", "address": "192.168.100.2",
                                          "netmask": "255.255.255.0"}]
         reply = self.call("SYSTEST")
-        self.assertEqual(reply["WANStatus"], "Down")
+        self.assertEqual(reply["WANStatus"], "off")
         self.assertEqual(reply["WANList"], [{"Port": "pppoe-wan", "Status": "Down"}])
         self.assertNotIn("eth0", [p["Port"] for p in reply["LANStatus"]])
         reply = self.call("GET_DEVICE_INFO_ALL", USER="telecomadmin", PASSWORD=TELECOMADMIN)
-        self.assertEqual((reply["WANIPAddress"], reply["SelfTest"]["WANStatus"]), ("", "Down"))
+        self.assertEqual((reply["WANIPAddress"], reply["SelfTest"]["WANStatus"]), ("", "off"))
         self.h.backend.stats["pppoe-wan"] = up(True)
         self.h.backend.addrs["pppoe-wan"] = [{"family": "ipv4", "address": "100.64.9.9",
                                               "netmask": "255.255.255.255"}]
         reply = self.call("GET_DEVICE_INFO_ALL", USER="telecomadmin", PASSWORD=TELECOMADMIN)
         self.assertEqual((reply["WANIPAddress"], reply["SelfTest"]["WANStatus"]),
-                         ("100.64.9.9", "Up"))
+                         ("100.64.9.9", "on"))
 
     def test_device_info_all(self):
         """Needs the account; a snapshot with the WAN address."""
@@ -122,7 +146,7 @@ class SystemExtraTests(SynchronousTestCase):
         self.assertEqual(reply["Status"], "0")
         self.assertEqual((reply["WANIPAddress"], reply["CPU"], reply["Memory"], reply["SN"]),
                          ("100.64.1.2", "12", "25", self.h.context.identity.sn))
-        self.assertEqual(reply["SelfTest"]["WANStatus"], "Up")
+        self.assertEqual(reply["SelfTest"]["WANStatus"], "on")
 
     def test_date_time(self):
         """An offset time is set in UTC with date -u -s; a refusal is the FailReason."""

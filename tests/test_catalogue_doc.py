@@ -9,6 +9,9 @@ from cubegw.capabilities import discover_providers
 
 DOC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                    "docs", "CATALOGUE.md")
+CAPABILITIES_DOC = os.path.join(os.path.dirname(DOC), "CAPABILITIES.md")
+CAPABILITIES_HEADER = ["CmdType", "module", "default right", "account",
+                       "reply fields / effect"]
 HEADER = ["CmdType", "right", "account", "data it changes (owner)", "on OpenWrt",
           "on a plain Linux host"]
 RIGHT_WORDS = {0: "none", 1: "local", 2: "remote", 3: "both"}
@@ -35,6 +38,9 @@ SET_OS_RIGHT SET_REDIRECT_INFO SET_RIGHT SET_RIGHT1 SET_SLEEP_STATUS SET_WD_INFO
 SET_WLAN_SSID_DISABLE SET_WLAN_SSID_ENABLE SYSTEST TRACEROUTE_DIAG_REQ UPGRADE WPS_OFF WPS_ON
 WPS_QY
 """.split()
+#: The field table's password flag (its fourth column): the CmdTypes marked 1.
+FIELD_PASSWORD_FLAGS = frozenset({"GET_DEVICE_INFO_ALL", "GET_TRACEROUTE_RESULT",
+                                  "HTTP_DOWNLOAD_REQUEST", "SET_HTTP_CFG"})
 _ACCOUNT = re.compile(r"(yes|no)\b")
 
 
@@ -158,3 +164,41 @@ class FieldCatalogueDocTests(SynchronousTestCase):
             else:
                 module = type(provider).__module__.rsplit(".", 1)[-1]
                 self.assertTrue(status.startswith(f"served: `{module}`"), (cmd, status))
+
+    def test_password_flags_are_needs_account(self):
+        """Over the whole field table (and every CmdType served beyond it), needs_account
+        is the field's password flag, and the doc's flag column says the same; only
+        CHECK_PASSWD_PARAM, whose handler is the password check, checks one unflagged."""
+        flags = {row[0]: row[2] for row in self.rows}
+        for cmd in sorted(set(FIELD_CMD_TYPES) | set(self.served)):
+            flagged = cmd in FIELD_PASSWORD_FLAGS
+            if cmd in flags:
+                self.assertEqual(flags[cmd], "yes" if flagged else "no", cmd)
+            provider = self.served.get(cmd)
+            if provider is None:
+                continue
+            if getattr(provider, "account_is_the_call", False):
+                self.assertEqual(cmd, "CHECK_PASSWD_PARAM")
+                self.assertFalse(flagged, cmd)
+                continue
+            self.assertEqual(bool(provider.needs_account), flagged, cmd)
+
+
+class ImplementedTableTests(SynchronousTestCase):
+    """docs/CAPABILITIES.md's "Implemented CmdTypes" table against the providers."""
+
+    def test_every_served_cmd_type_listed(self):
+        """Every served CmdType is named by one row, with its provider's module, and no
+        row names a CmdType that is not served."""
+        with open(CAPABILITIES_DOC, encoding="utf-8") as f:
+            rows = catalogue_rows(f.read(), CAPABILITIES_HEADER)
+        listed = {}
+        for row in rows:
+            for name in row[0].split(","):
+                self.assertNotIn(name.strip(), listed, name)
+                listed[name.strip()] = row[1]
+        served_ = served()
+        self.assertEqual(sorted(set(served_) - set(listed)), [])
+        self.assertEqual(sorted(set(listed) - set(served_)), [])
+        for cmd, module in listed.items():
+            self.assertEqual(type(served_[cmd]).__module__.rsplit(".", 1)[-1], module, cmd)

@@ -18,12 +18,14 @@ import time
 from twisted.internet import defer
 from twisted.internet.protocol import Protocol
 
+from cubegw.capabilities import network as network_caps
 from cubegw.capabilities.base import RIGHT_BOTH, Capability, CapabilityFailure
 from cubegw.logs import Logger
 from cubegw.store import APP, ParamSpec, StoreError, String, UnsignedInt
 
 __all__ = [
-    "parse_ping", "parse_traceroute", "valid_dest", "Diagnostics", "HttpDownload",
+    "parse_ping", "parse_traceroute", "valid_dest", "Diagnostics", "TracerouteResult",
+    "HttpDownload", "traceroute_result",
     "ensure_schema", "HTTP_SECTION", "MAX_HTTP_TIME", "diagnostics", "http_download",
 ]
 
@@ -159,7 +161,16 @@ def _device(payload, context):
     name = payload.get("WANName")
     if name is None or name == "":
         return None
-    if not isinstance(name, str) or not _IFNAME.fullmatch(name):
+    if not isinstance(name, str):
+        raise CapabilityFailure("bad WANName")
+    try:
+        named = network_caps.field_wan_names(context.backend)
+    except Exception:
+        named = []
+    for field_name, _, device, _ in named:
+        if name == field_name and device and _IFNAME.fullmatch(device):
+            return device
+    if not _IFNAME.fullmatch(name):
         raise CapabilityFailure("bad WANName")
     if name in context.backend.net_if_stats():
         return name
@@ -236,10 +247,10 @@ class _Run:
 
 
 class Diagnostics(Capability):
-    """PING_DIAG_REQ / GET_PING_RESULT, TRACEROUTE_DIAG_REQ / GET_TRACEROUTE_RESULT."""
+    """PING_DIAG_REQ / GET_PING_RESULT, TRACEROUTE_DIAG_REQ; GET_TRACEROUTE_RESULT is
+    ``TracerouteResult``'s, which needs the account as in the field's table."""
 
-    cmd_types = ("PING_DIAG_REQ", "GET_PING_RESULT",
-                 "TRACEROUTE_DIAG_REQ", "GET_TRACEROUTE_RESULT")
+    cmd_types = ("PING_DIAG_REQ", "GET_PING_RESULT", "TRACEROUTE_DIAG_REQ")
     default_right = RIGHT_BOTH
 
     def __init__(self, which=shutil.which):
@@ -293,11 +304,31 @@ class Diagnostics(Capability):
         return result
 
 
+class TracerouteResult(Capability):
+    """GET_TRACEROUTE_RESULT of a ``Diagnostics``' traceroute run: a provider of its own
+    because the field's table asks USER/PASSWORD for it (and not for the rest)."""
+
+    cmd_types = ("GET_TRACEROUTE_RESULT",)
+    default_right = RIGHT_BOTH
+    needs_account = True
+
+    def __init__(self, diagnostics):
+        self.diagnostics = diagnostics
+
+    def handle_GET_TRACEROUTE_RESULT(self, payload, context):
+        return self.diagnostics.handle_GET_TRACEROUTE_RESULT(payload, context)
+
+
 # -- HTTP download speed test -----------------------------------------------------
 
 #: The dispatcher times a call out at 10 s, and HTTP_DOWNLOAD_REQUEST answers
 #: with the measurement: a test lasts at most this many seconds.
 MAX_HTTP_TIME = 8
+#: The longest Time the field accepts (its 1-30 s); beyond MAX_HTTP_TIME the test
+#: measures MAX_HTTP_TIME s and says so in a Note.
+FIELD_HTTP_TIME = 30
+#: The field's Method value ("Start"); "GET" is cubegw's older spelling, kept.
+HTTP_METHODS = ("Start",)
 HTTP_SECTION = "http_test"
 HTTP_PARAMS = (
     ParamSpec(HTTP_SECTION, "url", String(256, no_whitespace=True), "", APP,
@@ -342,6 +373,7 @@ class HttpDownload(Capability):
 
     cmd_types = ("HTTP_DOWNLOAD_REQUEST", "SET_HTTP_CFG")
     default_right = RIGHT_BOTH
+    needs_account = True        # both are password calls in the field's table
     store_schema = HTTP_PARAMS
 
     def __init__(self, agent_factory=None, now=time.monotonic):
@@ -369,20 +401,25 @@ class HttpDownload(Capability):
         store = context.store
         ensure_schema(store.schema)
         method = payload.get("Method") or "GET"
-        if not isinstance(method, str) or method.upper() != "GET":
-            raise CapabilityFailure("Method must be GET")
+        if not isinstance(method, str) or method not in HTTP_METHODS and method.upper() != "GET":
+            raise CapabilityFailure("Method must be Start (or GET)")
         url = payload.get("URL") or store.get(HTTP_SECTION, "url")
         if _http_url(url) is None:
             raise CapabilityFailure("URL must be an http:// or https:// URL"
                                     if url else "no URL given or configured")
-        seconds = _uint(payload, "Time", store.get(HTTP_SECTION, "time"), 1, MAX_HTTP_TIME)
+        asked = _uint(payload, "Time", store.get(HTTP_SECTION, "time"), 1, FIELD_HTTP_TIME)
+        seconds = min(asked, MAX_HTTP_TIME)
         if self.running:
             raise CapabilityFailure("busy")
         self.running = True
         try:
-            return await self._measure(url, seconds, context.clock)
+            fields = await self._measure(url, seconds, context.clock)
         finally:
             self.running = False
+        if asked > seconds:
+            fields["Note"] = (f"measured for {seconds} s of the {asked} s asked: a call "
+                              f"must answer within the time limit")
+        return fields
 
     async def _measure(self, url, seconds, reactor):
         client, Headers = _web()
@@ -430,4 +467,5 @@ class HttpDownload(Capability):
 
 
 diagnostics = Diagnostics()
+traceroute_result = TracerouteResult(diagnostics)
 http_download = HttpDownload()

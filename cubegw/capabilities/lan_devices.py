@@ -60,6 +60,11 @@ def normalize_mac(value):
         raise CapabilityFailure(f"MAC must be a MAC address, got {value!r}")
 
 
+def hex_mac(mac):
+    """``AA:BB:CC:00:00:02`` -> ``AABBCC000002``: a MAC as payloads carry it."""
+    return mac.replace(":", "").upper()
+
+
 def blocked_macs(store):
     ensure_schema(store.schema)
     return [item["mac"] for item in store.list_sections(ACCESS_TYPE.type) if not item["internet"]]
@@ -223,18 +228,23 @@ class AccessRight(Capability):
         except StoreError as e:
             raise CapabilityFailure(str(e))
         problem = await backend.set_blocked_macs(blocked_macs(store))
-        reply = {"MAC": mac, "InternetAccessRight": right}
+        reply = {"MAC": hex_mac(mac), "InternetAccessRight": right}
         if problem:
             reply["Note"] = problem
         return reply
 
     def handle_GET_ATTACH_DEVICE_RIGHT(self, payload, context):
+        """The field's MACList (the blocked MACs, 12 hex characters each, joined by "/",
+        as Get_Gateway_Blacklist writes it); cubegw's Num and List, or with a MAC that
+        MAC's InternetAccessRight.  MACs in the reply are 12 hex characters."""
         blocked = blocked_macs(context.store)
+        hexes = [hex_mac(m) for m in blocked]
         if payload.get("MAC") in (None, ""):
-            return {"Num": len(blocked),
-                    "List": [{"MAC": m, "InternetAccessRight": "OFF"} for m in blocked]}
+            return {"MACList": "/".join(hexes), "Num": len(blocked),
+                    "List": [{"MAC": m, "InternetAccessRight": "OFF"} for m in hexes]}
         mac = normalize_mac(payload.get("MAC"))
-        return {"MAC": mac, "InternetAccessRight": "OFF" if mac in blocked else "ON"}
+        return {"MAC": hex_mac(mac), "MACList": "/".join(hexes),
+                "InternetAccessRight": "OFF" if mac in blocked else "ON"}
 
 
 def _enable(payload):

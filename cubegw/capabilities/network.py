@@ -21,7 +21,7 @@ from cubegw.store import uci
 
 log = Logger()
 
-__all__ = ["wan_interfaces", "find_wan", "ipv4_of", "wan_info", "text_values",
+__all__ = ["wan_interfaces", "field_wan_names", "find_wan", "ipv4_of", "wan_info", "text_values",
            "read_uci_or_fail", "WanInfo", "WanRate", "NetworkDns", "Pppoe"]
 
 NO_PPPOE = "no PPPoE WAN"
@@ -56,10 +56,35 @@ def wan_interfaces(backend):
     return [(device, device, None) for device in seen]
 
 
+def _service(name):
+    """The field's service list word for a WAN interface name."""
+    name = (name or "").lower()
+    for key, word in (("tr069", "TR069"), ("cwmp", "TR069"), ("voip", "VOIP"),
+                      ("iptv", "OTHER"), ("other", "OTHER")):
+        if key in name:
+            return word
+    return "INTERNET"
+
+
+def field_wan_names(backend):
+    """[(field name, WANName, device, uci section or None)]: each WAN also named as the
+    field names its connections, ``<index>_<INTERNET|TR069|VOIP|OTHER>_<R|B>_VID_<vlan>``
+    (index from 1 in QUERY_WAN_NUM's order; B for a bridged ``proto 'none'`` WAN)."""
+    named = []
+    for index, (name, device, section) in enumerate(wan_interfaces(backend), 1):
+        mode = "B" if section is not None and section.get("proto") == "none" else "R"
+        vlan = _vlan(backend, device, section) if device else ""
+        named.append((f"{index}_{_service(name)}_{mode}_VID_{vlan}", name, device, section))
+    return named
+
+
 def find_wan(backend, name):
-    """(device, uci section or None) of a WAN name or device name."""
+    """(device, uci section or None) of a WAN name, a field WAN name or a device name."""
     for wan_name, device, section in wan_interfaces(backend):
         if name in (wan_name, device):
+            return device, section
+    for field_name, _, device, section in field_wan_names(backend):
+        if name == field_name:
             return device, section
     if name in backend.net_if_stats() or name in backend.net_if_addrs():
         return name, None
@@ -123,8 +148,11 @@ class WanInfo(Capability):
     default_right = RIGHT_BOTH
 
     def handle_QUERY_WAN_NUM(self, payload, context):
-        names = [name for name, _, _ in wan_interfaces(context.backend)]
-        return {"Num": len(names), "List": names}
+        """cubegw's Num and List of WAN names; the field's NUM and Description (its
+        names joined by "/", as Get_WanConnectNum writes them)."""
+        named = field_wan_names(context.backend)
+        return {"Num": len(named), "List": [name for _, name, _, _ in named],
+                "NUM": len(named), "Description": "/".join(f for f, _, _, _ in named)}
 
     def handle_QUERY_WAN_INFO(self, payload, context):
         return wan_info(context.backend, _wan_name(payload, context.backend))
@@ -141,7 +169,6 @@ class WanRate(Capability):
 
     cmd_types = ("QUERY_WAN_REALRATE",)
     default_right = RIGHT_BOTH
-    needs_account = True
 
     def __init__(self):
         self.samples = {}             # device -> (clock time, bytes_sent, bytes_recv)
@@ -227,7 +254,6 @@ class Pppoe(Capability):
 
     cmd_types = ("PPPOE_DIAG_REQ", "PPPOE_DIAL_REQUEST")
     default_right = RIGHT_BOTH
-    needs_account = True
 
     def _state(self, backend, section):
         if section.get("disabled") == "1" or section.get("auto") == "0":

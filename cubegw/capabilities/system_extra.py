@@ -5,7 +5,7 @@ import datetime
 import re
 
 
-from cubegw.capabilities import network, system
+from cubegw.capabilities import network, system, wifi
 from cubegw.capabilities.base import RIGHT_BOTH, Capability, CapabilityFailure
 from cubegw.logs import Logger
 from cubegw.store import ITMS, ParamSpec, StoreError, String
@@ -69,8 +69,14 @@ def _up(stats, name):
     return "Up" if stats.get(name, {}).get("isup") else "Down"
 
 
+def _on(up):
+    return "on" if up else "off"
+
+
 class SelfTest(Capability):
-    """SYSTEST: WANStatus, LANStatus per port, WIFIStatus."""
+    """SYSTEST, with the field's fields (GetPhyInterConStatus): LAN1Status..LAN4Status
+    (one per LAN port there is, at most 4), WANStatus, WIFIModuleStatus, each on/off;
+    and cubegw's WANList, LANStatus (every port, Up/Down) and WIFIStatus (Up/Down/None)."""
 
     cmd_types = ("SYSTEST",)
     default_right = RIGHT_BOTH
@@ -80,13 +86,17 @@ class SelfTest(Capability):
         stats = backend.net_if_stats()
         wan = wan_devices(backend)
         lan, wifi = classify_ports(stats, wan_ports(backend))
-        return {
-            "WANStatus": "Up" if any(_up(stats, d) == "Up" for d in wan) else "Down",
+        wan_up = any(_up(stats, d) == "Up" for d in wan)
+        wifi_up = any(_up(stats, w) == "Up" for w in wifi)
+        fields = {f"LAN{i}Status": _on(_up(stats, port) == "Up")
+                  for i, port in enumerate(lan[:4], 1)}
+        fields.update({
+            "WANStatus": _on(wan_up), "WIFIModuleStatus": _on(wifi_up),
             "WANList": [{"Port": d, "Status": _up(stats, d)} for d in wan],
             "LANStatus": [{"Port": p, "Status": _up(stats, p)} for p in lan],
-            "WIFIStatus": ("Up" if any(_up(stats, w) == "Up" for w in wifi) else "Down")
-            if wifi else "None",
-        }
+            "WIFIStatus": ("Up" if wifi_up else "Down") if wifi else "None",
+        })
+        return fields
 
 
 class DeviceInfoAll(Capability):
@@ -142,10 +152,24 @@ class DateTimeSync(Capability):
         return {"Time": when.isoformat()}
 
 
+def _wifi_timer(store):
+    """The field's wifi* fields of GET_SERVICE from the SET_HG_WIFI_TIMER settings."""
+    try:
+        wifi.ensure_schema(store.schema)
+        timer = store.get_section(wifi.TIMER_TYPE.type, wifi.TIMER_KEY) or {}
+    except (StoreError, KeyError):
+        timer = {}
+    return {"wifiStartTime": timer.get("start", ""), "wifiEndTime": timer.get("end", ""),
+            "wifiControlCycle": timer.get("cycle") or "DAY",
+            "wifiEnable": "1" if timer.get("enable") else "0"}
+
+
 class Services(Capability):
-    """GET_SERVICE: Internet, IPTV, VoIP "1"/"0" from the UCI network
-    interfaces (``wan*``, ``iptv*``/``*_iptv``, ``voip*``/``*_voip``, not
-    disabled); without UCI network, Internet is whether a default route exists."""
+    """GET_SERVICE, with the field's fields (Query_Current_Business_func): the WiFi
+    timer's wifiStartTime, wifiEndTime, wifiControlCycle, wifiEnable, NFC "0" and
+    HGWSLEEP "0" (no NFC, no sleep mode); and cubegw's Internet, IPTV, VoIP "1"/"0" from
+    the UCI network interfaces (``wan*``, ``iptv*``/``*_iptv``, ``voip*``/``*_voip``,
+    not disabled; without UCI network, Internet is whether a default route exists)."""
 
     cmd_types = ("GET_SERVICE",)
     default_right = RIGHT_BOTH
@@ -166,7 +190,7 @@ class Services(Capability):
                     if key in name and (service != "Internet" or name.startswith("wan")):
                         found[service] = True
                         names.append(section.name)
-        return dict(found, List=names)
+        return dict(found, List=names, NFC="0", HGWSLEEP="0", **_wifi_timer(context.store))
 
 
 def _cwmp_client(backend):

@@ -15,13 +15,15 @@ from cubegw.capabilities import (
     CapabilityContext, Dispatcher, IGatewayCapability, discover_providers,
 )
 from cubegw.capabilities.diagnostics import (
-    Diagnostics, HttpDownload, parse_ping, parse_traceroute, valid_dest,
+    Diagnostics, HttpDownload, TracerouteResult, parse_ping, parse_traceroute, valid_dest,
 )
 from cubegw.config import Accounts, GatewayConfig
 from cubegw.store import Store, builtin_schema
 
 from tests.helpers import IDENTITY
-from tests.helpers.dispatch import SEQ, Harness
+from tests.helpers.dispatch import SEQ, TELECOMADMIN, Harness
+
+ACCOUNT = {"USER": "telecomadmin", "PASSWORD": TELECOMADMIN}
 
 IPUTILS_OK = """\
 PING 127.0.0.1 (127.0.0.1) 56(84) bytes of data.
@@ -218,6 +220,17 @@ class PingTests(SynchronousTestCase):
         self.assertEqual(self.call("PING_DIAG_REQ", Dest="1.1.1.1",
                                    WANName="nope")["FailReason"], "unknown WANName nope")
 
+    def test_field_wan_name(self):
+        """WANName may be the field's name of a WAN (QUERY_WAN_NUM's Description)."""
+        os.makedirs(os.path.join(self.h.dir, "etc", "config"))
+        with open(os.path.join(self.h.dir, "etc", "config", "network"), "w") as f:
+            f.write("config interface 'wan'\n\toption device 'eth0.1007'\n"
+                    "\toption proto 'dhcp'\n")
+        self.h.backend.results["ping"] = (0, IPUTILS_OK.encode(), b"")
+        reply = self.call("PING_DIAG_REQ", Dest="1.1.1.1", WANName="1_INTERNET_R_VID_1007")
+        self.assertEqual(reply["Status"], "0", reply)
+        self.assertEqual(self.h.backend.commands[-1][-3:], ["-I", "eth0.1007", "1.1.1.1"])
+
     def test_not_installed(self):
         """No ping on PATH: Status 1 "ping is not installed", nothing run."""
         self.diag.which = lambda name: None
@@ -256,10 +269,12 @@ class TracerouteTests(SynchronousTestCase):
     def test_run_and_poll(self):
         """The hop list, one entry per hop, address and times."""
         diag = Diagnostics(which=lambda name: "/usr/bin/" + name)
-        h = Harness(self, providers=[diag])
+        h = Harness(self, providers=[diag, TracerouteResult(diag)])
         pending = defer.Deferred()
         h.backend.results["traceroute"] = pending
         self.assertEqual(h.call(self, "GET_TRACEROUTE_RESULT").payload["FailReason"],
+                         "wrong user or password")
+        self.assertEqual(h.call(self, "GET_TRACEROUTE_RESULT", **ACCOUNT).payload["FailReason"],
                          "no diagnostic has run")
         self.assertEqual(h.call(self, "TRACEROUTE_DIAG_REQ", Dest="8.8.8.8").payload["State"],
                          "Running")
@@ -268,7 +283,7 @@ class TracerouteTests(SynchronousTestCase):
         self.assertEqual(h.call(self, "TRACEROUTE_DIAG_REQ", Dest="8.8.8.8").payload[
             "FailReason"], "busy")
         pending.callback((0, BUSYBOX_TRACEROUTE.encode(), b""))
-        reply = h.call(self, "GET_TRACEROUTE_RESULT").payload
+        reply = h.call(self, "GET_TRACEROUTE_RESULT", **ACCOUNT).payload
         self.assertEqual((reply["Status"], reply["State"], reply["Num"]), ("0", "Complete", "3"))
         self.assertEqual(reply["List"][0], {"Hop": "1", "Address": "192.168.1.1",
                                             "Host": "192.168.1.1",
@@ -357,7 +372,9 @@ class HttpDownloadTests(TestCase):
         self.dispatcher = Dispatcher([HttpDownload()], self.store, context, reactor)
 
     def call(self, cmd, **args):
-        parameter = {"CmdType": cmd, "SequenceId": SEQ}
+        """On the LAN with the telecomadmin account (both CmdTypes need it, as the field)."""
+        parameter = {"CmdType": cmd, "SequenceId": SEQ, "USER": "telecomadmin",
+                     "PASSWORD": "t"}
         parameter.update(args)
         return self.dispatcher.dispatch("local", parameter).addCallback(lambda o: o.payload)
 
@@ -369,6 +386,23 @@ class HttpDownloadTests(TestCase):
         self.assertEqual(reply["Status"], "0", reply)
         self.assertEqual((reply["Bytes"], reply["Completed"]), ("100000", "1"))
         self.assertTrue(int(reply["Speed"]) > 0)
+
+    @defer.inlineCallbacks
+    def test_needs_account(self):
+        """Without the account a LAN call is refused, as the field's password flag says."""
+        reply = yield self.call("HTTP_DOWNLOAD_REQUEST", PASSWORD="wrong",
+                                URL=self.base + "/small")
+        self.assertEqual(reply["FailReason"], "wrong user or password")
+
+    @defer.inlineCallbacks
+    def test_field_start(self):
+        """The field's request (Method Start, Time 30) is measured within the time limit,
+        with a Note saying so."""
+        reply = yield self.call("HTTP_DOWNLOAD_REQUEST", Method="Start", Time="30",
+                                URL=self.base + "/small")
+        self.assertEqual(reply["Status"], "0", reply)
+        self.assertEqual(reply["Bytes"], "100000")
+        self.assertIn("measured for 8 s of the 30 s", reply["Note"])
 
     @defer.inlineCallbacks
     def test_time_limit(self):
