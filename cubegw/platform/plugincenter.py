@@ -21,6 +21,7 @@ from cubegw import identity, wire
 from cubegw.platform import messagelog
 from cubegw.platform.faults import (
     POST_ACTIONS, REGISTER_ACTIONS, REQUEST_ACTIONS, Delayed, on_request, on_send)
+from cubegw.platform.origin import public, same_host
 from cubegw.platform.pluginconn import SERVER, PluginCenterFactory, PluginCenterProtocol
 
 __all__ = ("PluginCenter", "PluginCenterProtocol", "PluginCenterError", "NotConnected",
@@ -230,7 +231,7 @@ class PluginCenter:
         connection.send(reply)
         self.log.info("{mac} plugin {method} -> Result {result}{note}", mac=request.MAC,
                       method=request.METHOD, result=reply["Result"],
-                      note=f" ({note})" if note else "", reply=reply)
+                      note=f" ({note})" if note else "", reply=public(reply))
 
     def withhold_reply(self, request, connection, reply, note, fault):
         self.log.info("{mac} plugin {method} -> Result {result}{note}, not sent "
@@ -265,8 +266,9 @@ class PluginCenter:
             return {"Result": -1}, f"this connection is registered as {connection.mac}"
         connection.mac = request.MAC
         connection.challenge = identity.new_challenge(self.urandom)
-        return ({"Result": 0, "ChallengeCode": connection.challenge},
-                f"challenge {connection.challenge}")
+        self.log.debug("{mac} plugin Boot challenge {challenge}", mac=request.MAC,
+                       challenge=connection.challenge)
+        return {"Result": 0, "ChallengeCode": connection.challenge}, ""
 
     def handle_Register(self, connection, request, now):
         record = self.registry.get(request.MAC)
@@ -276,6 +278,10 @@ class PluginCenter:
             return {"Result": -1}, "no Boot challenge on this connection"
         if request.CheckSN != identity.check_sn(connection.challenge, record.sn or request.SN):
             return {"Result": -1}, "bad CheckSN"
+        if not record.registered or not same_host(connection.address(), record.hb_addr):
+            # anyone knowing the MAC can make CheckSN: only the registered host may
+            return {"Result": -1}, (f"{connection.address()[0]} is not the address of the "
+                                    "gateway's operation registration")
         old = self._sessions.get(request.MAC)
         if old is not None and old is not connection:
             old.close()
