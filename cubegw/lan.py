@@ -38,6 +38,23 @@ def server_endpoint(reactor, port, address):
     return TCP4ServerEndpoint(reactor, port, interface=bare)
 
 
+def is_wan_address(address, wan_ip):
+    """Whether ``address`` is the WAN interface's address ``wan_ip`` (None: unknown).
+
+    A loopback WAN address (a lab on ``lo``) faces no WAN, so it is never refused.
+    """
+    if not wan_ip:
+        return False
+    try:
+        wan = ipaddress.ip_address(str(wan_ip))
+        bare = str(address).strip().strip("[]").split("%", 1)[0]
+        ip = ipaddress.ip_address(bare)
+    except ValueError:
+        return False
+    ip = getattr(ip, "ipv4_mapped", None) or ip
+    return ip == wan and not wan.is_loopback
+
+
 def is_wildcard(address):
     """Whether binding ``address`` would listen on every interface (so also the WAN).
 
@@ -246,8 +263,11 @@ class LanServer(service.Service):
     log = Logger()
 
     def __init__(self, addresses, store, dispatcher, reactor, idle_timeout=10.0,
-                 max_connections=5, check_interval=None):
+                 max_connections=5, check_interval=None, wan_ip=lambda: None):
+        """``wan_ip()``: the WAN interface's address now (None: unknown); a LAN address
+        equal to it is refused (issue 18 point 6)."""
         self.addresses = tuple(addresses)
+        self.wan_ip = wan_ip
         self.store = store
         self.reactor = reactor
         self.factory = LanFactory(dispatcher, reactor, idle_timeout, max_connections)
@@ -290,10 +310,15 @@ class LanServer(service.Service):
     def _listen(self):
         self.port_number = port = self.store.get("mgt", "LocatePort")
         wanted = []
+        wan_ip = self.wan_ip()
         for address in self.addresses:
             if is_wildcard(address):
                 self.log.error("LAN address {address!r} is a wildcard; not listening there "
                                "(the LAN interface must never face the WAN)", address=address)
+            elif is_wan_address(address, wan_ip):
+                self.log.error("LAN address {address!r} is the WAN interface's address; not "
+                               "listening there (the LAN interface must never face the WAN)",
+                               address=address)
             else:
                 wanted.append(address.strip())
         if not wanted:

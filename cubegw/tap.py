@@ -123,7 +123,7 @@ def makeService(options, reactor=None, net_if_addrs=psutil.net_if_addrs):
         backoff=backoff_policy(timing.plugin_retry_initial, timing.plugin_retry_max),
         reply_timeout=timing.plugin_reply_timeout, connect_timeout=timing.plugin_reply_timeout)
     lan = LanServer(config.lan_addresses, store, dispatcher, reactor,
-                    idle_timeout=config.lan_idle_timeout)
+                    idle_timeout=config.lan_idle_timeout, wan_ip=wan.wan_ip)
     watch = StoreWatch(reactor, timing.store_check, store, watcher=inotify_watcher, listeners=[
         lambda changed: ("mgt", "LocatePort") in changed and lan.relisten()])
     effects = GatewayEffects(store, runtime.app_reset, channel,

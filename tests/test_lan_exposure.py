@@ -13,6 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from cubegw import lan
 from cubegw.pluginchannel import PluginChannel
+from cubegw.watch import WanWatch
 
 from tests.helpers.gateway import UdpMemoryReactor, wire_gateway
 from tests.helpers.lan import FakeDispatcher, FakeStore
@@ -90,6 +91,48 @@ class LanServerExposureTests(SynchronousTestCase):
                          [17998, 17998, 18000, 18000])
 
 
+class WanAddressTests(SynchronousTestCase):
+    """lan.addresses never includes the WAN interface's address (issue 18 point 6)."""
+
+    def start(self, addresses, wan_ip):
+        self.reactor = MemoryReactorClock()
+        self.wan = wan_ip
+        server = lan.LanServer(addresses, FakeStore(), FakeDispatcher(), self.reactor,
+                               wan_ip=lambda: self.wan)
+        server.startService()
+        self.addCleanup(server.stopService)
+        return server
+
+    def test_wan_address_refused(self):
+        """The WAN address among lan.addresses is not listened on, logged as an error;
+        the other LAN addresses are served."""
+        for wan_ip, spelling in (("100.64.1.2", "100.64.1.2"), ("100.64.1.2", " 100.64.1.2"),
+                                 ("100.64.1.2", "::ffff:100.64.1.2"),
+                                 ("2001:db8::2", "[2001:db8::2]")):
+            events = capture(self)
+            self.start((LAN[0], spelling), wan_ip)
+            self.assertEqual(tcp_interfaces(self.reactor), [LAN[0]], spelling)
+            self.assertTrue([e for e in events if "the WAN interface's address" in
+                             e.get("log_format", "") and e["log_level"].name == "error"],
+                            spelling)
+
+    def test_checked_again_when_relistening(self):
+        """After the WAN address changed, moving LocatePort refuses the new one."""
+        server = self.start((LAN[0], LAN[1]), None)
+        self.wan = LAN[1]
+        server.relisten(force=True)
+        self.assertEqual(tcp_interfaces(self.reactor), [LAN[0], LAN[1], LAN[0]])
+
+    def test_unknown_or_loopback_wan(self):
+        """No WAN address, or a loopback one (a lab on lo, which faces no WAN): every LAN
+        address is served."""
+        self.start(("127.0.0.1", LAN[0]), "127.0.0.1")
+        self.assertEqual(tcp_interfaces(self.reactor), ["127.0.0.1", LAN[0]])
+        self.start((LAN[0],), None)
+        self.assertEqual(tcp_interfaces(self.reactor), [LAN[0]])
+        self.assertFalse(lan.is_wan_address("not an address", "100.64.1.2"))
+
+
 class TapWiringExposureTests(SynchronousTestCase):
     """``twistd cubegw`` as wired by ``tap.makeService``, on a memory reactor."""
 
@@ -110,6 +153,13 @@ class TapWiringExposureTests(SynchronousTestCase):
         """Wildcards in the configured addresses are skipped; the others are bound."""
         self.make(["0.0.0.0", "127.0.0.1", "::", "", "::0"])
         self.assertEqual(tcp_interfaces(self.reactor), ["127.0.0.1"])
+
+    def test_wan_address_from_the_wan_watch(self):
+        """The wired LAN server asks the WAN watch for the WAN interface's address."""
+        top = self.make(["127.0.0.1"])
+        [server] = [s for s in top if isinstance(s, lan.LanServer)]
+        [wan] = [s for s in top if isinstance(s, WanWatch)]
+        self.assertEqual(server.wan_ip, wan.wan_ip)
 
     def test_no_lan_address_no_tcp_listener(self):
         """With no LAN address the daemon serves no TCP at all; only the UDP session."""

@@ -125,6 +125,10 @@ class ApiHarness:
         self.testcase.assertEqual(self.center.pending_calls(), 0)
 
     def connect_gateway(self):
+        """A plugin session from the host the device registered from (127.0.0.9)."""
+        record = self.registry.get(MAC)
+        if not record.registered:
+            self.registry.update(MAC, registered=True, hb_addr=("127.0.0.9", 50000))
         gw = Gateway(self.center)
         gw.connect()
         gw.frames()
@@ -165,20 +169,28 @@ class AuthTests(SynchronousTestCase):
 
 class BindTests(SynchronousTestCase):
     def test_bind(self):
-        """SN and LOID of an unbound device bind it to the caller."""
-        h = ApiHarness(self)
-        r = h.request("POST", "/api/bind", {"sn": SN, "loid": LOID})
-        self.assertEqual((r.code, r.json), (200, {"mac": MAC, "user_id": "U1"}))
-        self.assertEqual(h.registry.get(MAC).user_id, "U1")
-        self.assertEqual(h.request("POST", "/api/bind", {"sn": SN, "loid": LOID}).code, 200)
-
-    def test_bind_encrypted_sn(self):
-        """The encrypted SN MD5(DevRND+SN) from CHECK_PASSWD_PARAM binds too."""
+        """The encrypted SN MD5(DevRND+SN) of CHECK_PASSWD_PARAM and the LOID of an
+        unbound device bind it to the caller (lower case too)."""
         h = ApiHarness(self)
         h.registry.update(MAC, dev_rnd=DEV_RND)
-        r = h.request("POST", "/api/bind",
-                      {"sn": identity.encrypted_sn(DEV_RND, SN), "loid": LOID})
-        self.assertEqual(r.code, 200)
+        encrypted = identity.encrypted_sn(DEV_RND, SN)
+        r = h.request("POST", "/api/bind", {"sn": encrypted, "loid": LOID})
+        self.assertEqual((r.code, r.json), (200, {"mac": MAC, "user_id": "U1"}))
+        self.assertEqual(h.registry.get(MAC).user_id, "U1")
+        self.assertEqual(h.request("POST", "/api/bind",
+                                   {"sn": encrypted.lower(), "loid": LOID}).code, 200)
+
+    def test_plain_sn_refused(self):
+        """The plain SN (anyone who knows the MAC can make it) binds nothing, nor does
+        an encrypted SN of a DevRND no longer current, nor any SN before a Register."""
+        h = ApiHarness(self)
+        self.assertEqual(h.request("POST", "/api/bind", {"sn": SN, "loid": LOID}).code, 404)
+        h.registry.update(MAC, dev_rnd=DEV_RND)
+        self.assertEqual(h.request("POST", "/api/bind", {"sn": SN, "loid": LOID}).code, 404)
+        old = identity.encrypted_sn(DEV_RND, SN)
+        h.registry.update(MAC, dev_rnd="AB" * 16)   # a trigger answer's fresh DevRND
+        self.assertEqual(h.request("POST", "/api/bind", {"sn": old, "loid": LOID}).code, 404)
+        self.assertEqual(h.registry.get(MAC).user_id, "")
 
     def test_not_found(self):
         """No device with that SN and LOID: 404."""
@@ -191,7 +203,9 @@ class BindTests(SynchronousTestCase):
     def test_bound_to_another(self):
         """A device bound to another user is 409, and stays theirs."""
         h = ApiHarness(self)
-        r = h.request("POST", "/api/bind", {"sn": OTHER_SN, "loid": "0755999999"})
+        h.registry.update(OTHER, dev_rnd=DEV_RND)
+        r = h.request("POST", "/api/bind", {"sn": identity.encrypted_sn(DEV_RND, OTHER_SN),
+                                            "loid": "0755999999"})
         self.assertEqual(r.code, 409)
         self.assertEqual(h.registry.get(OTHER).user_id, "U2")
 

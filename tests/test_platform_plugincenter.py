@@ -3,6 +3,7 @@
 import json
 import struct
 
+from twisted.internet.address import IPv4Address
 from twisted.internet.defer import CancelledError
 from twisted.internet.task import Clock
 from twisted.logger import Logger, formatEvent
@@ -13,6 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from cubegw import identity, wire
 from cubegw.platform.config import DeviceConfig
 from cubegw.platform.faults import FaultRules
+from cubegw.platform.origin import same_address, same_host
 from cubegw.platform.plugincenter import (
     CallTimeout, GatewayGone, NotConnected, PluginCenter, PluginCenterError,
     PluginCenterProtocol)
@@ -35,6 +37,8 @@ class Harness:
         self.registry = Registry(MemoryStore(), self.clock)
         self.registry.load()
         self.registry.preset([DEVICE])
+        # registered with the operation platform from the host the test gateways use
+        self.registry.update(MAC, registered=True, hb_addr=("127.0.0.9", 50000))
         testcase.successResultOf(self.registry.flush())
         self.faults = FaultRules(faults)
         self.n = 0
@@ -80,8 +84,9 @@ class SessionTests(SynchronousTestCase):
         self.assertTrue(h.center.is_connected(MAC))
         self.assertEqual(h.center.connected(), [MAC])
         self.assertEqual(gw.only({"RPCMethod": "Heartbeat", "MAC": MAC}), {"Result": 0})
-        self.assertIn(f"{MAC} plugin Boot -> Result 0 (challenge {'01' * 16})",
-                      h.messages())
+        self.assertIn(f"{MAC} plugin Boot -> Result 0", h.messages())
+        self.assertNotIn("01" * 16, repr([e for e in h.events if e["log_level"].name
+                                          != "debug"]))
         self.assertIn(f"{MAC} plugin Register -> Result 0 (connected)", h.messages())
         h.settle(self)
 
@@ -428,7 +433,9 @@ class IOSimTests(SynchronousTestCase):
         server = h.center.factory().buildProtocol(None)
         client = GatewayClient()
         server_io, client_io, pump = iosim.connectedServerAndClient(
-            lambda: server, lambda: client, greet=True)
+            lambda: server, lambda: client, greet=True,
+            serverTransportFactory=lambda p: iosim.FakeTransport(
+                p, True, peerAddress=IPv4Address("TCP", "127.0.0.9", 1)))
         pump.flush()
         self.assertTrue(h.center.is_connected(MAC))
         d = h.center.call(MAC, {"CmdType": "GET_VERSION", "SequenceId": "00000001"})
@@ -569,3 +576,36 @@ class IdleTimeoutTests(SynchronousTestCase):
         for gw in peers:
             gw.lose()
         self.assertEqual(h.center._connections, set())
+
+
+class OriginTests(SynchronousTestCase):
+    """Issue 18 point 7: the session is only for the host of the operation registration."""
+
+    def test_register_from_another_host(self):
+        """A connection from another host than the registered one gets -1 at Register,
+        even with a good CheckSN, and does not replace the gateway's session."""
+        h = Harness(self)
+        gw = h.gateway()
+        self.assertEqual(gw.register(gw.boot()["ChallengeCode"]), {"Result": 0})
+        h.registry.update(MAC, hb_addr=("127.0.0.66", 50000))
+        rogue = h.gateway(40001)
+        self.assertEqual(rogue.register(rogue.boot()["ChallengeCode"]), {"Result": -1})
+        self.assertIs(h.center._sessions[MAC], gw.protocol)
+        self.assertFalse(gw.transport.disconnecting)
+        self.assertIn(f"{MAC} plugin Register -> Result -1 (127.0.0.9 is not the address "
+                      "of the gateway's operation registration)", h.messages())
+
+    def test_register_unregistered(self):
+        """A device not registered with the operation platform cannot Register here."""
+        h = Harness(self)
+        h.registry.update(MAC, registered=False)
+        gw = h.gateway()
+        self.assertEqual(gw.register(gw.boot()["ChallengeCode"]), {"Result": -1})
+        self.assertFalse(h.center.is_connected(MAC))
+
+    def test_ipv4_mapped_peer(self):
+        """A peer seen as ::ffff:a.b.c.d is the host a.b.c.d that registered over IPv4."""
+        self.assertTrue(same_host(("::ffff:127.0.0.9", 1), ("127.0.0.9", 2)))
+        self.assertTrue(same_address(("::ffff:127.0.0.9", 1, 0, 0), ("127.0.0.9", 1)))
+        self.assertFalse(same_host(("127.0.0.9", 1), None))
+        self.assertFalse(same_host(("not an address", 1), ("127.0.0.9", 1)))

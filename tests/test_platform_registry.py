@@ -2,6 +2,7 @@
 
 import os
 import sqlite3
+import stat
 import tracemalloc
 
 from twisted.internet import defer, reactor
@@ -357,6 +358,25 @@ class SQLitePersistenceTests(TestCase):
         self.addCleanup(registry.close)
         with self.assertRaises(RuntimeError):
             yield registry.load()
+
+    @defer.inlineCallbacks
+    def test_file_mode_0600(self):
+        """The database is created 0600 whatever the umask, by the start-up check and by
+        the service; a file left group- or world-readable is made 0600."""
+        old = os.umask(0o000)
+        self.addCleanup(os.umask, old)
+        SQLiteStore.check(self.path)
+        self.assertEqual(stat.S_IMODE(os.stat(self.path).st_mode), 0o600)
+        os.remove(self.path)
+        registry = yield self.open()
+        registry.add(MAC, sn=SN)
+        yield registry.close()
+        self.assertEqual(stat.S_IMODE(os.stat(self.path).st_mode), 0o600)
+        os.chmod(self.path, 0o644)
+        again = yield self.open()
+        self.addCleanup(again.close)
+        self.assertEqual(stat.S_IMODE(os.stat(self.path).st_mode), 0o600)
+        self.assertIn(MAC, again)
 
     def test_fields_are_columns(self):
         """Every record field has a column (hb_addr as host and port)."""

@@ -166,8 +166,8 @@ class DistributionTests(SynchronousTestCase):
         r = p.registry.get(MAC)
         self.assertEqual((r.dist_challenge, r.vendor, r.firmware_version, r.wan_ip),
                          (p.challenge(2), "TestVendor", "1.2.3", "192.0.2.10"))
-        self.assertIn(f"{MAC} BootFirst -> Result 0 (challenge {p.challenge(2)})",
-                      p.logged())
+        self.assertIn(f"{MAC} BootFirst -> Result 0", p.logged())
+        self.assertNotIn(p.challenge(2), " ".join(p.logged()))
         p.settle(self)
 
     def test_boot_first_unknown(self):
@@ -261,7 +261,8 @@ class OperationTests(SynchronousTestCase):
             "Result": 2, "UPDATEServer": "127.0.0.1", "MessageServer": "127.0.0.1:60001"})
         r = p.registry.get(MAC)
         self.assertEqual((r.dev_rnd, r.registered), (DEV_RND, True))
-        self.assertIn(f"{MAC} Register -> Result 2 (DevRND {DEV_RND})", p.logged())
+        self.assertEqual(r.hb_addr, GW)
+        self.assertIn(f"{MAC} Register -> Result 2 (from {GW[0]}:{GW[1]})", p.logged())
         p.settle(self)
 
     def test_register_servers_configured(self):
@@ -327,8 +328,7 @@ class OperationTests(SynchronousTestCase):
         self.assertTrue(r.is_online(p.clock.seconds(), 135))
         self.assertIn(f"{MAC} Hb -> Result 0 (first after Register)", p.logged())
         log_level(self, "debug")
-        p.hb("0", addr=("127.0.0.9", 40001))
-        self.assertEqual(p.registry.get(MAC).hb_addr, ("127.0.0.9", 40001))
+        p.hb("0")
         self.assertIn(f"{MAC} Hb -> Result 0", p.logged())
         p.settle(self)
 
@@ -350,6 +350,7 @@ class OperationTests(SynchronousTestCase):
     def test_report(self):
         """Report datagrams are stored per MAC, bounded, and never answered."""
         p = Platform()
+        p.online()
         for i in range(3):
             msg = {"RPCMethod": "Report", "MAC": MAC,
                    "Parameter": wire.encode_parameter({"n": str(i)})}
@@ -370,6 +371,7 @@ class OperationTests(SynchronousTestCase):
         ms = MessageServerProtocol(p.registry, p.faults, p.config, p.clock)
         ms.log = Logger(observer=p.events.append)
         ms.makeConnection(FakeDatagramTransport())
+        p.online()
         p.send(ms, {"RPCMethod": "Report", "MAC": MAC, "Parameter": {"n": "1"}})
         self.assertEqual(p.registry.reports(MAC), [(0.0, {"n": "1"})])
         self.assertEqual(p.send(ms, dict(BOOT, RPCMethod="Boot")), [])
@@ -774,7 +776,7 @@ class HeartbeatLogTests(SynchronousTestCase):
         nothing when none was."""
         p = Platform()
         p.online()                                        # FLAG "1": counted
-        p.registry.add(OTHER, registered=True)
+        p.registry.add(OTHER, registered=True, hb_addr=GW)
         for _ in range(3):
             p.hb()
         p.only(p.oper, hb_msg(OTHER))
@@ -1016,7 +1018,7 @@ class DirectReplyTests(SynchronousTestCase):
         self.p.oper.makeConnection(self.port)
 
     def registered(self):
-        self.p.registry.update(MAC, registered=True)
+        self.p.registry.update(MAC, registered=True, hb_addr=GW)
 
     def test_replies(self):
         """Replies (the general path's and the short cut's) use sendto; triggers, to a
@@ -1255,3 +1257,97 @@ class TapTests(SynchronousTestCase):
         self.assertEqual(sorted(s.name for s in top),
                          ["distribution", "message_server", "operation"])
         self.assertIsInstance(top.message_server, MessageServerProtocol)
+
+
+ROGUE = ("127.0.0.66", 40000)
+
+
+class OriginTests(SynchronousTestCase):
+    """Issue 18 point 7: a gateway is tied to the address its Register came from."""
+
+    def test_hb_from_another_address(self):
+        """An Hb from another host, or another port of the same host, is -3 and moves
+        nothing: triggers still go to the address that registered."""
+        p = Platform()
+        p.online()
+        for addr in (ROGUE, (GW[0], GW[1] + 1)):
+            self.assertEqual(p.hb(addr=addr), {"Result": -3})
+            record = p.registry.get(MAC)
+            self.assertEqual((record.hb_addr, record.online, record.registered),
+                             (GW, True, True))
+        p.oper.send_request_plugin(MAC, "127.0.0.1", 8443)
+        self.assertEqual(p.oper.transport.written[-1][1], GW)
+
+    def test_report_from_another_address(self):
+        """A Report from another address (or of an unregistered device) is dropped."""
+        p = Platform()
+        msg = {"RPCMethod": "Report", "MAC": MAC, "Parameter": {"n": "1"}}
+        p.send(p.oper, msg)
+        p.online()
+        self.assertEqual(p.send(p.oper, msg, ROGUE), [])
+        self.assertEqual(p.registry.reports(MAC), [])
+        p.send(p.oper, msg)
+        self.assertEqual(p.registry.reports(MAC), [(0.0, {"n": "1"})])
+
+    def test_boot_register_from_another_host_while_online(self):
+        """While the device heartbeats, a Boot or Register from another host is -1 and
+        changes nothing; from the same host (a restarted daemon) it is served."""
+        p = Platform()
+        p.online()
+        self.assertEqual(p.only(p.oper, dict(BOOT, RPCMethod="Boot"), ROGUE), {"Result": -1})
+        self.assertEqual(p.only(p.oper, {
+            "RPCMethod": "Register", "MAC": MAC, "SN": SN, "DevRND": "AB" * 16,
+            "CheckSN": identity.check_sn(p.challenge(1), SN), "UserID": ""}, ROGUE),
+            {"Result": -1})
+        record = p.registry.get(MAC)
+        self.assertEqual((record.challenge, record.dev_rnd, record.hb_addr),
+                         (p.challenge(1), DEV_RND, GW))
+        self.assertEqual(p.hb(), {"Result": 0, "Interval": 45})
+        other_port = (GW[0], GW[1] + 1)
+        self.assertEqual(p.only(p.oper, dict(BOOT, RPCMethod="Boot"), other_port)["Result"],
+                         0)
+
+    def test_moved_gateway_gets_in_when_silent(self):
+        """Once the registration has been silent for 3 intervals, another host may Boot
+        and Register (a gateway whose address changed)."""
+        p = Platform()
+        p.online()
+        p.clock.advance(3 * 45 + 1)
+        challenge = p.only(p.oper, dict(BOOT, RPCMethod="Boot"), ROGUE)["ChallengeCode"]
+        self.assertEqual(p.only(p.oper, {
+            "RPCMethod": "Register", "MAC": MAC, "SN": SN, "DevRND": DEV_RND,
+            "CheckSN": identity.check_sn(challenge, SN), "UserID": ""}, ROGUE)["Result"], 2)
+        self.assertEqual(p.registry.get(MAC).hb_addr, ROGUE)
+        self.assertEqual(p.hb(), {"Result": -3})
+
+    def test_boot_keeps_bound_loid(self):
+        """A BootFirst or Boot does not change the LOID of a bound device; of an unbound
+        one it does."""
+        p = Platform()
+        p.only(p.oper, dict(BOOT, RPCMethod="Boot", LOID="0755000000"))
+        self.assertEqual(p.registry.get(MAC).loid, "0755000000")
+        p.registry.bind(MAC, "U1")
+        p.only(p.dist, dict(BOOT, RPCMethod="BootFirst", LOID="EVIL1"))
+        p.only(p.oper, dict(BOOT, RPCMethod="Boot", LOID="EVIL2"))
+        self.assertEqual(p.registry.get(MAC).loid, "0755000000")
+        self.assertIn(f"{MAC} Boot: LOID 'EVIL2' ignored, the device is bound with "
+                      "'0755000000'", p.logged())
+
+    def test_secrets_at_debug_only(self):
+        """Challenges and DevRND appear in no info line, text or fields; at debug they
+        are logged."""
+        log_level(self, "debug")
+        p = Platform()
+        p.register_first(p.boot_first()["ChallengeCode"])
+        p.online()
+        p.oper.send_request_plugin(MAC, "127.0.0.1", 8443)
+        key = p.registry.get(MAC).trigger_key()
+        secrets = (p.challenge(1), p.challenge(2), DEV_RND, key)
+        info = [e for e in p.events if e["log_level"] >= LogLevel.info]
+        self.assertTrue(info)
+        for event in info:
+            text = formatEvent(event) + repr(event)
+            self.assertEqual([s for s in secrets if s in text], [], text)
+        debug = " ".join(formatEvent(e) for e in p.events if e["log_level"] == LogLevel.debug)
+        self.assertIn(p.challenge(2), debug)
+        self.assertIn(DEV_RND, debug)

@@ -138,11 +138,13 @@ class DateTimeSync(Capability):
             text = text[:-1] + "+00:00"     # fromisoformat takes "Z" only from Python 3.11
         try:
             when = datetime.datetime.fromisoformat(text)
-        except (TypeError, ValueError):
-            raise CapabilityFailure("Time must be an ISO 8601 date and time") from None
+            if when.tzinfo is not None:     # 0001-01-01T00:00+01:00 is out of range in UTC
+                when = when.astimezone(datetime.timezone.utc)
+        except (TypeError, ValueError, OverflowError):
+            raise CapabilityFailure("Time must be an ISO 8601 date and time in years "
+                                    "1..9999") from None
         argv = ["date"]
         if when.tzinfo is not None:
-            when = when.astimezone(datetime.timezone.utc)
             argv.append("-u")
         argv += ["-s", when.strftime("%Y-%m-%d %H:%M:%S")]
         code, out, err = await context.backend.run(argv)

@@ -14,7 +14,16 @@ UPGRADE (downurl, mode, method, optional md5 / sha256):
   left long before: the install never cuts it off).
 
 ``method``: "" or "firmware" (sysupgrade), "ipk" (a package: ``opkg install``, or
-``apk add`` where apk manages the packages, OpenWrt 25.12 and later).
+``apk add`` where apk manages the packages, OpenWrt 25.12 and later).  The field's
+numeric arguments (mobile-manager's ``Upgrade``) are taken too: ``method`` "1" (force:
+install now) with ``mode`` "0" (firmware) is a firmware upgrade; ``mode`` 1, 2, 5, 6
+(OSGi framework, Java VM, mobile manager, gateway libraries) are not on this gateway
+("Mode not support", Status 1); ``method`` "0" (recommend: the field shows the upgrade to
+the user in a web pop-up) is refused, this gateway has no web pop-up.
+
+SET_WD_INFO (the web pop-up's settings) is answered Status 1 "this gateway has no web
+pop-up": nothing would ever show them.  The ``web_popup`` store section stays declared,
+so stores that hold it still load.
 
 A firmware image must carry a usign (Ed25519) signature by a key in
 ``upgrade.keys_dir`` (/etc/opkg/keys), checked before it is kept (``cubegw.usign``,
@@ -35,7 +44,7 @@ from zope.interface import Interface, implementer
 from cubegw.capabilities.base import RIGHT_BOTH, Capability, CapabilityFailure
 from cubegw.logs import Logger
 from cubegw.usign import SignatureError, verify_image
-from cubegw.store import APP, Bool, ParamSpec, StoreError, String, UnsignedInt
+from cubegw.store import APP, Bool, ParamSpec, String, UnsignedInt
 
 __all__ = ["IUpgradeInstaller", "OpenWrtInstaller", "Upgrade", "WebPopup", "ensure_schema",
            "MAX_UPGRADE_SIZE", "INSTALL_DELAY", "METHODS", "upgrade", "web_popup"]
@@ -52,6 +61,14 @@ IDLE_TIMEOUT = 60.0
 INSTALL_DELAY = 2.0
 #: UPGRADE's ``method`` values and what each installs.
 METHODS = {"": "firmware", "firmware": "firmware", "ipk": "ipk"}
+#: The field's numeric ``mode`` (with ``method`` "0"/"1"): what this gateway installs ...
+FIELD_MODES = {"0": "firmware"}
+#: ... and what it has not.
+ABSENT_MODES = {"1": "OSGi framework", "2": "Java VM", "5": "mobile manager",
+                "6": "gateway libraries"}
+#: The field's numeric ``method``: "1" force (install now), "0" recommend (ask the user).
+FIELD_METHODS = ("0", "1")
+NO_WEB_POPUP = "this gateway has no web pop-up"
 IMAGE_NAME = "upgrade.bin"
 
 
@@ -203,10 +220,7 @@ class Upgrade(Capability):
                                             or url.startswith("https://")) \
                 or any(c.isspace() for c in url):
             raise CapabilityFailure("downurl must be an http:// or https:// URL")
-        method = payload.get("method") or ""
-        if method not in METHODS:
-            raise CapabilityFailure(f"unknown method {method}")
-        kind = METHODS[method]
+        kind = upgrade_kind(payload.get("method"), payload.get("mode"))
         why = self.installer.unavailable(kind, context.backend)
         if why:
             raise CapabilityFailure(why)
@@ -316,6 +330,36 @@ def _sleep(clock, seconds):
     return d
 
 
+def upgrade_kind(method, mode):
+    """What UPGRADE's ``method`` and ``mode`` ask to install ("firmware"/"ipk"), or
+    ``CapabilityFailure`` with the reason."""
+    method = "" if method is None else method
+    mode = "" if mode is None else mode
+    if not isinstance(method, (str, int)) or isinstance(method, bool) \
+            or not isinstance(mode, (str, int)) or isinstance(mode, bool):
+        raise CapabilityFailure("method and mode must be strings")
+    method, mode = str(method).strip(), str(mode).strip()
+    if method in FIELD_METHODS:
+        if mode in ABSENT_MODES:
+            raise CapabilityFailure(f"Mode not support: mode {mode} ({ABSENT_MODES[mode]}) "
+                                    "is not on this gateway")
+        if mode not in FIELD_MODES:
+            raise CapabilityFailure(f"Mode not support: mode {mode or '(none)'}; mode 0 "
+                                    "is firmware")
+        if method == "0":
+            raise CapabilityFailure(f"method 0 (recommend) asks the user in a web pop-up "
+                                    f"and {NO_WEB_POPUP}; method 1 installs")
+        return FIELD_MODES[mode]
+    if method not in METHODS:
+        raise CapabilityFailure(f"Method not support: {method[:32]!r}")
+    if mode and FIELD_MODES.get(mode) not in (None, METHODS[method]):
+        raise CapabilityFailure(f"mode {mode} and method {method!r} disagree")
+    if mode in ABSENT_MODES:
+        raise CapabilityFailure(f"Mode not support: mode {mode} ({ABSENT_MODES[mode]}) "
+                                "is not on this gateway")
+    return METHODS[method]
+
+
 # -- SET_WD_INFO ------------------------------------------------------------------
 
 WD_SECTION = "web_popup"
@@ -338,30 +382,16 @@ def ensure_schema(schema):
 
 
 class WebPopup(Capability):
-    """SET_WD_INFO: web pop-up settings, kept in the store (APP-owned: the APP
-    factory reset clears them).  Absent or "" fields are left unchanged."""
+    """SET_WD_INFO: Status 1 "this gateway has no web pop-up", the store untouched:
+    nothing here shows a pop-up, so settings kept for one would be a silent lie.  The
+    ``web_popup`` parameters stay declared (APP-owned) for stores that hold them."""
 
     cmd_types = ("SET_WD_INFO",)
     default_right = RIGHT_BOTH
     store_schema = tuple(WD_FIELDS.values())
 
     def handle_SET_WD_INFO(self, payload, context):
-        store = context.store
-        ensure_schema(store.schema)
-        changes = {}
-        for field, spec in WD_FIELDS.items():
-            value = payload.get(field)
-            if value is None or value == "":
-                continue
-            if field == "WDurl" and not (str(value).startswith("http://")
-                                         or str(value).startswith("https://")):
-                raise CapabilityFailure("WDurl must be an http:// or https:// URL")
-            changes[spec.key] = value
-        try:
-            store.update(changes)
-        except StoreError as e:
-            raise CapabilityFailure(str(e)) from None
-        return {field: store.get(spec.section, spec.name) for field, spec in WD_FIELDS.items()}
+        raise CapabilityFailure(f"{NO_WEB_POPUP}: SET_WD_INFO is not applied")
 
 
 upgrade = Upgrade()

@@ -6,7 +6,7 @@ gateways bound to them: any other MAC is 404, exactly as an unknown one, so the 
 tells who owns what.  Bodies and errors are JSON (``{"error": "..."}``).  Nothing blocks:
 the registry is in memory, and calls to gateways return Deferreds.
 
-    POST /api/bind                        {sn, loid} -> bind the gateway to the caller
+    POST /api/bind                        {sn: MD5(DevRND+SN), loid} -> bind to the caller
     GET  /api/gateways                    the caller's gateways, online state, heartbeat
     POST /api/gateways/<MAC>/connect      RequestPlug-in -> 202
     GET  /api/gateways/<MAC>/connection   {"connected": bool}
@@ -213,7 +213,9 @@ class NotFound(JSONResource):
 # ----------------------------------------------------------------- endpoints
 
 class BindResource(JSONResource):
-    """Flow 3 (deck 6.2): the app reports the SN (plain or ``MD5(DevRND+SN)``) and LOID."""
+    """Flow 3 (deck 6.2): the app reports the encrypted SN ``MD5(DevRND+SN)`` that
+    CHECK_PASSWD_PARAM gave it, and the LOID.  The plain SN is refused: anyone who knows
+    the MAC can make it; the current DevRND only the gateway and this platform know."""
 
     isLeaf = True
 
@@ -224,7 +226,8 @@ class BindResource(JSONResource):
             raise ApiError(400, "sn and loid are required strings")
         record = self._find(sn.strip(), loid.strip())
         if record is None:
-            raise ApiError(404, "no gateway with that SN and LOID")
+            raise ApiError(404, "no gateway with that encrypted SN (MD5(DevRND+SN) from "
+                                "CHECK_PASSWD_PARAM) and LOID")
         if record.user_id and record.user_id != user_id:
             raise ApiError(409, "the gateway is bound to another user")
         if record.user_id != user_id:
@@ -234,10 +237,10 @@ class BindResource(JSONResource):
 
     def _find(self, sn, loid):
         for record in self.api.registry:
-            if not record.sn or record.loid != loid:
+            if not record.sn or not record.dev_rnd or record.loid != loid:
                 continue
-            if sn == record.sn or (record.dev_rnd and sn.upper() == identity.encrypted_sn(
-                    record.dev_rnd, record.sn)):
+            if hmac.compare_digest(sn.upper().encode("utf-8", "replace"), identity.encrypted_sn(
+                    record.dev_rnd, record.sn).encode("ascii")):
                 return record
         return None
 

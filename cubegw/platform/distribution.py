@@ -28,7 +28,9 @@ class DistributionProtocol(PlatformProtocol):
             return fail(-6, why)
         challenge = identity.new_challenge(self.urandom)
         self._booted(record, request, dist_challenge=challenge)
-        return {"Result": 0, "ChallengeCode": challenge}, f"challenge {challenge}"
+        self.log.debug("{mac} BootFirst challenge {challenge}", mac=record.mac,
+                       challenge=challenge)
+        return {"Result": 0, "ChallengeCode": challenge}, ""
 
     def handle_RegisterFirst(self, request, addr, now):
         record, why = self._known(request, learn=False)

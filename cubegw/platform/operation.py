@@ -20,6 +20,7 @@ from twisted.internet import defer, task
 
 from cubegw import identity, logs, wire
 from cubegw.platform.faults import TRIGGER_ACTIONS, on_send
+from cubegw.platform.origin import public, same_address, same_host
 from cubegw.platform.udp import ANSWERED, PlatformProtocol, fail
 
 #: A MAC as the registry keys it (``wire`` also takes lower case, and upper-cases it).
@@ -107,7 +108,8 @@ class OperationProtocol(PlatformProtocol):
                 or not _REGISTRY_MAC(mac):
             return False
         record = registry.get(mac)
-        if record is None or not record.registered:
+        if record is None or not record.registered or not (
+                record.hb_addr == addr or same_address(addr, record.hb_addr)):
             return False
         registry.heartbeat(record, self.clock.seconds(), addr, ip)
         self.wirelog.inbound(mac, "operation", addr, data)
@@ -162,19 +164,32 @@ class OperationProtocol(PlatformProtocol):
 
     # ------------------------------------------------------------- handlers
 
+    def live_elsewhere(self, record, addr, now):
+        """Why ``addr`` may not Boot or Register as ``record`` ("" if it may): the device
+        is registered from another host and heartbeats (within 3 intervals).  A gateway
+        that moved gets in once its old registration has gone silent."""
+        if (record.registered and record.hb_addr is not None
+                and not same_host(addr, record.hb_addr)
+                and record.is_online(now, 3 * self.config.heartbeat_interval)):
+            return (f"registered from {record.hb_addr[0]}, which heartbeats; refused "
+                    f"from {addr[0]}")
+        return ""
+
     def handle_Boot(self, request, addr, now):
         record, why = self._known(request, learn=True)
-        if record is None:
+        why = why or self.live_elsewhere(record, addr, now)
+        if why:
             return fail(-1, why)
         challenge = identity.new_challenge(self.urandom)
         self._booted(record, request, challenge=challenge, registered=False, online=False)
+        self.log.debug("{mac} Boot challenge {challenge}", mac=record.mac, challenge=challenge)
         return {"Result": 0, "ChallengeCode": challenge,
-                "Interval": self.config.heartbeat_interval, "flag": "1"}, \
-            f"challenge {challenge}"
+                "Interval": self.config.heartbeat_interval, "flag": "1"}, ""
 
     def handle_Register(self, request, addr, now):
         record, why = self._known(request, learn=False)
-        if record is None:
+        why = why or self.live_elsewhere(record, addr, now)
+        if why:
             return fail(-1, why)
         if not record.challenge:
             return fail(-1, "no Boot challenge to check CheckSN against")
@@ -183,10 +198,14 @@ class OperationProtocol(PlatformProtocol):
         if request.UserID and request.UserID != record.user_id:
             return fail(3, f"UserID {request.UserID!r} is not the bound user "
                             f"{record.user_id!r}")
-        self.registry.update(record.mac, dev_rnd=request.DevRND, registered=True)
+        # Hb and Report are taken only from the address that registered (hb_addr)
+        self.registry.update(record.mac, dev_rnd=request.DevRND, registered=True,
+                             hb_addr=tuple(addr[:2]))
+        self.log.debug("{mac} Register DevRND {dev_rnd}", mac=record.mac,
+                       dev_rnd=request.DevRND)
         message_server = self.message_server_address()
         return {"Result": 2, "UPDATEServer": self.update_server(),
-                "MessageServer": "%s:%d" % message_server}, f"DevRND {request.DevRND}"
+                "MessageServer": "%s:%d" % message_server}, f"from {addr[0]}:{addr[1]}"
 
     def handle_Hb(self, request, addr, now):
         record = self.registry.get(request.MAC)
@@ -194,6 +213,8 @@ class OperationProtocol(PlatformProtocol):
             if record is not None and record.online:
                 self.registry.update(record.mac, online=False)
             return fail(-3, "not registered since the last challenge")
+        if not same_address(addr, record.hb_addr):
+            return fail(-3, f"not the address that registered ({addr[0]}:{addr[1]})")
         self.registry.heartbeat(record, now, addr, request.IPAddr)
         return {"Result": 0, "Interval": self.config.heartbeat_interval}, (
             "first after Register" if request.FLAG == "1" else "")
@@ -237,7 +258,7 @@ class OperationProtocol(PlatformProtocol):
         key = key or record.trigger_key()
         if key is None:
             return defer.fail(TriggerError(f"{mac}: not registered (no DevRND for the Key)"))
-        if record.hb_addr is None:
+        if record.hb_addr is None or not record.online:
             return defer.fail(TriggerError(f"{mac}: no heartbeat yet, so no address to "
                                            "send to"))
         if self.transport is None:
@@ -261,7 +282,7 @@ class OperationProtocol(PlatformProtocol):
         self.log.info("{mac} {method} -> {addr[0]}:{addr[1]} (to {host}:{port})",
                       mac=pending.mac, method=pending.method, addr=pending.addr,
                       host=message.ServerAddr, port=message.ServerPort,
-                      message=message.to_wire())
+                      message=public(message.to_wire()))
 
     def not_sent(self, pending, message, fault):
         self.log.info("{mac} {method} not sent ({rule}: {action})", mac=pending.mac,

@@ -1,8 +1,7 @@
 """The plugin center (protocol.md section 7): gateways connect over TCP, the platform calls.
 
-``PluginCenterProtocol`` only frames: it decodes each Int32 frame and hands requests
-(Boot, Register, Heartbeat, Report) and replies (to Post) to the ``PluginCenter``, which
-keeps the sessions by MAC, answers the gateway's requests under the fault rules
+``PluginCenterProtocol`` (``pluginconn.py``) only frames: it hands requests (Boot,
+Register, Heartbeat, Report) and replies (to Post) to the ``PluginCenter``, which keeps the sessions by MAC, answers the gateway's requests under the fault rules
 (server ``plugin_center``), and turns ``call()`` into a ``Post`` whose reply is matched by
 ID, with a timer per call, as ``twisted.names`` matches DNS replies.
 
@@ -15,16 +14,19 @@ reconnects with backoff (protocol.md section 7).
 
 import os
 
-from twisted.internet import defer, protocol
+from twisted.internet import defer
 from twisted.logger import Logger
-from twisted.protocols.basic import Int32StringReceiver
 
 from cubegw import identity, wire
 from cubegw.platform import messagelog
 from cubegw.platform.faults import (
     POST_ACTIONS, REGISTER_ACTIONS, REQUEST_ACTIONS, Delayed, on_request, on_send)
+from cubegw.platform.origin import public, same_host
+from cubegw.platform.pluginconn import SERVER, PluginCenterFactory, PluginCenterProtocol
 
-SERVER = "plugin_center"
+__all__ = ("PluginCenter", "PluginCenterProtocol", "PluginCenterError", "NotConnected",
+           "CallTimeout", "GatewayGone", "SERVER", "TIMEOUT_RESULT")
+
 TIMEOUT_RESULT = -100
 #: Seconds a new connection may take to send Boot.
 BOOT_TIMEOUT = 30.0
@@ -48,101 +50,6 @@ class CallTimeout(PluginCenterError):
 
 class GatewayGone(PluginCenterError):
     """The connection closed while the call waited for its reply."""
-
-
-class PluginCenterProtocol(Int32StringReceiver):
-    """One gateway's TCP connection: decodes frames and forwards them to the center."""
-
-    MAX_LENGTH = wire.MAX_FRAME
-    log = Logger()
-
-    def __init__(self, center):
-        self.center = center
-        self.mac = None          # from Boot
-        self.challenge = None    # ChallengeCode of this connection's Boot
-        self.registered = False  # a Register with a good CheckSN on this connection
-        self.open = False        # connected and not being closed by us
-        self.booted = False      # a Boot arrived on this connection
-        self.idle_timer = None   # closes the connection when the peer stays silent
-
-    def connectionMade(self):
-        self.open = True
-        self.center.connection_made(self)
-
-    def stringReceived(self, data):
-        try:
-            msg = wire.decode_frame(data)
-        except wire.WireError as e:
-            self.center.wirelog.inbound(self.mac, SERVER, self.address(), data)
-            self.center.dropped(self, e.reason)
-            return
-        self.center.wirelog.inbound(self.mac or messagelog.mac_of(msg), SERVER,
-                                    self.address(), data)
-        try:
-            if "RPCMethod" not in msg:
-                return self.center.reply_received(self, msg)
-            request = wire.decode_request(msg, wire.TO_PLUGIN_CENTER)
-        except wire.WireError as e:
-            self.center.dropped(self, e.reason)
-            return
-        self.center.request_received(self, request)
-
-    def lengthLimitExceeded(self, length):
-        self.log.warn("{peer}: frame of {length} bytes exceeds {limit}; closing",
-                      peer=self.peer(), length=length, limit=self.MAX_LENGTH)
-        self.close()
-
-    def close(self):
-        """Close the connection; nothing more is sent on it."""
-        self.open = False
-        self.cancel_idle_timer()
-        self.transport.loseConnection()
-
-    def abort(self):
-        """Close at once, dropping unsent data (the peer may be gone without a FIN)."""
-        self.open = False
-        self.cancel_idle_timer()
-        self.transport.abortConnection()
-
-    def cancel_idle_timer(self):
-        timer, self.idle_timer = self.idle_timer, None
-        if timer is not None and timer.active():
-            timer.cancel()
-
-    def connectionLost(self, reason):
-        self.open = False
-        self.cancel_idle_timer()
-        self.center.connection_lost(self, reason)
-
-    def send(self, message):
-        """Frame and write a message (typed or dict); ``WireError`` if it is too big."""
-        self.sendString(wire.encode_frame(message))
-        self.center.wirelog.outbound(self.mac, SERVER, self.address(), message)
-
-    def address(self):
-        """(host, port) of the peer, for the message log."""
-        peer = self.transport.getPeer() if self.transport is not None else None
-        return (getattr(peer, "host", "?"), getattr(peer, "port", 0))
-
-    def peer(self):
-        if self.mac:
-            return self.mac
-        peer = self.transport.getPeer() if self.transport is not None else None
-        return "%s:%s" % (getattr(peer, "host", "?"), getattr(peer, "port", "?"))
-
-
-class PluginCenterFactory(protocol.Factory):
-    """Builds one ``PluginCenterProtocol`` per accepted connection."""
-
-    noisy = False
-
-    def __init__(self, center):
-        self.center = center
-
-    def buildProtocol(self, addr):
-        p = PluginCenterProtocol(self.center)
-        p.factory = self
-        return p
 
 
 class _Call:
@@ -324,7 +231,7 @@ class PluginCenter:
         connection.send(reply)
         self.log.info("{mac} plugin {method} -> Result {result}{note}", mac=request.MAC,
                       method=request.METHOD, result=reply["Result"],
-                      note=f" ({note})" if note else "", reply=reply)
+                      note=f" ({note})" if note else "", reply=public(reply))
 
     def withhold_reply(self, request, connection, reply, note, fault):
         self.log.info("{mac} plugin {method} -> Result {result}{note}, not sent "
@@ -359,8 +266,9 @@ class PluginCenter:
             return {"Result": -1}, f"this connection is registered as {connection.mac}"
         connection.mac = request.MAC
         connection.challenge = identity.new_challenge(self.urandom)
-        return ({"Result": 0, "ChallengeCode": connection.challenge},
-                f"challenge {connection.challenge}")
+        self.log.debug("{mac} plugin Boot challenge {challenge}", mac=request.MAC,
+                       challenge=connection.challenge)
+        return {"Result": 0, "ChallengeCode": connection.challenge}, ""
 
     def handle_Register(self, connection, request, now):
         record = self.registry.get(request.MAC)
@@ -370,6 +278,10 @@ class PluginCenter:
             return {"Result": -1}, "no Boot challenge on this connection"
         if request.CheckSN != identity.check_sn(connection.challenge, record.sn or request.SN):
             return {"Result": -1}, "bad CheckSN"
+        if not record.registered or not same_host(connection.address(), record.hb_addr):
+            # anyone knowing the MAC can make CheckSN: only the registered host may
+            return {"Result": -1}, (f"{connection.address()[0]} is not the address of the "
+                                    "gateway's operation registration")
         old = self._sessions.get(request.MAC)
         if old is not None and old is not connection:
             old.close()

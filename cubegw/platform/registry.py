@@ -147,6 +147,16 @@ class MemoryStore:
         return defer.succeed(None)
 
 
+def private_file(path):
+    """Create ``path`` (if need be) readable and writable by its owner only (0600): it
+    holds the devices' passwords and DevRNDs.  SQLite gives its journal the same mode."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
 @implementer(IDeviceStore)
 class SQLiteStore:
     """SQLite through one adbapi worker thread, so no query runs on the reactor thread.
@@ -167,6 +177,7 @@ class SQLiteStore:
         try:
             if path != ":memory:":
                 os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+                private_file(path)
             conn = sqlite3.connect(path)
             try:
                 SQLiteStore._schema(conn.cursor())
@@ -179,8 +190,9 @@ class SQLiteStore:
     def load(self):
         from twisted.enterprise import adbapi
         directory = os.path.dirname(os.path.abspath(self.path))
-        if self.path != ":memory:" and not os.path.isdir(directory):
+        if self.path != ":memory:":
             os.makedirs(directory, exist_ok=True)
+            private_file(self.path)
         extra = {} if self.reactor is None else {"cp_reactor": self.reactor}
         self.pool = adbapi.ConnectionPool(
             "sqlite3", self.path, check_same_thread=False, cp_min=1, cp_max=1, **extra)

@@ -24,6 +24,7 @@ from cubegw import wire
 from cubegw.logs import Logger
 from cubegw.platform import messagelog
 from cubegw.platform.faults import UDP_ACTIONS, Delayed, on_request
+from cubegw.platform.origin import public, same_address
 
 
 #: SO_RCVBUF of the platform's UDP sockets (the kernel may cap it at net.core.rmem_max).
@@ -131,7 +132,7 @@ class PlatformProtocol(DatagramProtocol):
         self.log.info(ANSWERED + ", not sent ({rule}: {action})", mac=request.MAC,
                       method=request.METHOD, result=reply["Result"],
                       note=f" ({note})" if note else "", rule=fault.rule,
-                      action=fault.action, reply=reply, addr=addr)
+                      action=fault.action, reply=public(reply), addr=addr)
 
     def send_result(self, request, addr, fault):
         self.reply(wire.encode_datagram({"Result": fault.result}), addr)
@@ -150,7 +151,7 @@ class PlatformProtocol(DatagramProtocol):
     def _answered(self, mac, method, reply, note, addr):
         """Log a reply sent by a handler."""
         self.log.info(ANSWERED, mac=mac, method=method, result=reply["Result"],
-                      note=f" ({note})" if note else "", reply=reply, addr=addr)
+                      note=f" ({note})" if note else "", reply=public(reply), addr=addr)
 
     # -------------------------------------------------------------- helpers
 
@@ -224,14 +225,23 @@ class PlatformProtocol(DatagramProtocol):
         values.update(vendor=request.Vendor, model=request.Model,
                       firmware_version=request.FirmwareVer,
                       hardware_version=request.HardwareVer, wan_ip=request.IPAddr)
-        if request.LOID:
+        if request.LOID and record.user_id and request.LOID != record.loid:
+            # a bound gateway's LOID is what it was bound with (issue 18)
+            self.log.warn("{mac} {method}: LOID {loid!r} ignored, the device is bound with "
+                          "{bound!r}", mac=record.mac, method=request.METHOD,
+                          loid=request.LOID, bound=record.loid)
+        elif request.LOID:
             values["loid"] = request.LOID
         self.registry.update(record.mac, **values)
 
     def handle_Report(self, request, addr, now):
         """A pushed report (deck interface 4): kept per MAC, never answered."""
-        if request.MAC not in self.registry:
+        record = self.registry.get(request.MAC)
+        if record is None:
             return None, "report from an unknown MAC dropped"
+        if not record.registered or not same_address(addr, record.hb_addr):
+            return None, (f"report from {addr[0]}:{addr[1]}, not the address that "
+                          "registered, dropped")
         self.registry.add_report(request.MAC, request.Parameter, now)
         return None, "report stored"
 

@@ -52,11 +52,13 @@ def dut_device(mac):
 class Lab:
     """cubeplat on loopback with free ports (started by ``start``)."""
 
-    def __init__(self, testcase, devices):
+    def __init__(self, testcase, devices, **extra):
+        """``extra``: more keys of cubeplat's config (``platform_config``)."""
         self.tmp = scratch_dir(testcase)
         self.api_port = free_tcp_port()
         self.dist, self.oper = free_port(), free_port()
-        path = platform_config(self.tmp, self.dist, self.oper, self.api_port, devices)
+        path = platform_config(self.tmp, self.dist, self.oper, self.api_port, devices,
+                               **extra)
         self.platform = Daemon("cubeplat", ["--config", path], self.tmp)
         testcase.addCleanup(self.platform.stop, "KILL")
 

@@ -13,7 +13,7 @@ from zope.interface.verify import verifyObject
 from cubegw.backend import TempDirBackend
 from cubegw.capabilities import CapabilityContext, Dispatcher, IGatewayCapability
 from cubegw.capabilities.upgrade import (
-    IUpgradeInstaller, OpenWrtInstaller, Upgrade, WebPopup, upgrade, web_popup,
+    IUpgradeInstaller, OpenWrtInstaller, Upgrade, WebPopup, upgrade, upgrade_kind, web_popup,
 )
 from cubegw.config import Accounts, GatewayConfig
 from cubegw.store import Store, builtin_schema
@@ -109,6 +109,30 @@ class InstallerTests(SynchronousTestCase):
         self.assertEqual(h.call(self, "UPGRADE", side="local", downurl="ftp://x/y")
                          .payload["Status"], "1")
 
+    def test_field_arguments(self):
+        """The field's numeric method/mode: 1/0 is firmware; the other modes, method 0
+        (a web pop-up) and unknown values are Status 1 with the field's reasons."""
+        self.assertEqual(upgrade_kind("1", "0"), "firmware")
+        self.assertEqual(upgrade_kind(1, 0), "firmware")
+        self.assertEqual(upgrade_kind("", "0"), "firmware")
+        self.assertEqual(upgrade_kind("ipk", None), "ipk")
+        self.assertEqual(upgrade_kind(None, None), "firmware")
+        h = Harness(self, providers=[Upgrade(FakeInstaller())])
+        for method, mode, reason in (
+                ("1", "1", "Mode not support: mode 1 (OSGi framework)"),
+                ("1", "6", "Mode not support: mode 6 (gateway libraries)"),
+                ("1", "9", "Mode not support: mode 9"), ("1", "", "Mode not support"),
+                ("0", "0", "method 0 (recommend) asks the user in a web pop-up and this "
+                           "gateway has no web pop-up"),
+                ("2", "0", "Method not support"), ("ipk", "0", "disagree"),
+                ("", "5", "Mode not support: mode 5 (mobile manager)"),
+                (["1"], "0", "must be strings"), (True, "0", "must be strings")):
+            reply = h.call(self, "UPGRADE", side="remote", downurl="http://x/y",
+                           method=method, mode=mode).payload
+            self.assertEqual(reply["Status"], "1", (method, mode))
+            self.assertIn(reason, reply["FailReason"], (method, mode))
+        self.assertEqual(self.flushLoggedErrors(), [])
+
     def test_status_idle(self):
         """mode status before any upgrade: State Idle."""
         h = Harness(self, providers=[Upgrade(FakeInstaller())])
@@ -154,6 +178,15 @@ class DownloadTests(TestCase):
                 return
             yield deferLater(reactor, 0.02, lambda: None)
         self.fail(f"state still {self.provider.state}")
+
+    @defer.inlineCallbacks
+    def test_field_force_firmware(self):
+        """The field's method 1 (force) mode 0 (firmware) downloads and installs the
+        image as firmware."""
+        reply = yield self.call(downurl=self.base + "/image.bin", method="1", mode="0")
+        self.assertEqual((reply["Status"], reply["State"]), ("0", "Downloading"), reply)
+        yield self.wait("Done", "Failed")
+        self.assertEqual(self.installer.installed, [("firmware", "upgrade.bin", IMAGE)])
 
     @defer.inlineCallbacks
     def test_download_verify_install(self):
@@ -214,23 +247,19 @@ class DownloadTests(TestCase):
 
 
 class WebPopupTests(SynchronousTestCase):
-    """SET_WD_INFO: stored, validated, APP-owned."""
+    """SET_WD_INFO: this gateway has no web pop-up, and says so."""
 
-    def test_store_and_reset(self):
-        """Fields are stored; bad values refused; the APP reset clears them."""
+    def test_no_web_popup(self):
+        """SET_WD_INFO is Status 1 "this gateway has no web pop-up", good or bad values,
+        and the store is left as it was (the web_popup section still loads)."""
         h = Harness(self, providers=[WebPopup()])
-        reply = h.call(self, "SET_WD_INFO", enable="1", W="300", H="200", Place="center",
-                       WDurl="http://portal.example/ad", time="30").payload
-        self.assertEqual(reply["Status"], "0", reply)
-        self.assertEqual((reply["W"], reply["WDurl"], reply["enable"]),
-                         ("300", "http://portal.example/ad", "1"))
-        self.assertEqual(h.store.get("web_popup", "time"), 30)
-        for bad in ({"W": "-1"}, {"time": "x"}, {"WDurl": "javascript:alert(1)"},
-                    {"Place": "a b"}):
-            self.assertEqual(h.call(self, "SET_WD_INFO", **bad).payload["Status"], "1", bad)
-        self.assertEqual(h.store.get("web_popup", "width"), 300)
-        h.store.factory_reset_itms()
-        self.assertEqual(h.store.get("web_popup", "width"), 300)
-        h.store.factory_reset_app()
-        self.assertEqual(h.store.get("web_popup", "width"), 0)
-        self.assertEqual(h.store.get("web_popup", "enable"), False)
+        for args in ({"enable": "1", "W": "300", "H": "200", "Place": "center",
+                      "WDurl": "http://portal.example/ad", "time": "30"},
+                     {"W": "-1"}, {"WDurl": "javascript:alert(1)"}, {}):
+            reply = h.call(self, "SET_WD_INFO", **args).payload
+            self.assertEqual((reply["Status"], reply["FailReason"]),
+                             ("1", "this gateway has no web pop-up: SET_WD_INFO is not "
+                                   "applied"), args)
+        self.assertEqual((h.store.get("web_popup", "width"), h.store.get("web_popup",
+                                                                          "enable")),
+                         (0, False))

@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import socket
 
 import yaml
 from twisted.internet import defer, reactor
@@ -43,17 +44,36 @@ class FrameClient(Int32StringReceiver):
         return with_timeout(reactor, self.frames.get(), 10, "a plugin-center reply")
 
 
+class UdpClient(DatagramProtocol):
+    """A gateway's UDP socket: datagrams received go to a queue."""
+
+    def __init__(self):
+        self.replies = defer.DeferredQueue()
+
+    def datagramReceived(self, data, addr):
+        self.replies.put(json.loads(data))
+
+    def ask(self, message, addr):
+        self.transport.write(json.dumps(message).encode(), addr)
+        return with_timeout(reactor, self.replies.get(), 10, "a UDP reply")
+
+
 class PluginCenterIPv6Tests(TestCase):
     skip = NO_IPV6
 
     @defer.inlineCallbacks
     def test_twistd_plugin_center_on_ipv6_loopback(self):
         """twistd cubeplat with plugin_center.host "::1" listens on [::1] and answers a
-        gateway's Boot and Register there."""
+        gateway's Boot and Register there (once it registered from ::1 with the operation
+        platform, also on ::1)."""
         tmp = scratch_dir(self)
+        probe = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        probe.bind(("::1", 0))
+        oper_port = probe.getsockname()[1]
+        probe.close()
         config = {
             "distribution": {"host": "127.0.0.1", "port": 0},
-            "operation": {"host": "127.0.0.1", "port": 0},
+            "operation": {"host": "::1", "port": oper_port},
             "plugin_center": {"host": "::1", "port": 0},
             "api": {"host": "127.0.0.1", "port": 0},
             "db": os.path.join(tmp, "cubeplat.db"),
@@ -66,6 +86,14 @@ class PluginCenterIPv6Tests(TestCase):
         self.addCleanup(plat.stop)
         yield plat.wait_for("cubeplat ready", timeout=30)
         port = int(re.search(r"plugin center listening on \[::1\]:(\d+)", plat.text()).group(1))
+
+        gateway = UdpClient()
+        udp = reactor.listenUDP(0, gateway, interface="::1")
+        self.addCleanup(udp.stopListening)
+        boot = yield gateway.ask(dict(BOOT), ("::1", oper_port))
+        yield gateway.ask({"RPCMethod": "Register", "MAC": MAC, "SN": SN, "DevRND": "AB" * 16,
+                           "CheckSN": identity.check_sn(boot["ChallengeCode"], SN),
+                           "UserID": ""}, ("::1", oper_port))
 
         client = yield connectProtocol(TCP6ClientEndpoint(reactor, "::1", port), FrameClient())
         self.addCleanup(client.transport.loseConnection)
