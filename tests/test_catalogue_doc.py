@@ -120,14 +120,12 @@ class CatalogueDocTests(SynchronousTestCase):
 
     def test_store_writers_name_their_owner(self):
         """A row that writes to the store names the owner class the code registers."""
-        from cubegw.capabilities import (diagnostics, lan_devices, redirect, system_extra,
-                                         upgrade, wifi)
+        from cubegw.capabilities import diagnostics, lan_devices, redirect, system_extra, wifi
         from cubegw.capabilities.dispatch import RIGHTS_TYPE
         from cubegw.store import APP, DEFAULT_SCHEMA, ITMS, MGT, MGT_SECTION, SHARED_ACCESS
         mgt = DEFAULT_SCHEMA.param(MGT_SECTION, "MgtURL").owner
         owners = {"SET_HG_WIFI_TIMER": (wifi.TIMER_TYPE.owner, "APP-only"),
                   "SET_HTTP_CFG": (diagnostics.HTTP_PARAMS[0].owner, "APP-only"),
-                  "SET_WD_INFO": (upgrade.WD_FIELDS["enable"].owner, "APP-only"),
                   "SET_ATTACH_DEVICE_RIGHT": (lan_devices.ACCESS_TYPE.owner, "SHARED_ACCESS"),
                   "REGISTER": (system_extra.LOID_PARAMS[0].owner, "ITMS-only"),
                   "SET_REDIRECT_INFO": (redirect.REDIRECT_TYPE.owner, "APP-only"),
