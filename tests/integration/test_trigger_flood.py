@@ -6,7 +6,7 @@ heartbeat, a legitimate trigger or the LAN's Post1 answers.
 ``FLOOD_SECONDS`` the platform's socket sends ``FLOOD_RATE`` wrong-Key RequestPlug-in a
 second; a legitimate trigger goes 2 s in, its captured copy is replayed 1 s later and
 again after the flood (10+ s later), and with other content (another plugin center, a
-RequestDistri).  A Post1 GET_VERSION is timed every ``PROBE_EVERY`` s.  The figures are
+RequestDistri), and 60 s after it was accepted.  A Post1 GET_VERSION is timed every ``PROBE_EVERY`` s.  The figures are
 printed (``TRIGGER FLOOD FIGURES``) for docs/SECURITY.md.
 """
 
@@ -51,7 +51,7 @@ class Probe(Int32StringReceiver):
 
 
 class TriggerFloodTests(TestCase):
-    timeout = 90
+    timeout = 150
 
     @defer.inlineCallbacks
     def setUp(self):
@@ -165,6 +165,13 @@ class TriggerFloodTests(TestCase):
         trigger(ServerPort=self.center_port + 1, **legit)
         trigger(RPCMethod="RequestDistri", mode="1", **legit)
         yield sleep(1.0)
+        acted_on_at_10 = self.accepted()
+        # and 60 s after it was accepted, the heartbeat going on meanwhile
+        while time.monotonic() - legit_at < 60.5:
+            yield sleep(0.5)
+        trigger(**legit)
+        yield sleep(1.0)
+        hb_after = len([t for t in figures["hb"] if t > legit_at + 50])
 
         hb = figures.pop("hb")
         in_flood = [t for t in hb if start <= t <= flood_end]
@@ -194,6 +201,8 @@ class TriggerFloodTests(TestCase):
         # the legitimate trigger acted on once; its answer and the 1 s resend's are the same
         self.assertEqual(figures["acted_on"], 1)
         self.assertEqual(accepted_in_flood, 1)
+        self.assertEqual(acted_on_at_10, 1)
+        self.assertGreater(hb_after, 5)          # still registered: the refusal is the Key
         self.assertEqual(len(legit_answers), 2)
         self.assertEqual(legit_answers[0], legit_answers[1])
         # heartbeats every 1 s through the flood
