@@ -20,7 +20,8 @@ from cubegw.store import StoreError
 
 
 class _Poll(service.Service):
-    """Calls ``check`` every ``interval`` seconds of ``clock`` while running (0: never)."""
+    """Calls the subclass's ``check`` every ``interval`` seconds of ``clock`` while
+    running (0: never)."""
 
     def __init__(self, clock, interval):
         self.clock = clock
@@ -39,9 +40,6 @@ class _Poll(service.Service):
         if self._loop is not None:
             loop, self._loop = self._loop, None
             loop.stop()
-
-    def check(self):
-        raise NotImplementedError
 
 
 class WanWatch(_Poll):

@@ -8,6 +8,7 @@ import sys
 import yaml
 from twisted.internet import reactor, utils
 
+from cubegw.ctl import main as ctl_main
 from cubegw.demo import free_port
 from tests.integration.support import ROOT, Daemon, free_tcp_port, scratch_dir
 
@@ -54,6 +55,7 @@ class Lab:
 
     def __init__(self, testcase, devices, **extra):
         """``extra``: more keys of cubeplat's config (``platform_config``)."""
+        self.testcase = testcase
         self.tmp = scratch_dir(testcase)
         self.api_port = free_tcp_port()
         self.dist, self.oper = free_port(), free_port()
@@ -65,6 +67,17 @@ class Lab:
     def start(self):
         self.platform.start()
         return self.platform.wait_for("cubeplat ready", 20)
+
+    def start_gateway(self, config):
+        """``twistd cubegw`` on ``config`` against this lab's distribution platform, with
+        X_CT-COM_Mgt.Heartbeat 1 s as the certification profile says; killed at cleanup."""
+        with open(os.devnull, "w") as devnull:
+            self.testcase.assertEqual(
+                ctl_main(["--config", config, "mgt", "set", "Heartbeat", "1"], out=devnull), 0)
+        gateway = Daemon("cubegw", ["--config", config, "--mgt-url", "127.0.0.1",
+                                    "--port", str(self.dist)], self.tmp)
+        self.testcase.addCleanup(gateway.stop, "KILL")
+        return gateway.start()
 
     def certify(self, mac, *args):
         """Run cubegw-certify as a process: (exit status, JSON report, output)."""

@@ -10,6 +10,7 @@ import socket
 
 from twisted.internet import defer, protocol, reactor
 from twisted.internet.task import deferLater
+from twisted.protocols.basic import Int32StringReceiver
 
 from cubegw.children import ChildDaemon, with_timeout
 from cubegw.demo import free_port
@@ -126,3 +127,35 @@ def _ipv6_loopback():
 
 
 NO_IPV6 = None if _ipv6_loopback() else "this machine has no IPv6 loopback (::1)"
+
+
+class Probe(Int32StringReceiver):
+    """One Post1; ``done`` fires with the reply dict, or None if closed without one."""
+
+    def __init__(self):
+        self.done = defer.Deferred()
+
+    def stringReceived(self, data):
+        if not self.done.called:
+            self.done.callback(json.loads(data))
+
+    def connectionLost(self, reason):
+        if not self.done.called:
+            self.done.callback(None)
+
+
+class FrameAsker(Int32StringReceiver):
+    """A gateway's end of a plugin-center connection: ``ask`` sends a frame and waits
+    (``timeout`` s at most) for the next one."""
+
+    def __init__(self, timeout=10):
+        self.frames = defer.DeferredQueue()
+        self.timeout = timeout
+
+    def stringReceived(self, data):
+        self.frames.put(json.loads(data))
+
+    def ask(self, message):
+        self.sendString(json.dumps(message).encode())
+        return with_timeout(reactor, self.frames.get(), self.timeout,
+                            "a plugin-center reply")

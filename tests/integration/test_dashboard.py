@@ -12,11 +12,10 @@ import urllib.request
 from twisted.internet import defer, threads
 from twisted.trial.unittest import TestCase
 
-from cubegw.ctl import main as ctl_main
 from tests.helpers.browser import NO_CHROMIUM, Browser
 from tests.helpers.lab import GATEWAY_TIMING, TOKEN, Lab, dut_device
 from tests.helpers.config import gateway_config
-from tests.integration.support import MAC, ROOT, Daemon
+from tests.integration.support import MAC, ROOT
 
 DEVICE_ROW = f'#devices tbody tr[data-mac="{MAC}"]'
 
@@ -44,14 +43,7 @@ class DashboardTests(TestCase):
             self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
 
     def start_gateway(self):
-        config = gateway_config(self.lab.tmp, timing=GATEWAY_TIMING)
-        with open(os.devnull, "w") as devnull:
-            self.assertEqual(ctl_main(["--config", config, "mgt", "set", "Heartbeat", "1"],
-                                      out=devnull), 0)
-        gateway = Daemon("cubegw", ["--config", config, "--mgt-url", "127.0.0.1",
-                                    "--port", str(self.lab.dist)], self.lab.tmp)
-        self.addCleanup(gateway.stop, "KILL")
-        gateway.start()
+        self.lab.start_gateway(gateway_config(self.lab.tmp, timing=GATEWAY_TIMING))
 
     def messages(self):
         req = urllib.request.Request(

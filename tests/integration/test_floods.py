@@ -24,7 +24,6 @@ import psutil
 from twisted.internet import defer, protocol, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.task import Clock, LoopingCall
-from twisted.protocols.basic import Int32StringReceiver
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from cubegw import wire
@@ -35,7 +34,7 @@ from tests.helpers import IDENTITY
 from tests.helpers.dispatch import Harness
 from tests.helpers.lan import FakeDispatcher, FakeStore, LanHarness, frame, lose, post
 from tests.integration.support import (
-    Daemon, lan_gateway_config, register_gateway, scratch_dir, sleep, udp_peer)
+    Daemon, Probe, lan_gateway_config, register_gateway, scratch_dir, sleep, udp_peer)
 
 FLOOD_SECONDS = 5.0          # the issue asks ~10 s; 5 s keeps `make test` short
 UDP_BATCH = 20               # datagrams per UDP tick
@@ -46,21 +45,6 @@ STORM_IN_FLIGHT = 1          # garbage/storm connections open at once (slots: 2 
 PROBE_EVERY = 0.8            # s between Post1 probes
 POST1_DEADLINE = 1.0         # s: the answer every probe must beat
 SEED = 20240611
-
-
-class Probe(Int32StringReceiver):
-    """One Post1; ``done`` fires with the reply dict, or None if closed without one."""
-
-    def __init__(self):
-        self.done = defer.Deferred()
-
-    def stringReceived(self, data):
-        if not self.done.called:
-            self.done.callback(json.loads(data))
-
-    def connectionLost(self, reason):
-        if not self.done.called:
-            self.done.callback(None)
 
 
 class Storm(protocol.Protocol):

@@ -7,12 +7,12 @@ import time
 
 from twisted.internet import defer, protocol, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
-from twisted.protocols.basic import Int32StringReceiver
 from twisted.trial.unittest import TestCase
 
 from cubegw import wire
 
-from tests.integration.support import Daemon, lan_gateway_config, scratch_dir, sleep, udp_peer
+from tests.integration.support import (
+    Daemon, Probe, lan_gateway_config, scratch_dir, sleep, udp_peer)
 
 SLOW_HOST, OTHER_HOST = "127.0.0.2", "127.0.0.1"
 SLOW_CLIENTS = 5
@@ -30,19 +30,6 @@ class Slow(protocol.Protocol):
 
     def connectionLost(self, reason):
         self.again()
-
-
-class Probe(Int32StringReceiver):
-    def __init__(self):
-        self.done = defer.Deferred()
-
-    def stringReceived(self, data):
-        if not self.done.called:
-            self.done.callback(json.loads(data))
-
-    def connectionLost(self, reason):
-        if not self.done.called:
-            self.done.callback(None)
 
 
 class LanSlotTests(TestCase):

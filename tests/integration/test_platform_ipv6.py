@@ -10,7 +10,6 @@ from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP6ClientEndpoint, connectProtocol
 from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.task import Clock
-from twisted.protocols.basic import Int32StringReceiver
 from twisted.trial.unittest import TestCase
 
 from cubegw import identity, wire
@@ -19,29 +18,13 @@ from cubegw.platform.config import DeviceConfig, PlatformConfig
 from cubegw.platform.distribution import DistributionProtocol
 from cubegw.platform.faults import FaultRules
 from cubegw.platform.registry import MemoryStore, Registry
-from tests.integration.support import NO_IPV6, Daemon, scratch_dir
+from tests.integration.support import NO_IPV6, Daemon, FrameAsker, scratch_dir
 
 MAC = "64D95420214B"
 SN = "64D954-D6AEE64D95420214B"
 BOOT = {"RPCMethod": "Boot", "Vendor": "TestVendor", "Model": "HG-1", "MAC": MAC, "SN": SN,
         "FirmwareVer": "1.2.3", "HardwareVer": "HW1", "IPAddr": "192.0.2.10",
         "LOID": "0755123456"}
-
-
-
-
-class FrameClient(Int32StringReceiver):
-    """A gateway's end of a plugin-center connection: frames received go to a queue."""
-
-    def __init__(self):
-        self.frames = defer.DeferredQueue()
-
-    def stringReceived(self, data):
-        self.frames.put(json.loads(data))
-
-    def ask(self, message):
-        self.sendString(json.dumps(message).encode())
-        return with_timeout(reactor, self.frames.get(), 10, "a plugin-center reply")
 
 
 class UdpClient(DatagramProtocol):
@@ -95,7 +78,7 @@ class PluginCenterIPv6Tests(TestCase):
                            "CheckSN": identity.check_sn(boot["ChallengeCode"], SN),
                            "UserID": ""}, ("::1", oper_port))
 
-        client = yield connectProtocol(TCP6ClientEndpoint(reactor, "::1", port), FrameClient())
+        client = yield connectProtocol(TCP6ClientEndpoint(reactor, "::1", port), FrameAsker())
         self.addCleanup(client.transport.loseConnection)
         self.assertEqual(client.transport.getPeer().host, "::1")
         boot = yield client.ask(BOOT)

@@ -4,19 +4,16 @@ make CheckSN) cannot take its plugin-center session, redirect its triggers, bind
 inject Reports.  Prints a ``ROGUE CLIENT FIGURES`` line (docs/SECURITY.md)."""
 
 import json
-import os
 import re
 
 from twisted.internet import defer, protocol, reactor, threads
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
-from twisted.protocols.basic import Int32StringReceiver
 from twisted.trial.unittest import TestCase
 
 from cubegw import app, identity, wire
 from cubegw.children import with_timeout
-from cubegw.ctl import main as ctl_main
 from tests.helpers.lab import GATEWAY_TIMING, TOKEN, Lab, dut_device
-from tests.integration.support import MAC, Daemon, lan_gateway_config, sleep
+from tests.integration.support import MAC, FrameAsker, lan_gateway_config, sleep
 
 ROGUE_HOST = "127.0.0.2"
 ROGUE_TOKEN = "rogue-user-token-1"
@@ -44,20 +41,6 @@ class RogueUdp(protocol.DatagramProtocol):
         return with_timeout(reactor, self.queue.get(), timeout, "a reply to the rogue")
 
 
-class RogueFrames(Int32StringReceiver):
-    """The rogue's plugin-center connection."""
-
-    def __init__(self):
-        self.frames = defer.DeferredQueue()
-
-    def stringReceived(self, data):
-        self.frames.put(json.loads(data))
-
-    def ask(self, message):
-        self.sendString(json.dumps(message).encode())
-        return with_timeout(reactor, self.frames.get(), 5, "a plugin-center reply")
-
-
 class RogueClientTests(TestCase):
     timeout = 120
 
@@ -79,13 +62,7 @@ class RogueClientTests(TestCase):
         yield self.lab.start()
         plat = self.lab.platform
         config, lan_port = lan_gateway_config(self.lab.tmp, timing=GATEWAY_TIMING)
-        with open(os.devnull, "w") as devnull:
-            self.assertEqual(ctl_main(["--config", config, "mgt", "set", "Heartbeat", "1"],
-                                      out=devnull), 0)
-        gateway = Daemon("cubegw", ["--config", config, "--mgt-url", "127.0.0.1",
-                                    "--port", str(self.lab.dist)], self.lab.tmp)
-        self.addCleanup(gateway.stop, "KILL")
-        gateway.start()
+        self.lab.start_gateway(config)
         yield plat.wait_for(f"{MAC} Hb -> Result 0 (first after Register)", 30)
         oper = ("127.0.0.1", self.lab.oper)
         before = (yield self.device())["record"]
@@ -132,7 +109,7 @@ class RogueClientTests(TestCase):
         center = int(re.search(r"plugin center listening on 127\.0\.0\.1:(\d+)",
                                plat.text()).group(1))
         frames = yield connectProtocol(TCP4ClientEndpoint(
-            reactor, "127.0.0.1", center, bindAddress=(ROGUE_HOST, 0)), RogueFrames())
+            reactor, "127.0.0.1", center, bindAddress=(ROGUE_HOST, 0)), FrameAsker(timeout=5))
         self.addCleanup(frames.transport.loseConnection)
         boot = yield frames.ask(dict(BOOT, RPCMethod="Boot"))
         figures["plugin_register"] = (yield frames.ask({

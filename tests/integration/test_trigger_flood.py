@@ -18,13 +18,13 @@ import psutil
 from twisted.internet import defer, protocol, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.task import LoopingCall
-from twisted.protocols.basic import Int32StringReceiver
 from twisted.trial.unittest import TestCase
 
 from cubegw import identity, wire
 
 from tests.integration.support import (
-    Daemon, free_tcp_port, lan_gateway_config, register_gateway, scratch_dir, sleep, udp_peer)
+    Daemon, Probe, free_tcp_port, lan_gateway_config, register_gateway, scratch_dir, sleep,
+    udp_peer)
 
 FLOOD_SECONDS = 10.0
 FLOOD_RATE = 2000            # wrong-Key triggers a second
@@ -33,21 +33,6 @@ PROBE_EVERY = 0.1            # s between Post1 probes
 P99_BOUND = 0.05             # s: Post1 p99 during the flood (1 s on a busy box, see below)
 WIFI = ("ChinaNet-TEST", "wifipass")
 USERADMIN = "admin1"
-
-
-class Probe(Int32StringReceiver):
-    """One Post1; ``done`` fires with the reply dict, or None if closed without one."""
-
-    def __init__(self):
-        self.done = defer.Deferred()
-
-    def stringReceived(self, data):
-        if not self.done.called:
-            self.done.callback(json.loads(data))
-
-    def connectionLost(self, reason):
-        if not self.done.called:
-            self.done.callback(None)
 
 
 class TriggerFloodTests(TestCase):
