@@ -18,6 +18,7 @@ from cubegw.backend_parse import (BLOCK_RULE_PREFIX, cpu_busy_percent,  # noqa: 
 from cubegw.logs import Logger
 from cubegw.store import uci
 from cubegw.store.store import FileSystem
+from cubegw.ucifiles import UciFiles, in_thread, run_now
 
 __all__ = ["BackendError", "ISystemBackend", "LinuxBackend", "TempDirBackend", "cpu_busy_percent",
            "APPLY_COMMANDS", "NOT_OPENWRT", "parse_routes", "parse_resolv_conf",
@@ -99,11 +100,14 @@ class ISystemBackend(Interface):
         ``mac``, ``ip``, ``hostname`` ("" for "*"); [] when there is no file."""
 
     def read_uci(config_name):
-        """The ``uci.Package`` of ``/etc/config/<name>``, or None without the
-        file; raises ``uci.UciError`` for a file that does not parse."""
+        """The ``uci.Package`` of ``/etc/config/<name>`` (the caller's copy), or None
+        without the file; raises ``uci.UciError`` for a file that does not parse.  A
+        package written is read back at once, even before it is on disk."""
 
     def write_uci(config_name, package):
-        """Write the package back atomically (mode 0644)."""
+        """Write the package back atomically (mode 0644): raises ``uci.UciError`` at
+        once for a value it refuses, else a Deferred firing None once the file is on
+        disk (fsynced and renamed); writes close together share one disk write."""
 
     def apply(config_name):
         """Make the service reload ``config_name`` (network, wireless, firewall,
@@ -199,18 +203,10 @@ class _FilesMixin:
         return parse_dhcp_leases(self._read_or_empty("/tmp/dhcp.leases"))
 
     def read_uci(self, config_name):
-        try:
-            with open(self.uci_path(config_name), encoding="utf-8") as f:
-                text = f.read()
-        except FileNotFoundError:
-            return None
-        return uci.parse(text)
+        return self.uci_files.read(config_name)
 
     def write_uci(self, config_name, package):
-        uci.check_new_values(self.read_uci(config_name), package)   # UciError: Status 1
-        path = self.uci_path(config_name)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        FileSystem().write_atomic(path, uci.serialize(package).encode("utf-8"), mode=0o644)
+        return self.uci_files.write(config_name, package)
 
     def write_file(self, path, text):
         target = self._path(path)
@@ -254,8 +250,8 @@ class _FilesMixin:
             return defer.succeed(f"UCI firewall config unreadable: {e}")
         if package is None:
             return defer.succeed("no UCI firewall config")
-        self.write_uci("firewall", firewall_block_rules(package, macs))
-        return self.apply("firewall")
+        d = self.write_uci("firewall", firewall_block_rules(package, macs))
+        return d.addCallback(lambda _: self.apply("firewall"))
 
 
 def _addrs_from_psutil(raw):
@@ -310,6 +306,9 @@ class LinuxBackend(_FilesMixin):
         self._cpu_last = psutil_module.cpu_times()
         self._cpu_value = 0.0
         self._memory, self._memory_at = None, None
+        # the fsyncs in the reactor's thread pool where it has one (not a test's Clock)
+        self.uci_files = UciFiles(self.uci_path, in_thread(reactor)
+                                  if hasattr(reactor, "getThreadPool") else run_now)
 
     def cpu_percent(self):
         now = self._psutil.cpu_times()
@@ -427,6 +426,7 @@ class TempDirBackend(_FilesMixin):
         self.stats = {}               # net_if_stats(): name -> {"isup", "speed", "mtu"}
         self.counters = {}            # net_io_counters(): name -> {"bytes_sent", "bytes_recv"}
         self.applied = []             # every config_name given to apply()
+        self.uci_files = UciFiles(self.uci_path)      # written at once: no thread
 
     def cpu_percent(self):
         return self.cpu

@@ -231,7 +231,7 @@ class NetworkDns(Capability):
             raise CapabilityFailure("no UCI network interface 'wan'")
         section.options["dns"] = servers
         section.options["peerdns"] = "0"
-        backend.write_uci("network", network)
+        await backend.write_uci("network", network)
         problem = await backend.apply("network")
         if problem:
             raise CapabilityFailure(f"DNS stored, {problem}")
@@ -291,7 +291,7 @@ class Pppoe(Capability):
             section.options[option] = value
             changed = True
         if changed:
-            backend.write_uci("network", network)
+            await backend.write_uci("network", network)
         problem = await backend.apply("network")
         return {"WANName": section.name, "DialStatus": "Dialing" if not problem else "NotDialed",
                 "DialReason": problem or ""}

@@ -124,7 +124,7 @@ def iface_info(index, iface, device):
 
 
 async def _write_apply(backend, wireless):
-    backend.write_uci("wireless", wireless)
+    await backend.write_uci("wireless", wireless)       # on disk before the answer
     problem = await backend.apply("wireless")
     if problem:
         log.info("wireless stored; not applied: {problem}", problem=problem)
@@ -421,12 +421,12 @@ class WifiTimer:
         turned = [] if enabled else set_radios(wireless, False)
         if enabled:
             set_radios(wireless, True, set(self._turned_off))
-        self.backend.write_uci("wireless", wireless)
+        d = defer.maybeDeferred(self.backend.write_uci, "wireless", wireless)
         self._remember(turned)
         self.actions.append((self.clock.seconds(), "on" if enabled else "off"))
         log.info("WiFi timer: radios {state}", state="on" if enabled else "off")
-        d = defer.maybeDeferred(self.backend.apply, "wireless")
-        d.addErrback(lambda f: log.failure("WiFi timer: apply failed", failure=f))
+        d.addCallback(lambda _: self.backend.apply("wireless"))
+        d.addErrback(lambda f: log.failure("WiFi timer: write or apply failed", failure=f))
 
     def _remember(self, names):
         self._turned_off = list(names)

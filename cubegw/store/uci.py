@@ -85,6 +85,13 @@ class Package:
         """All sections of one type, in file order."""
         return [s for s in self.sections if s.type == type]
 
+    def copy(self) -> "Package":
+        """A copy to change freely: new sections, option dicts and lists (the values
+        are strings), much cheaper than parsing the text again or ``deepcopy``."""
+        return Package([Section(s.type, s.name, {k: list(v) if isinstance(v, list) else v
+                                                 for k, v in s.options.items()})
+                        for s in self.sections], self.name)
+
 
 def is_name(text: str) -> bool:
     """Whether ``text`` may be a section or option name."""

@@ -1,0 +1,110 @@
+"""The router's UCI files as the backends read and write them: each text parsed once,
+writes made durable in group commits.
+
+Reading: the file is read each time (someone else may have changed it), but its parse is
+reused while the text is the same: libuci's reader, which ``cubegw.store.uci`` ports
+character by character, takes ~1.5 ms for a wireless file.  Every caller gets its own
+copy of the package to change.
+
+Writing: ``write`` returns a Deferred that fires once the file is on disk, written and
+renamed with both fsyncs of ``FileSystem.write_atomic``; a caller answers the phone
+app only then.  One write per file is on its way at a time, run by ``run_write`` (a
+thread in the daemon, so the reactor serves other calls during the fsyncs); the packages
+written meanwhile go to disk together in the next write, one fsync for them all (group
+commit).  Until then ``read`` gives the newest package written, so a read-change-write
+never loses a change answered before it.
+"""
+
+import os
+
+from twisted.internet import defer
+from twisted.python import failure
+
+from cubegw.store import uci
+from cubegw.store.store import FileSystem
+
+__all__ = ["UciFiles", "run_now", "in_thread"]
+
+
+def run_now(function, *args):
+    """Run a write at once (unit tests, and any reactor without a thread pool)."""
+    return defer.maybeDeferred(function, *args)
+
+
+def in_thread(reactor):
+    """Run a write in ``reactor``'s thread pool."""
+    from twisted.internet import threads
+
+    def run(function, *args):
+        return threads.deferToThreadPool(reactor, reactor.getThreadPool(), function, *args)
+    return run
+
+
+def write_file(path, data):
+    """Replace ``path`` (mode 0644, making its folder) so a crash leaves old or new."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    FileSystem().write_atomic(path, data, mode=0o644)
+
+
+class UciFiles:
+    """The UCI packages at ``path_of(config_name)``; writes run by ``run_write(function,
+    *args)`` -> Deferred (``run_now`` or ``in_thread``)."""
+
+    def __init__(self, path_of, run_write=run_now):
+        self.path_of = path_of
+        self.run_write = run_write
+        self._parsed = {}         # path -> (text, package): the newest we know
+        self._writing = {}        # path -> Deferreds answered by the write on its way
+        self._next = {}           # path -> [text, Deferreds]: the write after that one
+        self.writes = 0           # writes started (each one fsync pair)
+
+    def read(self, config_name):
+        """A copy of the package, or None without the file; ``uci.UciError`` for a
+        file that does not parse."""
+        path = self.path_of(config_name)
+        if path in self._writing:
+            return self._parsed[path][1].copy()     # newer than the file, soon in it
+        try:
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+        except FileNotFoundError:
+            return None
+        known = self._parsed.get(path)
+        if known is None or known[0] != text:
+            known = self._parsed[path] = (text, uci.parse(text))
+        return known[1].copy()
+
+    def write(self, config_name, package):
+        """Check (``uci.UciError`` at once, nothing written), then write ``package``:
+        a Deferred firing None once it is on disk, or failing with the write's error."""
+        uci.check_new_values(self.read(config_name), package)
+        text = uci.serialize(package)
+        path = self.path_of(config_name)
+        self._parsed[path] = (text, package.copy())
+        done = defer.Deferred()
+        if path in self._writing:
+            queued = self._next.setdefault(path, [text, []])
+            queued[0] = text
+            queued[1].append(done)
+        else:
+            self._start(path, text, [done])
+        return done
+
+    def _start(self, path, text, waiters):
+        self._writing[path] = waiters
+        self.writes += 1
+        d = defer.maybeDeferred(self.run_write, write_file, path, text.encode("utf-8"))
+        d.addBoth(self._written, path)
+
+    def _written(self, result, path):
+        waiters = self._writing.pop(path)
+        queued = self._next.pop(path, None)
+        if queued is not None:
+            self._start(path, *queued)
+        elif isinstance(result, failure.Failure):
+            self._parsed.pop(path, None)            # what is on disk: read it again
+        for waiter in waiters:
+            if isinstance(result, failure.Failure):
+                waiter.errback(result)
+            else:
+                waiter.callback(None)
