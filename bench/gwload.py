@@ -9,7 +9,10 @@ scripted plugin center), spawns the gateway, and measures it with psutil and
               against a bare ``twistd --python bench/baseline.tac`` start -> reactor running
   rss         RSS after --dwell s registered, plugin channel up, LAN served; baseline tac
   hb_cpu      CPU per heartbeat cycle (see METHOD below)
-  lan         Post1 GET_SN_INFO, connect-call-close, 1 and 5 clients; bare Int32 echo
+  lan         Post1 connect-call-close loops against a bare Int32 echo (windows
+              alternating): SET_WLAN_SSID_DISABLE, 5 clients, in a session proven with
+              the useradmin password (CHECK_PASSWD_PARAM) on a seeded UCI wireless
+              file; GET_SN_INFO (open to anyone), 1 and 5 clients, for reference
   plugin      Post QUERY_MEM_INFO over the plugin-center connection, 64 in flight;
               baseline: ``echo.py wire`` (registers like the gateway, then decodes each
               Post and encodes its reply with cubegw.wire, no capability behind it),
@@ -56,6 +59,55 @@ SN = identity.sn_from_mac(MAC)
 CHALLENGE = "00112233445566778899AABBCCDDEEFF"
 ACCOUNTS = {"useradmin": "bench-admin", "telecomadmin": "bench-telecom"}
 WIFI = {"ssid": "ChinaNet-BENCH", "password": "bench-wifi"}
+#: The test backend's UCI wireless file: two radios, three SSIDs; the first is the
+#: YAML ``wifi`` (the trigger Key is computed from it).
+WIRELESS = """
+config wifi-device 'radio0'
+	option type 'mac80211'
+	option path 'platform/soc/18000000.wifi'
+	option channel '1'
+	option band '2g'
+	option htmode 'HE20'
+	option country 'CN'
+	option cell_density '0'
+
+config wifi-device 'radio1'
+	option type 'mac80211'
+	option path 'platform/soc/18000000.wifi+1'
+	option channel '36'
+	option band '5g'
+	option htmode 'HE80'
+	option country 'CN'
+	option cell_density '0'
+
+config wifi-iface 'default_radio0'
+	option device 'radio0'
+	option network 'lan'
+	option mode 'ap'
+	option ssid '%(ssid)s'
+	option encryption 'psk2'
+	option key '%(password)s'
+
+config wifi-iface 'default_radio1'
+	option device 'radio1'
+	option network 'lan'
+	option mode 'ap'
+	option ssid '%(ssid)s-5G'
+	option encryption 'psk2'
+	option key '%(password)s'
+
+config wifi-iface 'guest_radio0'
+	option device 'radio0'
+	option network 'guest'
+	option mode 'ap'
+	option ssid 'ChinaNet-GUEST'
+	option encryption 'psk2'
+	option key 'bench-guest-key'
+	option isolate '1'
+""" % WIFI
+SSIDS = 3
+SET_CMD = "SET_WLAN_SSID_DISABLE"
+GET_CMD = "GET_SN_INFO"
 
 
 def sleep(seconds):
@@ -115,12 +167,20 @@ class Child(protocol.ProcessProtocol):
 
 
 def gateway_config(workdir, dist_port, lan=True, jitter=0.0):
-    os.makedirs(workdir, exist_ok=True)
+    """The gateway's YAML in ``workdir``.  The store is in ``workdir/etc/config``, so
+    the backend's root is ``workdir`` (``tap.backend_root``): the test backend, not
+    OpenWrt (``apply`` answers "not OpenWrt" at once); with ``lan``, a UCI wireless
+    file is seeded there for the SET calls."""
+    confdir = os.path.join(workdir, "etc", "config")
+    os.makedirs(confdir, exist_ok=True)
+    if lan:
+        with open(os.path.join(confdir, "wireless"), "w") as f:
+            f.write(WIRELESS)
     config = {
         "device": {"mac": MAC, "sn": "auto", "loid": "0755BENCH1", "vendor": "cubegw",
                    "model": "bench", "wan_interface": "lo"},
         "accounts": ACCOUNTS, "wifi": WIFI,
-        "store": {"confdir": os.path.join(workdir, "config")},
+        "store": {"confdir": confdir},
         "state_dir": os.path.join(workdir, "state"),
         "udp_bind": LOOPBACK,
         "lan": {"addresses": [LOOPBACK] if lan else []},
@@ -131,6 +191,14 @@ def gateway_config(workdir, dist_port, lan=True, jitter=0.0):
     with open(path, "w") as f:
         yaml.safe_dump(config, f)
     return path
+
+
+def read_wireless(workdir):
+    """The SSIDs' ``disabled`` options in the gateway's wireless file after the load."""
+    from cubegw.store import uci
+    with open(os.path.join(workdir, "etc", "config", "wireless")) as f:
+        package = uci.parse(f.read())
+    return {s.name: s.get("disabled") for s in package.sections_of("wifi-iface")}
 
 
 def set_mgt(config, name, value):
@@ -285,11 +353,13 @@ class EchoClient(Int32StringReceiver):
         self.factory.on_reply(json.loads(data))
 
 
-def post_frames(n, method="Post", cmd="QUERY_MEM_INFO"):
+def post_frames(n, method="Post", cmd="QUERY_MEM_INFO", extra=None):
+    """``n`` request frames; ``extra(i)``: more Parameter fields for the i-th."""
     cls = wire.Post if method == "Post" else wire.Post1
     frames = []
     for i in range(n):
         payload = {"CmdType": cmd, "SequenceId": "%08X" % (0xB0000000 + i)}
+        payload.update(extra(i) if extra else {})
         frames.append(wire.encode_frame(cls(ID=10_000_000 + i, Parameter=payload,
                                             Plugin_Name=cmd)))
     return frames
@@ -364,16 +434,35 @@ class LanClient(Int32StringReceiver):
         self.factory.lost(self)
 
 
+def lan_frames(cmd):
+    """The Post1 frames of a LAN load: SET_WLAN_SSID_DISABLE goes round the SSIDs."""
+    if cmd == SET_CMD:
+        return post_frames(1000, "Post1", cmd, lambda i: {"SSIDIndex": str(1 + i % SSIDS)})
+    return post_frames(1000, "Post1", cmd)
+
+
+def reply_status(data):
+    """A Post1 reply's (Result, return_Parameter's Status, its FailReason)."""
+    msg = wire.decode_frame(data)
+    param = wire.decode_parameter(msg.get("return_Parameter") or "{}")
+    return msg.get("Result"), param.get("Status"), param.get("FailReason")
+
+
 class LanLoad(protocol.ClientFactory):
-    """``clients`` loops of connect -> Post1 -> reply -> close, for ``seconds``."""
+    """``clients`` loops of connect -> Post1 ``cmd`` -> reply -> close, for ``seconds``.
+
+    A gateway's reply counts only with Result 0 and Status "0" (a NEED_AUTH or any other
+    FailReason is ``bad``, the first one kept in ``fail``); the echo's, when it arrives.
+    """
 
     protocol = LanClient
     noisy = False
 
-    def __init__(self, port, clients, seconds, window, echo):
+    def __init__(self, port, clients, seconds, window, echo, cmd=GET_CMD):
         self.port, self.clients, self.seconds, self.window = port, clients, seconds, window
         self.echo = echo
-        self.frames = post_frames(1000, "Post1", "GET_SN_INFO")
+        self.frames = lan_frames(cmd)
+        self.fail = None
         self.i = 0
         self.latencies = []
         self.window_lat = []
@@ -405,7 +494,13 @@ class LanLoad(protocol.ClientFactory):
     def replied(self, proto, data):
         dt = time.monotonic() - proto.t0
         proto.ok = True
-        if self.echo or b'"Result":0' in data:
+        ok = self.echo
+        if not ok:
+            result, status, reason = reply_status(data)
+            ok = result == 0 and status == "0"
+            if not ok and self.fail is None:
+                self.fail = f"Result {result}, Status {status}, FailReason {reason}"
+        if ok:
             self.done += 1
             self.latencies.append(dt)
             self.window_lat.append(dt)
@@ -439,7 +534,8 @@ class LanLoad(protocol.ClientFactory):
         yield defer.DeferredList([self.finished]) if self.active else None
         return {"rates": rates, "p99_windows_ms": [x * 1e3 for x in p99s if x is not None],
                 "latencies": self.latencies,
-                "calls": self.done, "refused": self.refused, "bad": self.bad}
+                "calls": self.done, "refused": self.refused, "bad": self.bad,
+                "fail": self.fail}
 
 
 def merge_lan(results):
@@ -449,7 +545,37 @@ def merge_lan(results):
             "p99_windows_ms": [x for r in results for x in r["p99_windows_ms"]],
             "p50_ms": percentile(lat, 50) * 1e3 if lat else None,
             "p99_ms": percentile(lat, 99) * 1e3 if lat else None,
+            "fail": next((r["fail"] for r in results if r.get("fail")), None),
             **{k: sum(r[k] for r in results) for k in ("calls", "refused", "bad")}}
+
+
+class Prove(Int32StringReceiver):
+    """One Post1 CHECK_PASSWD_PARAM with the useradmin password: the LAN session of
+    this source address (protocol.md 8), which the SET calls need."""
+
+    MAX_LENGTH = wire.MAX_FRAME
+
+    def connectionMade(self):
+        payload = {"CmdType": "CHECK_PASSWD_PARAM", "SequenceId": "B0B0B0B0",
+                   "USER": "useradmin", "PASSWORD": ACCOUNTS["useradmin"]}
+        self.sendString(wire.encode_frame(wire.Post1(
+            ID=9_999_999, Parameter=payload, Plugin_Name="CHECK_PASSWD_PARAM")))
+
+    def stringReceived(self, data):
+        if not self.factory.answer.called:
+            self.factory.answer.callback(reply_status(data))
+        self.transport.loseConnection()
+
+
+@defer.inlineCallbacks
+def prove_session(port):
+    f = protocol.ClientFactory()
+    f.protocol, f.answer = Prove, defer.Deferred()
+    reactor.connectTCP(LOOPBACK, port, f, timeout=5)
+    result, status, reason = yield _timeout(f.answer, 10, "the CHECK_PASSWD_PARAM answer")
+    if result != 0 or status != "0":
+        raise RuntimeError(f"the LAN session was not proven: Result {result}, "
+                           f"Status {status}, FailReason {reason}")
 
 
 # ------------------------------------------------------------------ phases
@@ -628,20 +754,27 @@ class Bench:
             echo = self.spawn([sys.executable, os.path.join(BENCH, "echo.py"), "tcp-close",
                                str(echo_port)], "echo-tcp-close")
             yield sleep(1.0)
-        for clients in (1, 5):
-            secs = a.lan_seconds if clients == 5 else a.lan_seconds_1
+        # GET_SN_INFO (open to anyone) for reference, then SET_WLAN_SSID_DISABLE in a
+        # session proven with the useradmin password, as the phone app does
+        rows = [(GET_CMD, 1, a.lan_seconds_1), (GET_CMD, 5, a.lan_seconds_get),
+                (SET_CMD, 5, a.lan_seconds)]
+        for cmd, clients, secs in rows:
+            if cmd == SET_CMD:
+                yield prove_session(lan_port)
+            key = f"{'set' if cmd == SET_CMD else 'get'}_{clients}"
             runs = {"gateway": [], "baseline": []}
             for w in range(max(1, int(secs // a.window))):
-                progress(f"LAN Post1, {clients} client(s), window {w + 1}")
+                progress(f"LAN Post1 {cmd}, {clients} client(s), window {w + 1}")
                 runs["gateway"].append((yield LanLoad(lan_port, clients, a.window, a.window,
-                                                      echo=False).run()))
+                                                      echo=False, cmd=cmd).run()))
                 if echo is not None:
                     progress(f"LAN baseline echo, {clients} client(s), window {w + 1}")
                     runs["baseline"].append((yield LanLoad(
-                        echo_port, clients, a.window, a.window, echo=True).run()))
+                        echo_port, clients, a.window, a.window, echo=True, cmd=cmd).run()))
             for side, results in runs.items():
                 if results:
-                    lan[f"{side}_{clients}"] = merge_lan(results)
+                    lan[f"{side}_{key}"] = merge_lan(results)
+        lan["wireless_after"] = read_wireless(wd)
         if echo is not None:
             yield echo.stop()
         self.out["lan"] = lan
@@ -744,6 +877,8 @@ def main(argv=None):
     p.add_argument("--startup-runs", type=int, default=10)
     p.add_argument("--lan-seconds", type=float, default=20.0)
     p.add_argument("--lan-seconds-1", type=float, default=10.0)
+    p.add_argument("--lan-seconds-get", type=float, default=10.0,
+                   help="GET_SN_INFO with 5 clients (--lan-seconds: the SET with 5)")
     p.add_argument("--plugin-seconds", type=float, default=10.0)
     p.add_argument("--window", type=float, default=5.0)
     p.add_argument("--skip-startup", action="store_true")
