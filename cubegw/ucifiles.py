@@ -77,9 +77,12 @@ class UciFiles:
     def write(self, config_name, package):
         """Check (``uci.UciError`` at once, nothing written), then write ``package``:
         a Deferred firing None once it is on disk, or failing with the write's error."""
-        uci.check_new_values(self.read(config_name), package)
-        text = uci.serialize(package)
         path = self.path_of(config_name)
+        known = self._parsed.get(path)
+        # the values already there: what the caller read and changed (it just did), else
+        # the file's; only the values new to it are checked
+        uci.check_new_values(known[1] if known else self.read(config_name), package)
+        text = uci.serialize(package)
         self._parsed[path] = (text, package.copy())
         done = defer.Deferred()
         if path in self._writing:

@@ -4,6 +4,7 @@ SET answered only once its write is on disk."""
 import os
 
 from twisted.internet import defer, reactor
+from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from cubegw.backend import LinuxBackend
@@ -146,6 +147,22 @@ class SetAnswerTests(SynchronousTestCase):
         held.finish(OSError(5, "Input/output error"))
         self.assertEqual(self.successResultOf(d).payload["Status"], "1")
         self.flushLoggedErrors(OSError)
+
+
+    def test_logged_at_info(self):
+        """A SET that was done is logged at info with its source; a GET is not."""
+        h = wireless_router(self)
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        for cmd in ("SET_WLAN_SSID_DISABLE", "GET_WIFI_INFO"):
+            outcome = self.successResultOf(h.dispatcher.dispatch(
+                "local", {"CmdType": cmd, "SequenceId": "0000000C", "SSIDIndex": "1"},
+                source="192.168.1.20"))
+            self.assertEqual(outcome.payload["Status"], "0")
+        done = [(e.get("cmd"), e.get("source")) for e in events
+                if e.get("log_level") == LogLevel.info and e.get("cmd")]
+        self.assertEqual(done, [("SET_WLAN_SSID_DISABLE", "192.168.1.20")])
 
 
 class ThreadWriteTests(TestCase):

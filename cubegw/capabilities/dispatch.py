@@ -308,12 +308,12 @@ class Dispatcher:
                 result = blank_secrets(cmd_type, result)
         if not isinstance(result, defer.Deferred):
             # answered at once, as most capabilities are: no Deferred chain, no timer
-            return defer.succeed(self._finish(result, cmd_type, seq, side, context))
+            return defer.succeed(self._finish(result, cmd_type, seq, side, context, source))
         if not result.called or result.paused:
             result.addTimeout(self.timeout, self.clock)
-        return result.addBoth(self._finish, cmd_type, seq, side, context)
+        return result.addBoth(self._finish, cmd_type, seq, side, context, source)
 
-    def _finish(self, result, cmd_type, seq, side, context):
+    def _finish(self, result, cmd_type, seq, side, context, source=None):
         """The provider's result (fields or a Failure) -> the call's ``Outcome``."""
         self.in_flight -= 1
         try:
@@ -323,8 +323,12 @@ class Dispatcher:
                 log.error("capability {cmd}: provider returned {type}, not a dict",
                           cmd=cmd_type, type=type(result).__name__)
                 return self._reply(cmd_type, seq, None, "internal error")
-            log.debug("capability {cmd} {seq} from {side}: ok", cmd=cmd_type, seq=seq,
-                      side=side)
+            if needs_proof(cmd_type):   # a change or a secret read: worth a line, and who
+                log.info("capability {cmd} {seq} from {side} {source}: done", cmd=cmd_type,
+                         seq=seq, side=side, source=source)
+            else:
+                log.debug("capability {cmd} {seq} from {side}: ok", cmd=cmd_type, seq=seq,
+                          side=side)
             return self._reply(cmd_type, seq, result, None, context.after)
         except Exception:
             log.failure("capability {cmd}: reply not built", cmd=cmd_type)
