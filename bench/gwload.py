@@ -36,6 +36,7 @@ import compileall
 import io
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -452,6 +453,15 @@ def merge_lan(results):
             **{k: sum(r[k] for r in results) for k in ("calls", "refused", "bad")}}
 
 
+def registered_cmd_types(child):
+    """How many CmdTypes the gateway says it registered at start (its log line
+    "capabilities: N CmdTypes registered, ..."), or None if it did not say."""
+    child.log.flush()
+    with open(child.log.name, "rb") as f:
+        found = re.findall(rb"capabilities: (\d+) CmdTypes registered", f.read())
+    return int(found[-1]) if found else None
+
+
 # ------------------------------------------------------------------ phases
 
 class Bench:
@@ -599,6 +609,7 @@ class Bench:
             final_rss.append(rss(gw.pid))
         self.out["rss_samples"] = rss_samples
         self.out["rss_final"] = final_rss
+        self.out["cmd_types"] = registered_cmd_types(gw)
         self.out["hb_windows"] = hb_windows
         # ---- idle: the next Hb gets Interval 3600
         plat.interval = 3600
