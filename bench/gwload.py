@@ -477,8 +477,14 @@ class Bench:
         return c
 
     def gateway_argv(self, config, dist_port, extra=()):
-        return twistd_argv(*extra, "cubegw", "--config", config, "--mgt-url", LOOPBACK,
-                           "--port", str(dist_port))
+        """The gateway as procd starts it (the launcher, ``python3 -m cubegw.daemon``);
+        with twistd options (the profiler), ``twistd cubegw`` itself.  The platform's
+        address is written to the store first, as ``cubegw-ctl mgt set`` does."""
+        set_mgt(config, "MgtURL", LOOPBACK)
+        set_mgt(config, "Port", dist_port)
+        if extra:
+            return twistd_argv(*extra, "cubegw", "--config", config)
+        return [sys.executable, "-m", "cubegw.daemon", "--config", config]
 
     @defer.inlineCallbacks
     def startup(self):
