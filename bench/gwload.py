@@ -39,6 +39,7 @@ import compileall
 import io
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -578,6 +579,15 @@ def prove_session(port):
                            f"Status {status}, FailReason {reason}")
 
 
+def registered_cmd_types(child):
+    """How many CmdTypes the gateway says it registered at start (its log line
+    "capabilities: N CmdTypes registered, ..."), or None if it did not say."""
+    child.log.flush()
+    with open(child.log.name, "rb") as f:
+        found = re.findall(rb"capabilities: (\d+) CmdTypes registered", f.read())
+    return int(found[-1]) if found else None
+
+
 # ------------------------------------------------------------------ phases
 
 class Bench:
@@ -593,8 +603,14 @@ class Bench:
         return c
 
     def gateway_argv(self, config, dist_port, extra=()):
-        return twistd_argv(*extra, "cubegw", "--config", config, "--mgt-url", LOOPBACK,
-                           "--port", str(dist_port))
+        """The gateway as procd starts it (the launcher, ``python3 -m cubegw.daemon``);
+        with twistd options (the profiler), ``twistd cubegw`` itself.  The platform's
+        address is written to the store first, as ``cubegw-ctl mgt set`` does."""
+        set_mgt(config, "MgtURL", LOOPBACK)
+        set_mgt(config, "Port", dist_port)
+        if extra:
+            return twistd_argv(*extra, "cubegw", "--config", config)
+        return [sys.executable, "-m", "cubegw.daemon", "--config", config]
 
     @defer.inlineCallbacks
     def startup(self):
@@ -725,6 +741,7 @@ class Bench:
             final_rss.append(rss(gw.pid))
         self.out["rss_samples"] = rss_samples
         self.out["rss_final"] = final_rss
+        self.out["cmd_types"] = registered_cmd_types(gw)
         self.out["hb_windows"] = hb_windows
         # ---- idle: the next Hb gets Interval 3600
         plat.interval = 3600

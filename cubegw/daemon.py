@@ -3,30 +3,66 @@
 It checks what can be checked before twistd starts — the configuration, the identity,
 the overrides, and the service tree itself (built with no side effect: a vendor
 plugin's duplicate CmdType shows here) — then runs ``twistd -n cubegw`` in this
-process.  A failure at any step, before or during the start (the store cannot be
-opened, the UDP address cannot be bound, another cubegw holds the lock), is one line
-naming cubegw and its reason, at priority err in the system log (``--syslog``) or on
+process (twistd's runner, with cubegw as its only command: ``twistd_options``).  A
+failure at any step, before or during the start (the store cannot be opened, the UDP
+address cannot be bound, another cubegw holds the lock), is one line naming cubegw and
+its reason, at priority err in the system log (``--syslog``) or on
 stderr, and exit status 1: no usage dump, no traceback, no respawn loop of silent exits.
 """
 
-import argparse
 import signal
 import sys
 
 from twisted.logger import LogLevel
+from twisted.python import usage
 
 from cubegw import __version__
 from cubegw.config import DEFAULT_CONFIG
 from cubegw.syslogging import PRIORITY, send_line
 
 
-def _parser():
-    p = argparse.ArgumentParser(prog="cubegw", description="Run the cubegw gateway agent.")
-    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    p.add_argument("--config", default=DEFAULT_CONFIG, help="the YAML configuration")
-    p.add_argument("--syslog", action="store_true",
-                   help="log to the system log (logd) as 'cubegw', with priorities")
-    return p
+class LauncherOptions(usage.Options):
+    """``cubegw [--config FILE] [--syslog]`` (twistd's own parser: no argparse to load)."""
+
+    synopsis = "Usage: python3 -m cubegw.daemon [--config FILE] [--syslog]"
+    longdesc = "Run the cubegw gateway agent."
+    optParameters = [["config", "c", DEFAULT_CONFIG, "the YAML configuration"]]
+    optFlags = [["syslog", None, "log to the system log (logd) as 'cubegw', with priorities"]]
+
+    def opt_version(self):
+        """Print the version and exit."""
+        print(f"cubegw {__version__}")
+        sys.exit(0)
+
+
+def twistd_options():
+    """twistd's options class knowing cubegw as its only command.
+
+    ``twistd cubegw`` first loads every twistd plugin installed (Twisted's own trial,
+    conch, mail, words...) to list its commands: about 1 MiB and 30 ms a router never
+    uses.  Same options, same runner, one command.
+    """
+    from twisted.application.service import ServiceMaker
+    from twisted.scripts.twistd import ServerOptions
+    # the same maker as twisted/plugins/cubegw_plugin.py, without importing the
+    # plugin package (which would load twisted.plugin)
+    maker = ServiceMaker("cubegw", "cubegw.tap",
+                         "Smart home gateway agent (G2/G4 interfaces)", "cubegw")
+
+    class CubegwServerOptions(ServerOptions):
+        @property
+        def subCommands(self):
+            self.loadedPlugins = {maker.tapname: maker}
+            yield (maker.tapname, None, lambda: maker.options(), maker.description)
+
+    return CubegwServerOptions
+
+
+def run_twistd_cubegw():
+    """Run twistd (``sys.argv`` as its command line) with ``twistd_options``."""
+    from twisted.application import app
+    from twisted.scripts.twistd import runApp
+    app.run(runApp, twistd_options())
 
 
 #: The signals the daemon handles once running; until then they must not kill it (the
@@ -65,11 +101,16 @@ def wait_for_wan(config, warn, net_if_addrs=None, sleep=sleep_until_signalled):
 def main(argv=None, run_twistd=None, report=None, warn=None, net_if_addrs=None,
          sleep=sleep_until_signalled):
     """Check, then run twistd; the exit status."""
-    args = _parser().parse_args(argv)
+    args = LauncherOptions()
+    try:
+        args.parseOptions(sys.argv[1:] if argv is None else argv)
+    except usage.UsageError as e:
+        sys.stderr.write(f"cubegw: {e}\n{args}")
+        return 2
 
     def say(priority):
         def line(text):
-            if args.syslog:        # ident cubegw: "cubegw[pid]: <text>"
+            if args["syslog"]:        # ident cubegw: "cubegw[pid]: <text>"
                 send_line(text, PRIORITY[priority])
             else:
                 sys.stderr.write(f"cubegw: {text}\n")
@@ -79,16 +120,15 @@ def main(argv=None, run_twistd=None, report=None, warn=None, net_if_addrs=None,
     for signum in HANDLED_LATER:
         signal.signal(signum, signal.SIG_IGN)
     try:
-        from twisted.python import usage
         from cubegw import tap
         from cubegw.config import ConfigError, load_config
         try:
-            wait_for_wan(load_config(args.config), warn, net_if_addrs, sleep)
+            wait_for_wan(load_config(args["config"]), warn, net_if_addrs, sleep)
         except ConfigError:
             pass                           # the options below say what is wrong
         options = tap.Options()
         try:
-            options.parseOptions(["--config", args.config])
+            options.parseOptions(["--config", args["config"]])
         except usage.UsageError as e:
             report(str(e))
             return 1
@@ -97,11 +137,11 @@ def main(argv=None, run_twistd=None, report=None, warn=None, net_if_addrs=None,
         report(f"cannot start: {e}")
         return 1
     twistd_argv = ["twistd", "-n", "--pidfile="]
-    if args.syslog:
+    if args["syslog"]:
         twistd_argv += ["--logger", "cubegw.syslogging.observer"]
-    twistd_argv += ["cubegw", "--config", args.config]
+    twistd_argv += ["cubegw", "--config", args["config"]]
     if run_twistd is None:
-        from twisted.scripts.twistd import run as run_twistd
+        run_twistd = run_twistd_cubegw
     saved, sys.argv = sys.argv, twistd_argv
     try:
         run_twistd()

@@ -23,7 +23,8 @@ import random
 
 from twisted.application import service
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.abstract import isIPAddress, isIPv6Address
+from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint
 from twisted.internet.protocol import Factory
 from twisted.protocols.basic import Int32StringReceiver
 
@@ -160,9 +161,15 @@ class _ChannelFactory(Factory):
 
 def tcp_endpoint(reactor, host, port, timeout):
     """The plugin center over TCP: a host name, an IPv4 or an IPv6 address (``::1`` or
-    ``[::1]``), with RFC 8305 happy eyeballs when a name has both."""
+    ``[::1]``), with RFC 8305 happy eyeballs when a name has both.  An address is
+    connected to as it is: Twisted's name resolution would start a thread (and its
+    memory arena) to "resolve" it."""
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
+    if isIPAddress(host):
+        return TCP4ClientEndpoint(reactor, host, port, timeout=timeout)
+    if isIPv6Address(host):
+        return TCP6ClientEndpoint(reactor, host, port, timeout=timeout)
     return HostnameEndpoint(reactor, host, port, timeout=timeout)
 
 

@@ -15,7 +15,6 @@ from twisted.application import service
 from cubegw.config import STORE_FILE
 from cubegw.logs import Logger
 from cubegw.store import Store, StoreError, builtin_schema
-from cubegw.store import mirror as store_mirror
 from cubegw.store.recovery import recover_file, save_backup
 
 
@@ -84,6 +83,9 @@ class StoreService(service.Service):
         The restore side runs at first boot after a factory reset (openwrt uci-defaults).
         """
         config = self.config
+        if not config.persist_dir and not config.fw_env:
+            return None                 # the default: the mirror's code is not loaded
+        from cubegw.store import mirror as store_mirror
         mirror = store_mirror.mirror_from_config(
             {"persist_dir": config.persist_dir, "fw_env": config.fw_env})
         if mirror is None:

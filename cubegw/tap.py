@@ -16,7 +16,7 @@ from twisted.python import usage
 
 from cubegw import identity, logs
 from cubegw.backend import LinuxBackend
-from cubegw.capabilities import Dispatcher, LanAuth, discover_providers
+from cubegw.capabilities import Dispatcher, LanAuth, lazy_providers
 from cubegw.capabilities.runtime import CapabilityRuntime
 from cubegw.config import DEFAULT_CONFIG, ConfigError, load_config
 from cubegw.instancelock import InstanceLock
@@ -106,7 +106,7 @@ def makeService(options, reactor=None, net_if_addrs=psutil.net_if_addrs):
     opener.setServiceParent(top)
     store = opener.store
     backend = LinuxBackend(reactor, root=backend_root(config.confdir), uci_dir=config.confdir)
-    providers = discover_providers()
+    providers = lazy_providers()     # built-ins imported on first call (catalogue)
     # the names below are bound further down; the lambdas read them when first called
     runtime = CapabilityRuntime(
         providers, store=store, config=config, identity=ident, backend=backend,

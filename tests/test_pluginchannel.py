@@ -65,6 +65,22 @@ class BackoffTests(SynchronousTestCase):
         self.assertTrue(all(2 <= delay(0) < 3 for _ in range(50)))
 
 
+class EndpointChoiceTests(SynchronousTestCase):
+    def test_addresses_are_connected_to_without_resolving(self):
+        """An IPv4 or IPv6 address (bracketed or not) gets a plain TCP endpoint: no
+        resolver thread is started for it; a name gets happy eyeballs."""
+        from twisted.internet.endpoints import HostnameEndpoint, TCP6ClientEndpoint
+        reactor = MemoryReactorClock()
+        made = {host: pluginchannel.tcp_endpoint(reactor, host, 8080, 5)
+                for host in ("127.0.0.1", "::1", "[::1]", "pc.example.net")}
+        self.assertIsInstance(made["127.0.0.1"], TCP4ClientEndpoint)
+        self.assertIsInstance(made["::1"], TCP6ClientEndpoint)
+        self.assertIsInstance(made["[::1]"], TCP6ClientEndpoint)
+        self.assertIsInstance(made["pc.example.net"], HostnameEndpoint)
+        made["[::1]"].connect(None)
+        self.assertEqual(reactor.tcpClients[0][:2], ("::1", 8080))
+
+
 def memory_endpoint(reactor, host, port, timeout):
     """Plain connectTCP on the memory reactor, which records each attempt (the default
     HostnameEndpoint resolves names first; the integration tests run it for real)."""

@@ -3,7 +3,8 @@
 
 ``base`` defines the ``IGatewayCapability`` plug-in interface, the rights and
 the per-call context; ``dispatch`` checks a call and routes it to a provider;
-the other modules of this package are the built-in providers.  A vendor adds
+``catalogue`` names every built-in CmdType so that its module is imported on first
+call, ``stored`` their store schema; the other modules are the built-in providers.  A vendor adds
 providers without editing this package: see ``cubegw.plugins`` and
 docs/CAPABILITIES.md.
 """
@@ -13,6 +14,7 @@ from cubegw.capabilities.base import (
     Capability, CapabilityContext, CapabilityFailure, CapabilityUnavailable,
     IGatewayCapability,
 )
+from cubegw.capabilities.catalogue import lazy_providers
 from cubegw.capabilities.dispatch import (
     Dispatcher, DuplicateCmdType, Outcome, Rights, discover_providers,
 )
@@ -22,5 +24,5 @@ __all__ = [
     "RIGHT_BOTH", "RIGHT_LOCAL", "RIGHT_NONE", "RIGHT_REMOTE", "LOCAL", "REMOTE",
     "Capability", "CapabilityContext", "CapabilityFailure", "CapabilityUnavailable",
     "IGatewayCapability", "Dispatcher", "DuplicateCmdType", "Outcome", "Rights",
-    "discover_providers", "LanAuth",
+    "discover_providers", "lazy_providers", "LanAuth",
 ]

@@ -21,7 +21,8 @@ from twisted.internet.protocol import Protocol
 from cubegw.capabilities import network as network_caps
 from cubegw.capabilities.base import RIGHT_BOTH, Capability, CapabilityFailure
 from cubegw.logs import Logger
-from cubegw.store import APP, ParamSpec, StoreError, String, UnsignedInt
+from cubegw.capabilities.stored import HTTP_PARAMS, HTTP_SECTION, MAX_HTTP_TIME
+from cubegw.store import StoreError
 
 __all__ = [
     "parse_ping", "parse_traceroute", "valid_dest", "Diagnostics", "TracerouteResult",
@@ -321,21 +322,11 @@ class TracerouteResult(Capability):
 
 # -- HTTP download speed test -----------------------------------------------------
 
-#: The dispatcher times a call out at 10 s, and HTTP_DOWNLOAD_REQUEST answers
-#: with the measurement: a test lasts at most this many seconds.
-MAX_HTTP_TIME = 8
 #: The longest Time the field accepts (its 1-30 s); beyond MAX_HTTP_TIME the test
 #: measures MAX_HTTP_TIME s and says so in a Note.
 FIELD_HTTP_TIME = 30
 #: The field's Method value ("Start"); "GET" is cubegw's older spelling, kept.
 HTTP_METHODS = ("Start",)
-HTTP_SECTION = "http_test"
-HTTP_PARAMS = (
-    ParamSpec(HTTP_SECTION, "url", String(256, no_whitespace=True), "", APP,
-              doc="default URL of HTTP_DOWNLOAD_REQUEST (SET_HTTP_CFG)"),
-    ParamSpec(HTTP_SECTION, "time", UnsignedInt(1, MAX_HTTP_TIME), 5, APP,
-              doc="default seconds of HTTP_DOWNLOAD_REQUEST (SET_HTTP_CFG)"),
-)
 
 
 def ensure_schema(schema):

@@ -6,16 +6,13 @@ an ``Outcome``: the Result code, the reply payload (or None: no
 ``return_Parameter``) and the actions to run once the reply is written.
 """
 
-import importlib
 import inspect
 import math
-import pkgutil
 import re
 from typing import Any, Callable, Dict, Iterable, NamedTuple, Optional, Tuple
 
 from twisted.internet import defer
 from twisted.python import failure
-from twisted.plugin import getPlugins
 
 from cubegw import wire
 from cubegw.backend import BackendError
@@ -23,6 +20,7 @@ from cubegw.capabilities.base import (
     LOCAL, RIGHT_BOTH, SIDE_RIGHT, CapabilityFailure, CapabilityUnavailable,
     IGatewayCapability, PasswordGuesses, allows, check_account, field_right, text_values,
 )
+from cubegw.capabilities.catalogue import LazyProvider
 from cubegw.capabilities.lanauth import (
     FAIL_NEED_AUTH, SECRET_FIELDS, LanAuth, blank_secrets, needs_proof,
 )
@@ -54,7 +52,7 @@ FAIL_UNKNOWN = "UNRECOGNIZE_REQUEST"
 FAIL_NO_RIGHT = "NO_RIGHT_ACCESS"
 
 _SEQUENCE_ID = re.compile(r"[0-9A-Fa-f]{8}")
-_BUILTIN_SKIP = frozenset({"base", "dispatch", "runtime"})
+_BUILTIN_SKIP = frozenset({"base", "catalogue", "dispatch", "runtime", "stored"})
 
 #: SET_RIGHT's overrides, one UCI section per CmdType.  The operator's, so
 #: owned like X_CT-COM_Mgt: kept across every factory reset.  The option keeps a bit
@@ -165,7 +163,13 @@ def _providers_in(module) -> list:
 def discover_providers(plugin_package=None) -> list:
     """The built-in providers (module-level instances in the modules of
     ``cubegw.capabilities``) and the vendors' (``twisted.plugin.getPlugins``
-    over ``plugin_package``, by default ``cubegw.plugins``)."""
+    over ``plugin_package``, by default ``cubegw.plugins``), every module imported now.
+    The daemon uses ``catalogue.lazy_providers`` instead: the same, imported on first call."""
+    import importlib
+    import pkgutil
+
+    from twisted.plugin import getPlugins
+
     import cubegw.capabilities as builtin
     if plugin_package is None:
         import cubegw.plugins as plugin_package
@@ -261,6 +265,11 @@ class Dispatcher:
         if not (isinstance(raw_seq, str) and _SEQUENCE_ID.fullmatch(raw_seq)):
             return defer.succeed(self._reply(
                 cmd_type, seq, None, "SequenceId must be 8 hex characters"))
+        if isinstance(provider, LazyProvider):
+            try:
+                provider = self._load(provider)
+            except CapabilityFailure as e:
+                return defer.succeed(self._reply(cmd_type, seq, None, e.reason))
         # USER/PASSWORD on LAN calls only: a platform Post is authenticated by the
         # platform (protocol.md 9); a password check as the call itself checks both sides
         local = side == LOCAL
@@ -312,6 +321,14 @@ class Dispatcher:
         if not result.called or result.paused:
             result.addTimeout(self.timeout, self.clock)
         return result.addBoth(self._finish, cmd_type, seq, side, context, source)
+
+    def _load(self, lazy):
+        """A built-in provider's first call: import it; it serves its CmdTypes from now."""
+        provider = lazy.load()
+        for cmd_type in lazy.cmd_types:
+            if self.providers.get(cmd_type) is lazy:
+                self.providers[cmd_type] = provider
+        return provider
 
     def _finish(self, result, cmd_type, seq, side, context, source=None):
         """The provider's result (fields or a Failure) -> the call's ``Outcome``."""

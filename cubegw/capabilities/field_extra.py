@@ -11,20 +11,15 @@ import ipaddress
 from cubegw.capabilities import lan_devices, network, system_extra, wifi
 from cubegw.capabilities.base import RIGHT_BOTH, Capability, CapabilityFailure
 from cubegw.identity import IdentityError, normalize_mac
-from cubegw.store import APP, ParamSpec, SectionType, String, StoreError
+from cubegw.capabilities.stored import GATEWAY_NAME, NAME_TYPE
+from cubegw.store import StoreError
 
 __all__ = ["Addresses", "Rates", "DeviceNames", "SsidEnable", "Leds", "Wps", "Refused",
            "NAME_TYPE", "NO_LED", "NO_WPS", "hex_mac"]
 
 NO_LED = "no LED class (/sys/class/leds) on this hardware"
 NO_WPS = "WPS needs hostapd_cli"
-_NAMES = "lan_name"
-NAME_TYPE = SectionType(
-    _NAMES, "mac", APP,
-    (ParamSpec(_NAMES, "name", String(64), "", APP, doc="name given with SET_ATTACH_DEVICE_NAME"),),
-    key_kind=String(12, non_empty=True, no_whitespace=True))
-GATEWAY_NAME = ParamSpec("gateway", "name", String(64), "", APP,
-                         doc="the gateway's name (SET_HG_DEV_NAME); empty: the model")
+_NAMES = NAME_TYPE.type
 
 
 def hex_mac(value):

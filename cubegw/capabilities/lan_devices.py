@@ -30,18 +30,14 @@ from cubegw.identity import IdentityError, colon_mac
 from cubegw.capabilities.network import ipv4_of, read_uci_or_fail, text_values, wan_interfaces
 from cubegw.capabilities.wifi import station_dump
 from cubegw.logs import Logger
-from cubegw.store import SHARED_ACCESS, Bool, ParamSpec, SectionType, StoreError, String
+from cubegw.capabilities.stored import ACCESS_TYPE
+from cubegw.store import StoreError
 
 log = Logger()
 
 POLL_INTERVAL = 10.0
 MAX_SPEED_INTERVAL = 3600
 
-ACCESS_TYPE = SectionType(
-    "lan_access", "mac", SHARED_ACCESS,
-    (ParamSpec("lan_access", "internet", Bool(), True, SHARED_ACCESS,
-               doc="internet access allowed"),),
-    key_kind=String(17, non_empty=True, no_whitespace=True))
 
 
 def ensure_schema(schema):

@@ -21,27 +21,18 @@ from twisted.internet import defer
 
 from cubegw.capabilities.base import RIGHT_BOTH, Capability, CapabilityFailure
 from cubegw.logs import Logger
-from cubegw.store import APP, Choice, ParamSpec, SectionType, String, StoreError, UnsignedInt
+from cubegw.capabilities.stored import MAX_RULES, REDIRECT_CONF, REDIRECT_TYPE
+from cubegw.store import StoreError
 
 __all__ = ["DnsRedirect", "REDIRECT_TYPE", "CONF_PATH", "parse_rules", "dnsmasq_lines",
            "dns_redirect"]
 
 log = Logger()
 
-CONF_PATH = "/tmp/dnsmasq.d/cubegw-redirect.conf"
+CONF_PATH = REDIRECT_CONF
 MAX_FILE = 64 * 1024
-MAX_RULES = 256
 FETCH_TIMEOUT = 30.0
-_TYPE = "dns_redirect"
-REDIRECT_TYPE = SectionType(
-    _TYPE, "index", APP,
-    (ParamSpec(_TYPE, "mode", String(16, no_whitespace=True), "", APP, doc="the rule's mode"),
-     ParamSpec(_TYPE, "source", String(45, no_whitespace=True), "", APP,
-               doc="answer address redirected (empty: failed look-ups)"),
-     ParamSpec(_TYPE, "target", String(45, non_empty=True, no_whitespace=True), "0.0.0.0",
-               APP, doc="the address given instead"),
-     ParamSpec(_TYPE, "family", Choice(("4", "6")), "4", APP, doc="IP version")),
-    key_kind=UnsignedInt(0, MAX_RULES))
+_TYPE = REDIRECT_TYPE.type
 _QUOTED = re.compile(r'"([^"]*)"')
 
 

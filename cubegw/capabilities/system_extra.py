@@ -8,7 +8,8 @@ import re
 from cubegw.capabilities import network, system, wifi
 from cubegw.capabilities.base import RIGHT_BOTH, Capability, CapabilityFailure
 from cubegw.logs import Logger
-from cubegw.store import ITMS, ParamSpec, StoreError, String
+from cubegw.capabilities.stored import LOID_PARAMS, LOID_SECTION
+from cubegw.store import StoreError
 from cubegw.store.uci import UciError
 
 __all__ = ["SelfTest", "DeviceInfoAll", "DateTimeSync", "Services", "InformDiag",
@@ -249,20 +250,9 @@ class InformDiag(Capability):
         return {"InformStatus": "", "InformResult": await request_inform(context.backend)}
 
 
-LOID_SECTION = "loid"
 #: How long a REGISTER may wait for the ITMS before REGISTER_GETSTAT says
 #: REGISTER_TIMEOUT (the field's window after a REGISTER, 300 s).
 REGISTER_WINDOW = 300
-LOID_PARAMS = (
-    ParamSpec(LOID_SECTION, "userid", String(64, no_whitespace=True), "", ITMS,
-              doc="LOID given with REGISTER"),
-    ParamSpec(LOID_SECTION, "password", String(64), "", ITMS,
-              doc="LOID password given with REGISTER"),
-    ParamSpec(LOID_SECTION, "state", String(32), "REGISTER_DEFAULT", ITMS,
-              doc="REGISTER_GETSTAT's RegisterStatus"),
-    ParamSpec(LOID_SECTION, "since", String(16), "", ITMS,
-              doc="clock seconds of the last REGISTER"),
-)
 
 
 def ensure_schema(schema):

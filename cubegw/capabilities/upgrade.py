@@ -44,7 +44,7 @@ from zope.interface import Interface, implementer
 from cubegw.capabilities.base import RIGHT_BOTH, Capability, CapabilityFailure
 from cubegw.logs import Logger
 from cubegw.usign import SignatureError, verify_image
-from cubegw.store import APP, Bool, ParamSpec, String, UnsignedInt
+from cubegw.capabilities.stored import WD_FIELDS
 
 __all__ = ["IUpgradeInstaller", "OpenWrtInstaller", "Upgrade", "WebPopup", "ensure_schema",
            "MAX_UPGRADE_SIZE", "INSTALL_DELAY", "METHODS", "upgrade", "web_popup"]
@@ -362,18 +362,6 @@ def upgrade_kind(method, mode):
 
 # -- SET_WD_INFO ------------------------------------------------------------------
 
-WD_SECTION = "web_popup"
-WD_FIELDS = {  # request field -> store parameter
-    "enable": ParamSpec(WD_SECTION, "enable", Bool(), False, APP, doc="pop-up on"),
-    "W": ParamSpec(WD_SECTION, "width", UnsignedInt(0, 4096), 0, APP, doc="width, px"),
-    "H": ParamSpec(WD_SECTION, "height", UnsignedInt(0, 4096), 0, APP, doc="height, px"),
-    "Place": ParamSpec(WD_SECTION, "place", String(32, no_whitespace=True), "", APP,
-                       doc="where the pop-up shows"),
-    "WDurl": ParamSpec(WD_SECTION, "url", String(256, no_whitespace=True), "", APP,
-                       doc="page shown in the pop-up"),
-    "time": ParamSpec(WD_SECTION, "time", UnsignedInt(0, 86400), 0, APP,
-                      doc="seconds the pop-up stays"),
-}
 
 
 def ensure_schema(schema):

@@ -37,7 +37,8 @@ from twisted.internet import defer
 from cubegw.capabilities.base import RIGHT_BOTH, Capability, CapabilityFailure
 from cubegw.capabilities.network import read_uci_or_fail
 from cubegw.logs import Logger
-from cubegw.store import APP, Bool, SectionType, StoreError, String, ParamSpec
+from cubegw.capabilities.stored import TIMER_KEY, TIMER_TYPE
+from cubegw.store import StoreError
 
 log = Logger()
 
@@ -52,17 +53,6 @@ CHANNELS_5G = frozenset(list(range(36, 65, 4)) + list(range(100, 145, 4))
                         + list(range(149, 166, 4)))
 
 _HHMM = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
-TIMER_KEY = "1"
-TIMER_TYPE = SectionType(
-    "wifi_timer", "id", APP, (
-        ParamSpec("wifi_timer", "enable", Bool(), False, APP, doc="timer on"),
-        ParamSpec("wifi_timer", "start", String(5), "", APP, doc="HH:MM radios off"),
-        ParamSpec("wifi_timer", "end", String(5), "", APP, doc="HH:MM radios on"),
-        ParamSpec("wifi_timer", "cycle", String(32), "DAY", APP,
-                  doc="DAY or weekdays 1-7 (1 Monday)"),
-        ParamSpec("wifi_timer", "radios_off", String(256), "", APP,
-                  doc="radios the timer turned off (comma list), the only ones it turns on"),
-    ))
 
 
 def ensure_schema(schema):

@@ -21,7 +21,6 @@ from typing import Callable, List, Optional, Tuple
 
 from cubegw.store import integrity, uci
 from cubegw.store.integrity import RECOVERED_OWNERS
-from cubegw.store.mirror_codec import MirrorError, merge
 from cubegw.store.schema import DEFAULT_SCHEMA, StoreError
 from cubegw.store.store import FileSystem, Store, backup_path_for
 
@@ -153,6 +152,7 @@ def _recover(fs, file, current, verdict, backup, backup_path, schema, now, mirro
         if restored:
             event("restored", f"restored {', '.join(restored)} from {backup_path}")
         if mirrored:
+            from cubegw.store.mirror_codec import merge
             package, _ = merge(package, mirrored)
             event("mirror-restored", f"restored {', '.join(s.name for s in mirrored)} "
                                      f"from the mirror")
@@ -182,6 +182,7 @@ def _load_mirror(mirror, schema, event):
     """The mirror's sections, or None (no mirror, none saved, or unusable: said)."""
     if mirror is None:
         return None
+    from cubegw.store.mirror_codec import MirrorError   # with a mirror only
     try:
         return mirror.load(schema) or None
     except MirrorError as e:

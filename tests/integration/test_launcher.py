@@ -133,3 +133,34 @@ class WanWaitTests(TestCase):
         timer.start()
         daemon.sleep_until_signalled(10)
         self.assertLess(time.monotonic() - start, 5)
+
+
+class TwistdOptionsTests(TestCase):
+    """The launcher's twistd knows cubegw alone."""
+
+    def test_no_twistd_plugin_is_loaded(self):
+        """``twistd_options`` parses the cubegw command without loading a single twistd
+        plugin module (``twistd cubegw`` loads them all: trial, conch, mail...)."""
+        probe = ("import sys\n"
+                 "from cubegw.daemon import twistd_options\n"
+                 "options = twistd_options()()\n"
+                 "options.parseOptions(['-n', '--pidfile=', 'cubegw', '--config', sys.argv[1]])\n"
+                 "print(options.subCommand, type(options.subOptions).__module__)\n"
+                 "print(sorted(m for m in sys.modules if m.startswith('twisted.plugins')))\n")
+        tmp = os.path.abspath(self.mktemp())
+        os.makedirs(tmp)
+        config = gateway_config(tmp)
+        out = subprocess.run([sys.executable, "-c", probe, config], cwd=tmp,
+                             env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True,
+                             text=True, timeout=60)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(out.stdout.splitlines(), ["cubegw cubegw.tap", "[]"])
+
+    def test_usage_error_is_exit_2(self):
+        """An unknown launcher option is said on stderr with the usage, exit status 2."""
+        out = subprocess.run([sys.executable, "-m", "cubegw.daemon", "--bogus"],
+                             env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True,
+                             text=True, timeout=60)
+        self.assertEqual(out.returncode, 2)
+        self.assertIn("--bogus", out.stderr)
+        self.assertIn("--config", out.stderr)
