@@ -305,7 +305,9 @@ def figures(gw, pl, args):
         "connect-call-close loops from gwload after one CHECK_PASSWD_PARAM with the "
         "useradmin password (lan.auth password); SSIDIndex 1, 2, 3 in turn on a seeded UCI "
         "wireless file (2 radios, 3 SSIDs; each call reads, changes and writes it durably, "
-        "then apply: not OpenWrt); a reply counts with Result 0 and Status 0 (not counted: "
+        f"then apply: not OpenWrt) of the test backend, in {gw.get('session_root', 'disk')} "
+        f"(a durable write on this machine's disk: {gw.get('disk_durable_write_ms', 0):.2f} "
+        "ms); a reply counts with Result 0 and Status 0 (not counted: "
         f"{s5['bad']}{'; first: ' + s5['fail'] if s5.get('fail') else ''}); "
         f"{len(s5['rates'])} windows of {args.window_note}; refused {s5['refused']}; "
         + echo_how, g, b, "calls/s", ">= 0.6 x baseline", g["median"] >= 0.6 * b["median"])
@@ -520,7 +522,11 @@ NOTES = [
     "root is the workdir, where gwload seeds a UCI wireless file (2 radios, 3 SSIDs); "
     "`apply` answers \"not OpenWrt\" at once, so the figure has the call's rules, the "
     "read, change and durable write of the file (fsync, rename, folder fsync) but no "
-    "`wifi reload`. The session is proven once, before the SET windows, from the source "
+    "`wifi reload`. The test backend's directory is on a tmpfs (`/dev/shm`) where there is "
+    "one, so the row measures the gateway rather than this shared VM's disk (a durable "
+    "write there took 1-12 ms depending on the other jobs; the row states the run's "
+    "median): the write is still the same, fsyncs included, as on a router's flash. "
+    "The session is proven once, before the SET windows, from the source "
     "address of the loops (127.0.0.1).",
     "- **Platform.** loadgen registers every simulated gateway through the real flow (real "
     "CheckSN, fresh DevRND), then one warm-up round of Hb (every gateway once), then the "

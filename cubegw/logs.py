@@ -53,3 +53,30 @@ class Logger(_TwistedLogger):
     def emit(self, level, format=None, **kwargs):
         if enabled(level):
             super().emit(level, format, **kwargs)
+
+
+class LineBudget:
+    """At most ``per_minute`` lines of one kind a minute (``clock`` time): a flood, a LAN
+    host replaying SETs, cannot fill the router's log ring or spend its CPU formatting.
+
+    ``take()`` -> (whether this line may be logged, how many were held back since the
+    last one logged): the next line logged says how many it stands for.
+    """
+
+    def __init__(self, clock, per_minute=20):
+        self.clock = clock
+        self.per_minute = per_minute
+        self._window_start = None
+        self._used = 0
+        self._held = 0
+
+    def take(self):
+        now = self.clock.seconds()
+        if self._window_start is None or now - self._window_start >= 60.0:
+            self._window_start, self._used = now, 0
+        if self._used >= self.per_minute:
+            self._held += 1
+            return False, 0
+        self._used += 1
+        held, self._held = self._held, 0
+        return True, held

@@ -57,6 +57,7 @@ class UciFiles:
         self._writing = {}        # path -> Deferreds answered by the write on its way
         self._next = {}           # path -> [text, Deferreds]: the write after that one
         self.writes = 0           # writes started (each one fsync pair)
+        self._texts = {}          # section contents -> UCI text (uci.serialize's memo)
 
     def read(self, config_name):
         """A copy of the package, or None without the file; ``uci.UciError`` for a
@@ -82,7 +83,7 @@ class UciFiles:
         # the values already there: what the caller read and changed (it just did), else
         # the file's; only the values new to it are checked
         uci.check_new_values(known[1] if known else self.read(config_name), package)
-        text = uci.serialize(package)
+        text = uci.serialize(package, self._texts)
         self._parsed[path] = (text, package.copy())
         done = defer.Deferred()
         if path in self._writing:

@@ -343,6 +343,36 @@ class RoundTripTests(SynchronousTestCase):
         self.assertEqual(serialize(parse(text)), text)
 
     @settings(max_examples=200, deadline=None)
+    @given(packages(), packages())
+    def test_property_memo_same_text(self, first, second):
+        """With a memo kept across writes, serialize writes exactly what it writes
+        without one, and refuses what it refuses without one (duplicate names too)."""
+        memo = {}
+        for package in (first, second, first, Package(first.sections + first.sections)):
+            try:
+                plain = serialize(package)
+            except UciError:
+                self.assertRaises(UciError, serialize, package, memo)
+                continue
+            self.assertEqual(serialize(package, memo), plain)
+
+    def test_memo_formats_only_the_changed_section(self):
+        """A section already written is not formatted again; a changed one is."""
+        memo = {}
+        package = parse("config a 'x'\n\toption v '1'\nconfig b 'y'\n\toption w '2'\n")
+        serialize(package, memo)
+        self.assertEqual(len(memo), 2)
+        package.section("x").options["v"] = "it's"
+        self.assertIn("option v 'it'\\''s'", serialize(package, memo))
+        self.assertEqual(len(memo), 3)
+
+    def test_memo_refuses_bad_values(self):
+        """A value that cannot be written is refused with a memo too."""
+        for bad in ({"v": 1}, {"v": ["a", {"x": 1}]}, {"v": "nul\x00"}, {"bad name": "x"}):
+            package = Package([Section("t", "s", bad)])
+            self.assertRaises(UciError, serialize, package, {})
+
+    @settings(max_examples=200, deadline=None)
     @given(VALUES)
     def test_property_any_value(self, value):
         """Any value without control characters but TAB reads back as written."""

@@ -45,3 +45,16 @@ class UciWriteTests(SynchronousTestCase):
         self.assertRaises(uci.UciError, uci.check_new_values, old, new)
         self.assertRaises(uci.UciError, uci.check_new_values, None,
                           uci.parse("config a 'x'\n\toption v 'one\ntwo'\n"))
+
+    def test_check_new_values_changed_section_only(self):
+        """An unchanged section is trusted as on disk; in a changed one a foreign value
+        stays allowed and a new bad value is refused, also in a section new to the file."""
+        old = uci.parse("config a 'x'\n\toption v 'one\ntwo'\nconfig b 'y'\n\toption w 'k'\n")
+        new = old.copy()
+        new.section("y").options["w"] = "one\ntwo"        # a value old holds elsewhere
+        uci.check_new_values(old, new)
+        new.section("y").options["w"] = "new\nline"
+        self.assertRaises(uci.UciError, uci.check_new_values, old, new)
+        added = old.copy()
+        added.sections.append(uci.Section("c", "z", {"u": "bad\x07"}))
+        self.assertRaises(uci.UciError, uci.check_new_values, old, added)

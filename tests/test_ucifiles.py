@@ -164,6 +164,28 @@ class SetAnswerTests(SynchronousTestCase):
                 if e.get("log_level") == LogLevel.info and e.get("cmd")]
         self.assertEqual(done, [("SET_WLAN_SSID_DISABLE", "192.168.1.20")])
 
+    def test_info_lines_budgeted(self):
+        """A LAN host repeating SETs gets 20 info lines a minute; the rest are counted
+        and the first line of the next minute says how many were not logged."""
+        h = wireless_router(self)
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+
+        def set_once():
+            self.successResultOf(h.dispatcher.dispatch(
+                "local", {"CmdType": "SET_WLAN_SSID_DISABLE", "SequenceId": "0000000D",
+                          "SSIDIndex": "1"}, source="192.168.1.66"))
+        for _ in range(25):
+            set_once()
+        infos = [e for e in events if e.get("log_level") == LogLevel.info and e.get("cmd")]
+        self.assertEqual(len(infos), 20)
+        h.clock.advance(61)
+        set_once()
+        infos = [e for e in events if e.get("log_level") == LogLevel.info and e.get("cmd")]
+        self.assertEqual(len(infos), 21)
+        self.assertEqual(infos[-1]["more"], " (and 5 such calls not logged)")
+
 
 class ThreadWriteTests(TestCase):
     """LinuxBackend on the real reactor writes in its thread pool."""

@@ -24,7 +24,7 @@ from cubegw.capabilities.catalogue import LazyProvider
 from cubegw.capabilities.lanauth import (
     FAIL_NEED_AUTH, SECRET_FIELDS, LanAuth, blank_secrets, needs_proof,
 )
-from cubegw.logs import Logger
+from cubegw.logs import LineBudget, Logger
 from cubegw.store import (
     MGT, MGT_SECTION, ParamSpec, SectionType, String, UnsignedInt,
 )
@@ -218,6 +218,8 @@ class Dispatcher:
         # dispatcher built bare (unit tests of the capabilities) serves the LAN open
         self.lan_auth = lan_auth or LanAuth(clock, mode="open")
         self.in_flight = 0
+        #: the info lines of changes and secret reads: 20 a minute, then counted
+        self.audit = LineBudget(clock, per_minute=20)
 
     def dispatch(self, side: str, parameter: Any, source: Any = None) -> defer.Deferred:
         """Serve one decoded ``Parameter`` from ``side`` ("local" for Post1,
@@ -340,9 +342,11 @@ class Dispatcher:
                 log.error("capability {cmd}: provider returned {type}, not a dict",
                           cmd=cmd_type, type=type(result).__name__)
                 return self._reply(cmd_type, seq, None, "internal error")
-            if needs_proof(cmd_type):   # a change or a secret read: worth a line, and who
-                log.info("capability {cmd} {seq} from {side} {source}: done", cmd=cmd_type,
-                         seq=seq, side=side, source=source)
+            logged, held = self.audit.take() if needs_proof(cmd_type) else (False, 0)
+            if logged:                  # a change or a secret read: worth a line, and who
+                log.info("capability {cmd} {seq} from {side} {source}: done{more}",
+                         cmd=cmd_type, seq=seq, side=side, source=source,
+                         more=f" (and {held} such calls not logged)" if held else "")
             else:
                 log.debug("capability {cmd} {seq} from {side}: ok", cmd=cmd_type, seq=seq,
                           side=side)

@@ -121,11 +121,16 @@ def check_new_values(old: Optional[Package], new: Package) -> None:
     ``old`` (the package on disk, or None) holds that same value: every value we write
     is checked (an IPv6 scope ID with a newline never reaches ``network``), while a
     multi-line value someone else wrote is written back as it was."""
-    kept = set()
-    for section in (old.sections if old is not None else ()):
-        for value in section.options.values():
-            kept.update(value if isinstance(value, list) else [value])
+    old_sections = old.sections if old is not None else ()
+    unchanged = {(s.type, s.name): s.options for s in old_sections}
+    kept = None
     for section in new.sections:
+        if unchanged.get((section.type, section.name)) == section.options:
+            continue                    # every value of it is in old: nothing new here
+        if kept is None:
+            kept = set()
+            for value in (v for s in old_sections for v in s.options.values()):
+                kept.update(value if isinstance(value, list) else [value])
         for name, value in section.options.items():
             for item in (value if isinstance(value, list) else [value]):
                 if item not in kept:
@@ -137,7 +142,7 @@ def parse(text: str) -> Package:
     return _Parser(text).run()
 
 
-def serialize(package: Package) -> str:
+def serialize(package: Package, memo: Optional[dict] = None) -> str:
     """Write a Package the way ``uci commit`` does.
 
     An option whose value is the empty string (or an empty list) is left out:
@@ -145,6 +150,9 @@ def serialize(package: Package) -> str:
     written verbatim in single quotes, as libuci does, so a multi-line value
     someone else wrote survives our writes; only NUL cannot be written.  What we
     set ourselves is checked before (``check_value``, the store's schema).
+
+    ``memo`` (a dict the caller keeps) remembers each section's text by its contents:
+    a file written again with one option changed formats only that section.
     """
     out = []
     if package.name is not None:
@@ -153,9 +161,30 @@ def serialize(package: Package) -> str:
         out.append(f"package {package.name}\n")
     names = set()
     for section in package.sections:
-        out.append(_section_text(section, names))
+        out.append(_section_text(section, names) if memo is None
+                   else _remembered_text(section, names, memo))
     out.append("\n")
     return "".join(out)
+
+
+def _remembered_text(section: Section, names: set, memo: dict) -> str:
+    name = section.name
+    try:
+        key = (section.type, name, tuple(
+            (k, v if isinstance(v, str) else tuple(v)) for k, v in section.options.items()))
+        text = memo.get(key)
+    except TypeError:               # a value that is not text: _section_text says why
+        return _section_text(section, names)
+    if text is None:
+        text = _section_text(section, set())
+        if len(memo) >= 256:
+            memo.clear()
+        memo[key] = text
+    if name is not None:
+        if name in names:
+            raise UciError(f"two sections are named {name!r}")
+        names.add(name)
+    return text
 
 
 def _writable(value: Value, where: str) -> None:
