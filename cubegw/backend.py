@@ -18,7 +18,7 @@ from cubegw.backend_parse import (BLOCK_RULE_PREFIX, cpu_busy_percent,  # noqa: 
 from cubegw.logs import Logger
 from cubegw.store import uci
 from cubegw.store.store import FileSystem
-from cubegw.ucifiles import UciFiles, in_thread, run_now
+from cubegw.ucifiles import UciFiles
 
 __all__ = ["BackendError", "ISystemBackend", "LinuxBackend", "TempDirBackend", "cpu_busy_percent",
            "APPLY_COMMANDS", "NOT_OPENWRT", "parse_routes", "parse_resolv_conf",
@@ -306,9 +306,9 @@ class LinuxBackend(_FilesMixin):
         self._cpu_last = psutil_module.cpu_times()
         self._cpu_value = 0.0
         self._memory, self._memory_at = None, None
-        # the fsyncs in the reactor's thread pool where it has one (not a test's Clock)
-        self.uci_files = UciFiles(self.uci_path, in_thread(reactor)
-                                  if hasattr(reactor, "getThreadPool") else run_now)
+        # written at once, as ``uci commit`` does: on a tmpfs the hop to a thread cost
+        # more than the write, and on flash a SET blocking a few ms harms nothing
+        self.uci_files = UciFiles(self.uci_path)
 
     def cpu_percent(self):
         now = self._psutil.cpu_times()

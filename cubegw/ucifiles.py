@@ -1,5 +1,5 @@
 """The router's UCI files as the backends read and write them: each text parsed once,
-writes made durable in group commits.
+each write durable before the caller answers.
 
 Reading: the file is read each time (someone else may have changed it), but its parse is
 reused while the text is the same: libuci's reader, which ``cubegw.store.uci`` ports
@@ -8,11 +8,12 @@ copy of the package to change.
 
 Writing: ``write`` returns a Deferred that fires once the file is on disk, written and
 renamed with both fsyncs of ``FileSystem.write_atomic``; a caller answers the phone
-app only then.  One write per file is on its way at a time, run by ``run_write`` (a
-thread in the daemon, so the reactor serves other calls during the fsyncs); the packages
-written meanwhile go to disk together in the next write, one fsync for them all (group
-commit).  Until then ``read`` gives the newest package written, so a read-change-write
-never loses a change answered before it.
+app only then.  One write per file is on its way at a time, run by ``run_write``: at
+once in the daemon, as ``uci commit`` does (a thread was tried: on a tmpfs its hop cost
+more than the write).  A ``run_write`` that takes time (a vendor's, a test's) gets group
+commits: the packages written meanwhile go to disk together in the next write, and
+until then ``read`` gives the newest package written, so a read-change-write never loses
+a change answered before it.
 """
 
 import os
@@ -23,21 +24,12 @@ from twisted.python import failure
 from cubegw.store import uci
 from cubegw.store.store import FileSystem
 
-__all__ = ["UciFiles", "run_now", "in_thread"]
+__all__ = ["UciFiles", "run_now"]
 
 
 def run_now(function, *args):
     """Run a write at once (unit tests, and any reactor without a thread pool)."""
     return defer.maybeDeferred(function, *args)
-
-
-def in_thread(reactor):
-    """Run a write in ``reactor``'s thread pool."""
-    from twisted.internet import threads
-
-    def run(function, *args):
-        return threads.deferToThreadPool(reactor, reactor.getThreadPool(), function, *args)
-    return run
 
 
 def write_file(path, data):
@@ -48,7 +40,7 @@ def write_file(path, data):
 
 class UciFiles:
     """The UCI packages at ``path_of(config_name)``; writes run by ``run_write(function,
-    *args)`` -> Deferred (``run_now`` or ``in_thread``)."""
+    *args)`` -> Deferred (``run_now``, the daemon's; a test holds them back)."""
 
     def __init__(self, path_of, run_write=run_now):
         self.path_of = path_of
