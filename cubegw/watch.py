@@ -67,21 +67,20 @@ class WanWatch(_Poll):
 
 def inotify_watcher(reactor, directory, on_event):
     """Call ``on_event(name)`` for each file of ``directory`` written, moved in, created
-    or removed; returns the function that stops watching, or None where inotify cannot
-    be had (not Linux, no ctypes as on a minimal OpenWrt, too many watches)."""
+    or removed (``""``: the kernel's queue overflowed, anything may have changed);
+    returns the function that stops watching, or None where inotify cannot be had (not
+    Linux, no ctypes as on a minimal OpenWrt, too many watches)."""
     try:
-        from twisted.internet import inotify
-        from twisted.python.filepath import FilePath
-        notifier = inotify.INotify(reactor)
-    except Exception:
+        from cubegw import inotify
+        mask = inotify.IN_CLOSE_WRITE | inotify.IN_MOVED_TO | inotify.IN_CREATE | \
+            inotify.IN_DELETE
+        notifier = inotify.DirectoryWatch(reactor, directory, mask, on_event)
+    except (ImportError, OSError, AttributeError):   # AttributeError: no inotify in libc
         return None
-    mask = inotify.IN_CLOSE_WRITE | inotify.IN_MOVED_TO | inotify.IN_CREATE | inotify.IN_DELETE
     try:
         notifier.startReading()
-        notifier.watch(FilePath(directory), mask=mask,
-                       callbacks=[lambda _, path, events: on_event(path.basename())])
-    except Exception:
-        notifier.loseConnection()
+    except Exception:               # a clock that is not a reactor
+        notifier.close()
         return None
     return notifier.loseConnection
 
@@ -111,7 +110,7 @@ class StoreWatch(_Poll):
         directory, name = os.path.split(os.path.abspath(self.store.path))
         if self.watcher is not None:
             self._stop_watching = self.watcher(
-                self.clock, directory, lambda changed: changed == name and self.check())
+                self.clock, directory, lambda changed: changed in (name, "") and self.check())
         self.events = self._stop_watching is not None
         if self.events:
             service.Service.startService(self)      # no poll
