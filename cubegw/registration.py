@@ -46,6 +46,9 @@ ERROR_RESULTS = {
     wire.Register: (3, -1, -2, -5),
     wire.Hb: (-2, -3, -5),
 }
+#: Every Result that counts as a reply to each request class.
+_ACCEPTED = {cls: frozenset(wire.REPLIES[cls].SUCCESS + errors)
+             for cls, errors in ERROR_RESULTS.items()}
 
 
 # -------------------------------------------------------------------- inputs
@@ -102,6 +105,7 @@ class RegistrationMachine:
         self.resyncs = 0                  # operation -5 in a row
         self.hb_misses = 0
         self.hb_flag = "1"
+        self._hb_message = None           # the last Hb (reused while its fields stay)
         self.register_resets = 0          # Register 3 in a row
         self.counters = {"sent": 0, "replies": 0, "timeouts": 0, "hb_ok": 0,
                          "triggers_ok": 0, "triggers_refused": 0, "triggers_spoofed": 0}
@@ -158,14 +162,12 @@ class RegistrationMachine:
             raise wire.WireError("no request is waiting for a reply")
         cls = type(self.pending)
         reply = wire.decode_reply(cls, msg)
-        if reply.Result not in wire.REPLIES[cls].SUCCESS + ERROR_RESULTS[cls]:
+        if reply.Result not in _ACCEPTED[cls]:
             raise wire.WireError(f"Result {reply.Result} is no {cls.METHOD} reply")
         request, self.pending = self.pending, None
         self.counters["replies"] += 1
-        handler = getattr(self, "_on_" + type(request).__name__)
-        commands = handler(request, reply)
-        self.routine = (isinstance(request, wire.Hb) and reply.Result == 0
-                        and self.state == ONLINE)
+        commands = _HANDLERS[cls](self, request, reply)
+        self.routine = cls is wire.Hb and reply.Result == 0 and self.state == ONLINE
         return commands
 
     def followup_received(self, msg, now):
@@ -281,9 +283,13 @@ class RegistrationMachine:
             DevRND=self.dev_rnd, UserID=user_id))
 
     def _hb(self):
-        return self._send(ONLINE, OPERATION, self.operation, wire.Hb(
-            MAC=self.identity.mac, IPAddr=self.wan_ip, FLAG=self.hb_flag),
-            timeout=self.timing.hb_timeout)
+        """The next Hb: the same message object while the WAN address and FLAG stay, so
+        the transport sends the bytes it encoded for the last one."""
+        hb = self._hb_message
+        if hb is None or hb.IPAddr != self.wan_ip or hb.FLAG != self.hb_flag:
+            hb = self._hb_message = wire.Hb(
+                MAC=self.identity.mac, IPAddr=self.wan_ip, FLAG=self.hb_flag)
+        return self._send(ONLINE, OPERATION, self.operation, hb, timeout=self.timing.hb_timeout)
 
     # ------------------------------------------------------- waiting steps
 
@@ -445,3 +451,7 @@ class RegistrationMachine:
         if reply.Result == -5:
             return [Note("info", "Hb -5: back to distribution")] + self._boot_first()
         return self._silence(request)           # -2: the last of Hb's own Results
+
+
+#: The reply handler of each request class.
+_HANDLERS = {cls: getattr(RegistrationMachine, "_on_" + cls.__name__) for cls in ERROR_RESULTS}
