@@ -51,6 +51,7 @@ class AccessProtocol(DatagramProtocol):
         self._operation_from = None  # resolved (ip, port) of the operation platform
         self._sends = 0              # Send commands so far: a later one supersedes
         self._encoded = (None, b"")  # the last request written and its bytes
+        self._decoded = (None, None) # the last datagram decoded and its dict (read-only)
         self._literal = {}           # host -> whether it is an address literal
 
     # ----------------------------------------------------------- events in
@@ -71,10 +72,13 @@ class AccessProtocol(DatagramProtocol):
         self._run(self.machine.wan_ip_changed(wan_ip))
 
     def datagramReceived(self, data, addr):
-        try:
-            msg = wire.decode_datagram(data)
-        except wire.WireError as e:
-            return self._drop(addr, e.reason)
+        last, msg = self._decoded
+        if data != last:             # the platform's Hb reply is the same bytes each time
+            try:
+                msg = wire.decode_datagram(data)
+            except wire.WireError as e:
+                return self._drop(addr, e.reason)
+            self._decoded = (data, msg)
         try:
             if "RPCMethod" in msg:
                 method = msg["RPCMethod"]

@@ -197,3 +197,28 @@ class HbReplyDecodeTests(SynchronousTestCase):
     def test_not_a_dict(self):
         """A JSON array is refused as before."""
         self.assertRaises(WireError, wire.HbReply.from_wire, [0])
+
+
+class RepeatedDatagramTests(SynchronousTestCase):
+    def test_repeated_reply_read_the_same(self):
+        """The platform's reply, the same bytes each cycle, is read afresh in meaning:
+        answered once it counts, the same bytes again with nothing pending are a stray."""
+        g, t = online(self)
+        g.advance_to(t + 20)
+        g.sent()
+        reply = json.dumps({"Result": 0, "Interval": 20}).encode()
+        g.protocol.datagramReceived(reply, OPER)
+        self.assertEqual((g.machine.counters["hb_ok"], g.protocol.dropped), (2, 0))
+        g.protocol.datagramReceived(reply, OPER)
+        self.assertEqual((g.machine.counters["hb_ok"], g.protocol.dropped), (2, 1))
+        g.advance_to(t + 40)
+        g.expect(self, "Hb", OPER, t + 40)
+        g.protocol.datagramReceived(reply, OPER)
+        self.assertEqual((g.machine.counters["hb_ok"], g.protocol.dropped), (3, 1))
+
+    def test_bad_bytes_repeated_dropped_each_time(self):
+        """Garbage sent twice is dropped twice (a refusal is not remembered as a value)."""
+        g, t = online(self)
+        g.protocol.datagramReceived(b"\xff{", OPER)
+        g.protocol.datagramReceived(b"\xff{", OPER)
+        self.assertEqual(g.protocol.dropped, 2)
