@@ -168,9 +168,11 @@ class AccessProtocol(DatagramProtocol):
         self.resolve(host).addCallbacks(lambda ip: self._write_request(cmd, ip, seq), failed)
 
     def _write_request(self, cmd, ip, seq):
-        message = self.machine.pending
-        if seq != self._sends or message is None or self.transport is None:
+        """Send ``cmd``'s request to ``ip`` unless a later Send, a reply timeout or a stop
+        came first (``seq`` is the Send's number)."""
+        if seq != self._sends or self.machine.pending is None or self.transport is None:
             return  # superseded while the name was resolving
+        message = cmd.message
         self._reply_from = (ip, cmd.port)
         if cmd.target == reg.OPERATION:
             self._operation_from = self._reply_from
