@@ -46,6 +46,7 @@ ERROR_RESULTS = {
     wire.Register: (3, -1, -2, -5),
     wire.Hb: (-2, -3, -5),
 }
+
 #: Every Result that counts as a reply to each request class.
 _ACCEPTED = {cls: frozenset(wire.REPLIES[cls].SUCCESS + errors)
              for cls, errors in ERROR_RESULTS.items()}
