@@ -10,15 +10,20 @@ from twisted.internet import defer
 from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.protocol import DatagramProtocol
 
+from cubegw import logs, wire
 from cubegw import registration as reg
-from cubegw import wire
 from cubegw.logs import Logger
+
+
+def is_address(host):
+    """Whether ``host`` is an IPv4 or IPv6 literal (it needs no resolver)."""
+    return isIPAddress(host) or isIPv6Address(host)
 
 
 def resolver_for(reactor):
     """A ``resolve(host) -> Deferred[ip]`` that never blocks: literals pass, names use the reactor."""
     def resolve(host):
-        if isIPAddress(host) or isIPv6Address(host):
+        if is_address(host):
             return defer.succeed(host)
         return reactor.resolve(host)
     return resolve
@@ -44,6 +49,10 @@ class AccessProtocol(DatagramProtocol):
         self._timer = None
         self._reply_from = None      # resolved (ip, port) the pending request went to
         self._operation_from = None  # resolved (ip, port) of the operation platform
+        self._sends = 0              # Send commands so far: a later one supersedes
+        self._encoded = (None, b"")  # the last request written and its bytes
+        self._decoded = (None, None) # the last datagram decoded and its dict (read-only)
+        self._literal = {}           # host -> whether it is an address literal
 
     # ----------------------------------------------------------- events in
 
@@ -63,10 +72,13 @@ class AccessProtocol(DatagramProtocol):
         self._run(self.machine.wan_ip_changed(wan_ip))
 
     def datagramReceived(self, data, addr):
-        try:
-            msg = wire.decode_datagram(data)
-        except wire.WireError as e:
-            return self._drop(addr, e.reason)
+        last, msg = self._decoded
+        if data != last:             # the platform's Hb reply is the same bytes each time
+            try:
+                msg = wire.decode_datagram(data)
+            except wire.WireError as e:
+                return self._drop(addr, e.reason)
+            self._decoded = (data, msg)
         try:
             if "RPCMethod" in msg:
                 method = msg["RPCMethod"]
@@ -90,16 +102,20 @@ class AccessProtocol(DatagramProtocol):
         """A datagram with no RPCMethod: the pending request's reply if it is in that
         request's own form, else, from the operation platform, maybe a trigger follow-up
         (protocol.md 5); ``WireError`` for a stray."""
-        if self.machine.pending is not None and addr == self._reply_from:
-            method, result = self.machine.pending.METHOD, msg.get("Result")
+        pending = self.machine.pending
+        if pending is not None and addr == self._reply_from:
             try:
                 commands = self.machine.reply_received(msg)
             except wire.WireError:
                 if addr != self._operation_from:
                     raise
             else:
-                (self.log.debug if self.machine.routine else self.log.info)(
-                    "received {method} reply: Result {result}", method=method, result=result)
+                if not self.machine.routine:
+                    self.log.info("received {method} reply: Result {result}",
+                                  method=pending.METHOD, result=msg.get("Result"))
+                elif logs.debug_enabled():
+                    self.log.debug("received {method} reply: Result {result}",
+                                   method=pending.METHOD, result=msg.get("Result"))
                 return commands
         if addr != self._operation_from:
             raise wire.WireError("stray reply: no request is waiting for it")
@@ -128,33 +144,62 @@ class AccessProtocol(DatagramProtocol):
         """Carry out ``commands``, then tell ``effects`` whether the event was routine
         (the machine says: an Hb sent or answered 0, only counters changed)."""
         for command in commands:
-            getattr(self, "_do_" + type(command).__name__)(command)
+            _ACTIONS[type(command)](self, command)
         self.effects.changed(routine=self.machine.routine)
 
     def _do_Send(self, cmd):
+        """Write the request to the platform's address: at once for an address literal
+        (the heartbeat's usual case: no Deferred), after the resolver for a name."""
         self._reply_from = None
-        message = cmd.message
-
-        def write(ip):
-            if self.machine.pending is not message or self.transport is None:
-                return  # superseded while the name was resolving
-            self._reply_from = (ip, cmd.port)
-            if cmd.target == reg.OPERATION:
-                self._operation_from = self._reply_from
-            self.transport.write(wire.encode_datagram(message), self._reply_from)
-            (self.log.debug if message.METHOD == "Hb" else self.log.info)(
-                "sent {method} to the {target} platform {host}:{port}",
-                method=message.METHOD, target=cmd.target, host=cmd.host, port=cmd.port)
+        self._sends += 1
+        host = cmd.host
+        literal = self._literal.get(host)
+        if literal is None:
+            if len(self._literal) > 16:     # names change rarely; keep the cache small
+                self._literal.clear()
+            literal = self._literal[host] = is_address(host)
+        if literal:
+            return self._write_request(cmd, host, self._sends)
 
         def failed(reason):
             self.log.warn("cannot resolve {host}: {error}; the reply timer will retry",
-                          host=cmd.host, error=reason.getErrorMessage())
+                          host=host, error=reason.getErrorMessage())
+        seq = self._sends
+        self.resolve(host).addCallbacks(lambda ip: self._write_request(cmd, ip, seq), failed)
 
-        self.resolve(cmd.host).addCallbacks(write, failed)
+    def _write_request(self, cmd, ip, seq):
+        """Send ``cmd``'s request to ``ip`` unless a later Send, a reply timeout or a stop
+        came first (``seq`` is the Send's number)."""
+        if seq != self._sends or self.machine.pending is None or self.transport is None:
+            return  # superseded while the name was resolving
+        message = cmd.message
+        self._reply_from = (ip, cmd.port)
+        if cmd.target == reg.OPERATION:
+            self._operation_from = self._reply_from
+        last, data = self._encoded
+        if message is not last:            # the machine reuses an unchanged Hb
+            data = wire.encode_datagram(message)
+            self._encoded = (message, data)
+        self.transport.write(data, self._reply_from)
+        if message.METHOD != "Hb":
+            self.log.info("sent {method} to the {target} platform {host}:{port}",
+                          method=message.METHOD, target=cmd.target, host=cmd.host,
+                          port=cmd.port)
+        elif logs.debug_enabled():
+            self.log.debug("sent {method} to the {target} platform {host}:{port}",
+                           method=message.METHOD, target=cmd.target, host=cmd.host,
+                           port=cmd.port)
 
     def _do_SetTimer(self, cmd):
-        self._cancel_timer()
-        self._timer = self.clock.callLater(cmd.delay, self._fire)
+        """Arm the one timer.  An armed call is moved (``reset``), not cancelled and
+        replaced: moved sooner (the reply timeout becoming the wait for the next Hb at
+        short intervals) it leaves nothing behind, where a cancelled call still wakes the
+        reactor at its time; moved later, the reactor passes by once at the old time."""
+        timer = self._timer
+        if timer is not None and timer.active():
+            timer.reset(cmd.delay)
+        else:
+            self._timer = self.clock.callLater(cmd.delay, self._fire)
 
     def _do_StoreOperationPlatform(self, cmd):
         self.effects.store_operation_platform(cmd.host, cmd.port)
@@ -196,3 +241,8 @@ class AccessProtocol(DatagramProtocol):
                       (" ({more} more dropped, not logged)" if more else ""),
                       addr=addr, reason=reason, more=more)
 
+
+#: What each of the machine's commands does (a type -> method table: no name built per command).
+_ACTIONS = {command: getattr(AccessProtocol, "_do_" + command.__name__) for command in (
+    reg.Send, reg.SetTimer, reg.StoreOperationPlatform, reg.ResetAppData, reg.ConnectPlugin,
+    reg.AnswerTrigger, reg.Note)}

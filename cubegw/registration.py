@@ -11,9 +11,12 @@ running: the reply timeout, a retry wait, the heartbeat interval or the -2 silen
 """
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from cubegw import identity, wire
+from cubegw.commands import (  # noqa: F401  (re-exported: reg.Send, reg.SetTimer, ...)
+    AnswerTrigger, ConnectPlugin, Note, ResetAppData, Send, SetTimer, StoreOperationPlatform,
+)
 from cubegw.trust import TriggerGate, interval
 
 # States, in the order of a first registration.
@@ -44,61 +47,9 @@ ERROR_RESULTS = {
     wire.Hb: (-2, -3, -5),
 }
 
-
-# ------------------------------------------------------------------ commands
-
-@dataclass(frozen=True)
-class Send:
-    """Send ``message`` to ``host:port`` (``target`` names the platform, for logs)."""
-    target: str
-    host: str
-    port: int
-    message: wire.Message
-
-
-@dataclass(frozen=True)
-class SetTimer:
-    """Arm the machine's one timer (replacing any armed one)."""
-    delay: float
-
-
-@dataclass(frozen=True)
-class StoreOperationPlatform:
-    """Persist the operation platform so a reboot skips distribution."""
-    host: str
-    port: int
-
-
-@dataclass(frozen=True)
-class ResetAppData:
-    """Perform the APP-side factory reset (it also clears the stored UserID)."""
-
-
-@dataclass(frozen=True)
-class ConnectPlugin:
-    """Connect to the plugin center at ``host:port`` (a valid RequestPlug-in)."""
-    host: str
-    port: int
-
-
-@dataclass(frozen=True)
-class AnswerTrigger:
-    """Reply ``{"Result": result}`` to a reverse trigger's source, with ``"DevRND"`` when
-    ``dev_rnd`` is set (an accepted trigger: the platform's next Key uses it)."""
-    result: int
-    address: tuple
-    dev_rnd: str = None
-
-    def message(self):
-        return {"Result": self.result, **({"DevRND": self.dev_rnd} if self.dev_rnd else {})}
-
-
-@dataclass(frozen=True)
-class Note:
-    """Something worth an operator's log line (``level`` is info, warn or error)."""
-    level: str
-    event: str
-    fields: dict = field(default_factory=dict)
+#: Every Result that counts as a reply to each request class.
+_ACCEPTED = {cls: frozenset(wire.REPLIES[cls].SUCCESS + errors)
+             for cls, errors in ERROR_RESULTS.items()}
 
 
 # -------------------------------------------------------------------- inputs
@@ -155,6 +106,7 @@ class RegistrationMachine:
         self.resyncs = 0                  # operation -5 in a row
         self.hb_misses = 0
         self.hb_flag = "1"
+        self._hb_message = None           # the last Hb (reused while its fields stay)
         self.register_resets = 0          # Register 3 in a row
         self.counters = {"sent": 0, "replies": 0, "timeouts": 0, "hb_ok": 0,
                          "triggers_ok": 0, "triggers_refused": 0, "triggers_spoofed": 0}
@@ -211,14 +163,12 @@ class RegistrationMachine:
             raise wire.WireError("no request is waiting for a reply")
         cls = type(self.pending)
         reply = wire.decode_reply(cls, msg)
-        if reply.Result not in wire.REPLIES[cls].SUCCESS + ERROR_RESULTS[cls]:
+        if reply.Result not in _ACCEPTED[cls]:
             raise wire.WireError(f"Result {reply.Result} is no {cls.METHOD} reply")
         request, self.pending = self.pending, None
         self.counters["replies"] += 1
-        handler = getattr(self, "_on_" + type(request).__name__)
-        commands = handler(request, reply)
-        self.routine = (isinstance(request, wire.Hb) and reply.Result == 0
-                        and self.state == ONLINE)
+        commands = _HANDLERS[cls](self, request, reply)
+        self.routine = cls is wire.Hb and reply.Result == 0 and self.state == ONLINE
         return commands
 
     def followup_received(self, msg, now):
@@ -334,9 +284,13 @@ class RegistrationMachine:
             DevRND=self.dev_rnd, UserID=user_id))
 
     def _hb(self):
-        return self._send(ONLINE, OPERATION, self.operation, wire.Hb(
-            MAC=self.identity.mac, IPAddr=self.wan_ip, FLAG=self.hb_flag),
-            timeout=self.timing.hb_timeout)
+        """The next Hb: the same message object while the WAN address and FLAG stay, so
+        the transport sends the bytes it encoded for the last one."""
+        hb = self._hb_message
+        if hb is None or hb.IPAddr != self.wan_ip or hb.FLAG != self.hb_flag:
+            hb = self._hb_message = wire.Hb(
+                MAC=self.identity.mac, IPAddr=self.wan_ip, FLAG=self.hb_flag)
+        return self._send(ONLINE, OPERATION, self.operation, hb, timeout=self.timing.hb_timeout)
 
     # ------------------------------------------------------- waiting steps
 
@@ -498,3 +452,7 @@ class RegistrationMachine:
         if reply.Result == -5:
             return [Note("info", "Hb -5: back to distribution")] + self._boot_first()
         return self._silence(request)           # -2: the last of Hb's own Results
+
+
+#: The reply handler of each request class.
+_HANDLERS = {cls: getattr(RegistrationMachine, "_on_" + cls.__name__) for cls in ERROR_RESULTS}

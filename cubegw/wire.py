@@ -227,6 +227,19 @@ class HbReply(Message):
     Result: int = wf("Result", "int")
     Interval: int = wf("Interval", "int", default=None)
 
+    @classmethod
+    def from_wire(cls, msg):
+        """The usual reply (JSON integers, as ``{"Result":0,"Interval":60}``) without the
+        field table: the same value its converters would give, at every heartbeat."""
+        if type(msg) is dict:
+            result, every = msg.get("Result"), msg.get("Interval")
+            if type(result) is int and (every is None or type(every) is int):
+                reply = object.__new__(cls)
+                object.__setattr__(reply, "Result", result)
+                object.__setattr__(reply, "Interval", every)
+                return reply
+        return super().from_wire(msg)
+
 
 @_request("RequestPlug-in")
 class RequestPlugin(Message):
