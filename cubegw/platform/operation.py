@@ -160,6 +160,7 @@ class OperationProtocol(PlatformProtocol):
     def log_summary(self):
         """One info line for the heartbeats answered Result 0 since the last one (none
         when there were none), which are logged one by one at debug only."""
+        self.report_quiet()
         count, gateways = self._hb_count, self._hb_gateways
         self._hb_count = self._hb_gateways = 0
         self._hb_round += 1     # counts every gateway anew, without a set of 200k MACs
