@@ -41,7 +41,8 @@ def _addr(text):
 
 
 class Slot:
-    __slots__ = ("sock", "gateways", "cursor", "step", "gw", "sent_at", "challenge", "oper")
+    __slots__ = ("sock", "gateways", "cursor", "step", "gw", "sent_at", "challenge", "oper",
+                 "mac", "sn")
 
     def __init__(self, gateways):
         self.gateways = gateways
@@ -52,6 +53,25 @@ class Slot:
         self.sent_at = 0.0
         self.challenge = None
         self.oper = None
+        self.mac = self.sn = None
+
+
+def _template(**fields):
+    """The compact JSON of ``fields`` with each ``None`` value a ``%s`` slot: a message
+    built by one ``%`` per send instead of ``json.dumps`` (the values put in the slots are
+    hex, digits and ASCII names, which JSON needs no escape for)."""
+    text = json.dumps(fields, separators=(",", ":"))
+    return text.replace("%", "%%").replace("null", '"%s"')
+
+
+BOOT_FIRST = _template(RPCMethod="BootFirst", Vendor="bench", Model="sim", MAC=None, SN=None,
+                       FirmwareVer="1.0", HardwareVer="1.0", IPAddr="127.0.0.1", LOID="",
+                       Version="1.0")
+REGISTER_FIRST = _template(RPCMethod="RegisterFirst", MAC=None, SN=None, CheckSN=None)
+BOOT = BOOT_FIRST.replace('"BootFirst"', '"Boot"')
+REGISTER = _template(RPCMethod="Register", MAC=None, SN=None, CheckSN=None, DevRND=None,
+                     UserID="")
+HB = _template(RPCMethod="Hb", MAC=None, IPAddr="127.0.0.1", FLAG="0")
 
 
 class LoadGen:
@@ -86,10 +106,11 @@ class LoadGen:
         slot.sock = s
         self.sel.register(s, selectors.EVENT_READ, slot)
 
-    def send(self, slot, msg, addr):
+    def send(self, slot, text, addr):
+        """Send ``text`` (a template filled in) from ``slot``'s socket."""
         slot.sent_at = time.monotonic()
         self.stats["sent"] += 1
-        slot.sock.sendto(json.dumps(msg, separators=(",", ":")).encode(), addr)
+        slot.sock.sendto(text.encode(), addr)
 
     def make_slots(self, indices):
         n = max(1, min(self.a.sockets, len(indices)))
@@ -115,16 +136,15 @@ class LoadGen:
             if now >= deadline:
                 return False
             for key, _ in self.sel.select(timeout=0.05):
+                # one datagram per wake-up: a socket has one request outstanding, and
+                # epoll (level-triggered) reports the socket again if more is queued
                 slot = key.data
-                while True:
-                    try:
-                        data = slot.sock.recv(4096)
-                    except (BlockingIOError, InterruptedError):
-                        break
-                    except OSError:
-                        break
-                    if slot.step is not None:
-                        handle(slot, json.loads(data))
+                try:
+                    data = slot.sock.recv(4096)
+                except OSError:     # EAGAIN, EINTR, or an ICMP error left by a send
+                    continue
+                if slot.step is not None:
+                    handle(slot, json.loads(data))
             now = time.monotonic()
             if now >= next_check:
                 next_check = now + 0.1
@@ -160,11 +180,9 @@ class LoadGen:
                 return
             slot.gw = slot.gateways[slot.cursor]
             slot.cursor += 1
-            mac, sn = self.device(slot.gw)
+            slot.mac, slot.sn = self.device(slot.gw)
             slot.step = "BootFirst"
-            self.send(slot, {"RPCMethod": "BootFirst", "Vendor": "bench", "Model": "sim",
-                             "MAC": mac, "SN": sn, "FirmwareVer": "1.0", "HardwareVer": "1.0",
-                             "IPAddr": "127.0.0.1", "LOID": "", "Version": "1.0"}, self.dist)
+            self.send(slot, BOOT_FIRST % (slot.mac, slot.sn), self.dist)
 
         def fail(slot):
             failed[0] += 1
@@ -173,27 +191,23 @@ class LoadGen:
         def handle(slot, reply):
             if reply is None:
                 return fail(slot)
-            mac, sn = self.device(slot.gw)
+            mac, sn = slot.mac, slot.sn
             result = reply.get("Result")
             step = slot.step
             if step == "BootFirst" and result == 0:
                 slot.step = "RegisterFirst"
-                self.send(slot, {"RPCMethod": "RegisterFirst", "MAC": mac, "SN": sn,
-                                 "CheckSN": identity.check_sn(reply["ChallengeCode"], sn)},
-                          self.dist)
+                self.send(slot, REGISTER_FIRST % (
+                    mac, sn, identity.check_sn(reply["ChallengeCode"], sn)), self.dist)
             elif step == "RegisterFirst" and result == 0:
                 slot.oper = (reply["ServerAddr"], int(reply["ServerPort"]))
                 self.oper = self.oper or slot.oper
                 slot.step = "Boot"
-                self.send(slot, {"RPCMethod": "Boot", "Vendor": "bench", "Model": "sim",
-                                 "MAC": mac, "SN": sn, "FirmwareVer": "1.0",
-                                 "HardwareVer": "1.0", "IPAddr": "127.0.0.1", "LOID": "",
-                                 "Version": "1.0"}, slot.oper)
+                self.send(slot, BOOT % (mac, sn), slot.oper)
             elif step == "Boot" and result == 0:
                 slot.step = "Register"
-                self.send(slot, {"RPCMethod": "Register", "MAC": mac, "SN": sn,
-                                 "CheckSN": identity.check_sn(reply["ChallengeCode"], sn),
-                                 "DevRND": identity.new_dev_rnd(), "UserID": ""}, slot.oper)
+                self.send(slot, REGISTER % (
+                    mac, sn, identity.check_sn(reply["ChallengeCode"], sn),
+                    identity.new_dev_rnd()), slot.oper)
             elif step == "Register" and result in (0, 2):
                 registered[0] += 1
                 self.stats["ok"] += 1
@@ -223,8 +237,7 @@ class LoadGen:
         def hb(i):
             m = msgs.get(i)
             if m is None:
-                m = msgs[i] = {"RPCMethod": "Hb", "MAC": self.mac(i), "IPAddr": "127.0.0.1",
-                               "FLAG": "0"}
+                m = msgs[i] = HB % self.mac(i)
             return m
 
         def start(slot):
