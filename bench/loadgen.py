@@ -15,11 +15,15 @@ Then heartbeats: one warm-up round (every gateway sends one Hb, not counted), th
 counted per ``--window``.  ``--echo`` points the same Hb traffic at a UDP echo (the
 baseline) and counts any reply.
 
-Gateways share sockets (``--sockets``, one per N gateways); each socket has one request
-outstanding at a time (stop-and-wait), so there is never more in flight than sockets and a
-reply is matched to its request without relying on anything in the reply.  A request
-unanswered after ``--timeout`` s is counted lost, and its socket replaced (so a late reply
-cannot be taken for the next one).  A progress line goes to stderr once a second.
+Gateways share sockets (``--sockets``; gateway i uses socket i mod N); each socket has one
+request outstanding at a time (stop-and-wait), so there is never more in flight than
+sockets and a reply is matched to its request without relying on anything in the reply.
+cubeplat takes a gateway's Hb only from the address its Register came from, so socket k
+always has the same port: ``--port-base`` + k when given (the same in every run against
+one platform: the bench registers in two runs), else the port the kernel gave it first in
+this process.  A request unanswered after ``--timeout`` s is counted lost, and its socket
+closed and bound again to the same port (what was queued for the old one is dropped).  A
+progress line goes to stderr once a second.
 Bounded: every phase stops at its deadline.  Standard library plus cubegw.identity.
 """
 
@@ -42,9 +46,10 @@ def _addr(text):
 
 class Slot:
     __slots__ = ("sock", "gateways", "cursor", "step", "gw", "sent_at", "challenge", "oper",
-                 "mac", "sn")
+                 "mac", "sn", "k")
 
-    def __init__(self, gateways):
+    def __init__(self, k, gateways):
+        self.k = k              # socket k: its port is LoadGen.port(k)
         self.gateways = gateways
         self.cursor = 0
         self.sock = None
@@ -81,6 +86,7 @@ class LoadGen:
         self.oper = _addr(args.oper) if args.oper else None
         self.sel = selectors.DefaultSelector()
         self.stats = {"lost": 0, "bad": 0, "ok": 0, "sent": 0}
+        self.ports = {}     # socket k -> its port, kept for every later bind
         self.last_progress = 0.0
         self.phase = ""
 
@@ -101,7 +107,9 @@ class LoadGen:
             slot.sock.close()
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 18)
-        s.bind(("127.0.0.1", 0))
+        base = self.a.port_base
+        s.bind(("127.0.0.1", self.ports.get(slot.k, base + slot.k if base else 0)))
+        self.ports[slot.k] = s.getsockname()[1]
         s.setblocking(False)
         slot.sock = s
         self.sel.register(s, selectors.EVENT_READ, slot)
@@ -113,8 +121,12 @@ class LoadGen:
         slot.sock.sendto(text.encode(), addr)
 
     def make_slots(self, indices):
-        n = max(1, min(self.a.sockets, len(indices)))
-        slots = [Slot(indices[k::n]) for k in range(n)]
+        """Socket k for the gateways i of ``indices`` with i mod ``--sockets`` = k."""
+        n = self.a.sockets
+        groups = {}
+        for i in indices:
+            groups.setdefault(i % n, []).append(i)
+        slots = [Slot(k, groups[k]) for k in sorted(groups)]
         for s in slots:
             self.open(s)
         return slots
@@ -300,6 +312,8 @@ def main(argv=None):
     p.add_argument("--hb-seconds", type=float, default=0.0)
     p.add_argument("--window", type=float, default=4.0)
     p.add_argument("--sockets", type=int, default=64)
+    p.add_argument("--port-base", type=int, default=0,
+                   help="bind socket k to 127.0.0.1:PORT_BASE+k (0: any port, kept)")
     p.add_argument("--timeout", type=float, default=2.0)
     p.add_argument("--register-limit", type=float, default=240.0,
                    help="at most this many seconds for registration / the warm-up round")

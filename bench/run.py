@@ -120,9 +120,33 @@ def loadgen(args, json_out, *extra):
         return json.load(f)
 
 
+def port_block(n, low=20000, high=32000):
+    """A first port of ``n`` consecutive free UDP ports on loopback, below the kernel's
+    ephemeral range (loadgen's sockets keep their ports from one run to the next)."""
+    import random
+    import socket
+    for _ in range(50):
+        base = random.randrange(low, high - n)
+        socks = []
+        try:
+            for k in range(n):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(s)
+                s.bind((LOOPBACK, base + k))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError(f"no {n} consecutive free UDP ports in {low}..{high}")
+
+
 def run_platform(args, workdir):
     scales = [int(x) for x in args.scales.split(",")]
     res = {"scales": []}
+    sockets = 64
+    base = port_block(sockets)      # cubeplat takes Hb from the address that registered
     plat = Platform(workdir)
     try:
         time.sleep(1)
@@ -132,7 +156,8 @@ def run_platform(args, workdir):
             r = loadgen(args, os.path.join(workdir, f"load-{n}.json"),
                         "--dist", f"{LOOPBACK}:{plat.dist}", "--oper", f"{LOOPBACK}:{plat.oper}",
                         "--gateways", n, "--start", done, "--register",
-                        "--hb-seconds", args.hb_seconds, "--window", args.hb_window)
+                        "--hb-seconds", args.hb_seconds, "--window", args.hb_window,
+                        "--sockets", sockets, "--port-base", base)
             done = n
             c0, t0 = cpu_ns(plat.proc.pid), time.monotonic()
             time.sleep(2.5)                      # the write-behind flush (flush_delay 1 s)

@@ -94,7 +94,8 @@ class OperationProtocol(PlatformProtocol):
         checks, answers and logs it as it does any datagram.
         """
         registry = self.registry
-        if not registry.loaded or self.faults.active() or len(data) > wire.MAX_DATAGRAM:
+        if not registry.loaded or self.faults.active() or len(data) > wire.MAX_DATAGRAM \
+                or b'"Hb"' not in data:     # Boot, Register, ...: not parsed twice
             return False
         try:
             text = data.decode("utf-8")

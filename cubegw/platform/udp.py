@@ -20,7 +20,7 @@ import socket
 from twisted.internet import udp
 from twisted.internet.protocol import DatagramProtocol
 
-from cubegw import wire
+from cubegw import logs, wire
 from cubegw.logs import Logger
 from cubegw.platform import messagelog
 from cubegw.platform.faults import UDP_ACTIONS, Delayed, on_request
@@ -164,9 +164,10 @@ class PlatformProtocol(DatagramProtocol):
         """Log a reply sent by a handler (an accepted registration step within the
         minute's ``ROUTINE_INFO_LIMIT`` at info, beyond it at debug)."""
         info = ACCEPTED.get(method) != reply["Result"] or self.routine_info()
-        (self.log.info if info else self.log.debug)(
-            ANSWERED, mac=mac, method=method, result=reply["Result"],
-            note=f" ({note})" if note else "", reply=public(reply), addr=addr)
+        if info or logs.debug_enabled():
+            (self.log.info if info else self.log.debug)(
+                ANSWERED, mac=mac, method=method, result=reply["Result"],
+                note=f" ({note})" if note else "", reply=public(reply), addr=addr)
 
     def routine_info(self):
         """Whether a routine line may go out at info (else it is counted as quiet)."""
