@@ -40,16 +40,20 @@ class RingTests(SynchronousTestCase):
 
     def test_ring_is_shared_by_devices(self):
         """Devices share the ring: a busy device pushes another's messages out; each
-        keeps its counters and its newest message, which outlives the ring."""
+        keeps its counters and its newest message, which outlives the ring; a request
+        answered at once (exchange) is one slot, read as its two messages."""
         self.log.inbound(OTHER, "operation", ("h", 2), {"n": "other"})
         for i in range(3):
             self.log.exchange(MAC, "operation", ("h", 1), b'{"n":%d}' % i, b'{"Result":0}')
         self.assertEqual(self.log.messages(OTHER), [])
         self.assertEqual(self.log.counts(OTHER), {"in": 1, "out": 0, "kept": 0})
         self.assertEqual(self.log.last(OTHER)["message"], {"n": "other"})
-        self.assertEqual(self.log.counts(MAC), {"in": 3, "out": 3, "kept": 3})
+        # an exchange (a routine Hb and its reply) takes one slot
+        self.assertEqual(self.log.counts(MAC), {"in": 3, "out": 3, "kept": 6})
         self.assertEqual([(m["seq"], m["direction"]) for m in self.log.messages(MAC)],
-                         [(5, "out"), (6, "in"), (7, "out")])
+                         [(2, "in"), (3, "out"), (4, "in"), (5, "out"), (6, "in"), (7, "out")])
+        self.assertEqual([m["seq"] for m in self.log.messages(MAC, since=4)], [5, 6, 7])
+        self.assertEqual([m["seq"] for m in self.log.messages(MAC, limit=3)], [5, 6, 7])
         self.assertEqual(self.log.last(MAC)["seq"], 7)
         self.assertEqual(self.log.macs(), [OTHER, MAC])
 
