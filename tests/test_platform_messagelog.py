@@ -56,6 +56,12 @@ class RingTests(SynchronousTestCase):
         self.assertEqual([m["seq"] for m in self.log.messages(MAC, limit=3)], [5, 6, 7])
         self.assertEqual(self.log.last(MAC)["seq"], 7)
         self.assertEqual(self.log.macs(), [OTHER, MAC])
+        for _ in range(3):                                     # MAC's exchanges leave
+            self.log.exchange(OTHER, "operation", ("h", 2), b"{}", b"{}")
+        self.assertEqual(self.log.counts(MAC), {"in": 3, "out": 3, "kept": 0})
+        self.assertEqual(self.log.messages(MAC), [])
+        self.assertEqual((self.log.last(MAC)["seq"], self.log.last(MAC)["message"]),
+                         (7, {"Result": 0}))
 
     def test_exchange_is_two_records(self):
         """exchange records the request in and the reply out as record would, one seq

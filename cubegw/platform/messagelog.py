@@ -78,8 +78,10 @@ class MessageLog:
         if not self.size:
             return
         self._seq += 1
-        self._add(mac or UNKNOWN, (self._seq, self.clock.seconds(), direction, server,
-                                   peer, message, mac or UNKNOWN))
+        key = mac or UNKNOWN
+        device = self._device(key)
+        self._add(key, device, (self._seq, self.clock.seconds(), direction, server, peer,
+                                message, device))
 
     def exchange(self, mac, server, peer, request, reply):
         """A request from ``mac`` and the reply sent to it at once (the routine
@@ -94,17 +96,29 @@ class MessageLog:
             return
         seq = self._seq + 1
         self._seq = seq + 1
-        self._add(mac, (seq, self.clock.seconds(), None, server, peer, request, mac, reply))
+        device = self._device(mac)
+        self._add(mac, device, (seq, self.clock.seconds(), None, server, peer, request,
+                                device, reply))
 
-    def _add(self, key, entry):
-        ring = self._ring
-        if len(ring) >= self.size:
-            old = ring.popleft()
-            self._devices[old[6]].kept -= 1 if old[2] else 2
-        ring.append(entry)
+    def _device(self, key):
         device = self._devices.get(key)
         if device is None:
             device = self._devices[key] = _Device()
+        return device
+
+    def _add(self, key, device, entry):
+        """Append ``entry``; entries hold their device (index 6), so the one pushed out
+        is counted off without a lookup by MAC (at 200k devices each lookup in a large
+        dict is a few cache misses on the heartbeat's path)."""
+        ring = self._ring
+        if len(ring) >= self.size:
+            old = ring.popleft()
+            gone = old[6]
+            gone.kept -= 1 if old[2] else 2
+            if gone.last is old and old[2] is None:
+                # its newest message stays, the request's bytes need not
+                gone.last = _messages(old)[1]
+        ring.append(entry)
         direction = entry[2]
         if direction is None:               # an exchange: one in, one out
             device.count_in += 1
@@ -160,7 +174,7 @@ class MessageLog:
             for entry in reversed(self._ring):
                 if entry[0] + (entry[2] is None) <= since:
                     break
-                if entry[6] == mac:
+                if entry[6] is device:
                     chosen.extend(m for m in reversed(_messages(entry)) if m[0] > since)
                     if len(chosen) >= want:
                         break
@@ -178,8 +192,9 @@ class MessageLog:
 
     def forget(self, mac):
         """Drop the messages of ``mac`` (from the ring too) and its counters."""
-        if self._devices.pop(mac, None) is not None:
-            kept = [e for e in self._ring if e[6] != mac]
+        device = self._devices.pop(mac, None)
+        if device is not None:
+            kept = [e for e in self._ring if e[6] is not device]
             self._ring.clear()
             self._ring.extend(kept)
 
@@ -188,9 +203,9 @@ def _messages(entry):
     """The messages of a ring entry: itself, or the two of an exchange."""
     if entry[2] is not None:
         return (entry,)
-    seq, when, _, server, peer, request, mac, reply = entry
-    return ((seq, when, IN, server, peer, request, mac),
-            (seq + 1, when, OUT, server, peer, reply, mac))
+    seq, when, _, server, peer, request, device, reply = entry
+    return ((seq, when, IN, server, peer, request, device),
+            (seq + 1, when, OUT, server, peer, reply, device))
 
 
 def _peer(peer):
