@@ -13,7 +13,9 @@ registered by an earlier run against the same platform.
 Then heartbeats: one warm-up round (every gateway sends one Hb, not counted), then
 ``--hb-seconds`` of Hb from all gateways round-robin, as fast as the platform answers,
 counted per ``--window``.  ``--echo`` points the same Hb traffic at a UDP echo (the
-baseline) and counts any reply.
+baseline) and counts any reply; with ``--alternate`` too, the measured windows alternate
+between the platform and the echo (platform first), so a load that comes and goes on a
+shared machine weighs on both alike.
 
 Gateways share sockets (``--sockets``; gateway i uses socket i mod N); each socket has one
 request outstanding at a time (stop-and-wait), so there is never more in flight than
@@ -241,7 +243,13 @@ class LoadGen:
     # ---------------------------------------------------------- heartbeats
 
     def heartbeats(self, count, seconds, window):
-        target = self.oper if not self.a.echo else _addr(self.a.echo)
+        """Hb from every gateway in turn: a warm-up round, then windows of ``window`` s
+        for ``seconds``.  With ``--alternate`` the windows alternate between the platform
+        and the echo (``echo_rates``), so both see the same background load."""
+        echo = _addr(self.a.echo) if self.a.echo else None
+        alternate = bool(self.a.alternate and echo and self.oper)
+        target = [echo if echo and not alternate else self.oper]
+        to_echo = [target[0] == echo]
         slots = self.make_slots(list(range(count)))
         msgs = {}
         ok = [0]
@@ -256,11 +264,11 @@ class LoadGen:
             slot.step = "Hb"
             slot.gw = slot.gateways[slot.cursor % len(slot.gateways)]
             slot.cursor += 1
-            self.send(slot, hb(slot.gw), target)
+            self.send(slot, hb(slot.gw), target[0])
 
         def handle(slot, reply):
             if reply is not None:
-                if self.a.echo or reply.get("Result") == 0:
+                if to_echo[0] or reply.get("Result") == 0:
                     ok[0] += 1
                     self.stats["ok"] += 1
                 else:
@@ -280,13 +288,17 @@ class LoadGen:
         warm = {"seconds": time.monotonic() - t0, "replies": ok[0]}
         # measured windows: keep going from where the warm-up is
         self.phase = f"Hb measured ({count} gateways)"
-        rates = []
+        rates, echo_rates = [], []
         ok0, lost_m0, sent0 = ok[0], self.stats["lost"], self.stats["sent"]
         t_end = time.monotonic() + seconds
         while time.monotonic() < t_end - window / 2:
+            if alternate:   # at most one reply a socket of the window before is miscounted
+                to_echo[0] = len(echo_rates) < len(rates)
+                target[0] = echo if to_echo[0] else self.oper
             c0, t1 = ok[0], time.monotonic()
             self.loop(slots, lambda s: None, handle, t1 + window, lambda: False)
-            rates.append((ok[0] - c0) / (time.monotonic() - t1))
+            (echo_rates if alternate and to_echo[0] else rates).append(
+                (ok[0] - c0) / (time.monotonic() - t1))
         # drain: stop sending, wait for the outstanding replies
         stop[0] = True
         self.loop(slots, lambda s: None, handle, time.monotonic() + self.a.timeout + 0.5,
@@ -294,7 +306,7 @@ class LoadGen:
         self.close(slots)
         self.progress(force=True)
         sys.stderr.write("\n")
-        return {"gateways": count, "warmup": warm, "rates": rates,
+        return {"gateways": count, "warmup": warm, "rates": rates, "echo_rates": echo_rates,
                 "replies": ok[0] - ok0, "sent": self.stats["sent"] - sent0,
                 "lost": self.stats["lost"] - lost_m0, "lost_warmup": lost_m0 - lost0,
                 "bad": self.stats["bad"]}
@@ -306,6 +318,8 @@ def main(argv=None):
     p.add_argument("--oper", default="", help="operation platform HOST:PORT (default: as "
                                               "RegisterFirst says)")
     p.add_argument("--echo", default="", help="HOST:PORT of a UDP echo: baseline Hb traffic")
+    p.add_argument("--alternate", action="store_true",
+                   help="with --echo and the platform: measured windows alternate")
     p.add_argument("--gateways", type=int, default=1000, help="gateways 0..N-1")
     p.add_argument("--start", type=int, default=0, help="first gateway not yet registered")
     p.add_argument("--register", action="store_true")
