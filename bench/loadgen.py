@@ -252,7 +252,8 @@ class LoadGen:
         to_echo = [target[0] == echo]
         slots = self.make_slots(list(range(count)))
         msgs = {}
-        ok = [0]
+        ok = [0]            # replies of the current target (the counter windows read)
+        got = {True: 0, False: 0}   # replies by whom they came from (echo: True)
 
         def hb(i):
             m = msgs.get(i)
@@ -268,8 +269,13 @@ class LoadGen:
 
         def handle(slot, reply):
             if reply is not None:
-                if to_echo[0] or reply.get("Result") == 0:
-                    ok[0] += 1
+                # the echo sends the Hb back; cubeplat answers {"Result": 0, ...}; a
+                # reply of the window before a switch counts for whom it came from
+                from_echo = echo is not None and reply.get("RPCMethod") == "Hb"
+                if from_echo or reply.get("Result") == 0:
+                    got[from_echo] += 1
+                    if from_echo == to_echo[0]:
+                        ok[0] += 1
                     self.stats["ok"] += 1
                 else:
                     self.stats["bad"] += 1
@@ -292,7 +298,7 @@ class LoadGen:
         ok0, lost_m0, sent0 = ok[0], self.stats["lost"], self.stats["sent"]
         t_end = time.monotonic() + seconds
         while time.monotonic() < t_end - window / 2:
-            if alternate:   # at most one reply a socket of the window before is miscounted
+            if alternate:
                 to_echo[0] = len(echo_rates) < len(rates)
                 target[0] = echo if to_echo[0] else self.oper
             c0, t1 = ok[0], time.monotonic()
@@ -307,6 +313,7 @@ class LoadGen:
         self.progress(force=True)
         sys.stderr.write("\n")
         return {"gateways": count, "warmup": warm, "rates": rates, "echo_rates": echo_rates,
+                "replies_by_source": {"platform": got[False], "echo": got[True]},
                 "replies": ok[0] - ok0, "sent": self.stats["sent"] - sent0,
                 "lost": self.stats["lost"] - lost_m0, "lost_warmup": lost_m0 - lost0,
                 "bad": self.stats["bad"]}
