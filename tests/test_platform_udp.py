@@ -940,6 +940,7 @@ class RoutineHbTests(SynchronousTestCase):
             (hb_data(OTHER), False),                     # not registered: -3
             (hb_data(UNKNOWN), False),                   # unknown: -3
             (b" " + hb_data() + b"\n", False),          # white space around it
+            (hb_data().replace(b'"Hb"', b'"\\u0048b"'), False),  # no "Hb" bytes: parsed once
             (hb_data(), True),
         ])
 
