@@ -13,13 +13,19 @@ registered by an earlier run against the same platform.
 Then heartbeats: one warm-up round (every gateway sends one Hb, not counted), then
 ``--hb-seconds`` of Hb from all gateways round-robin, as fast as the platform answers,
 counted per ``--window``.  ``--echo`` points the same Hb traffic at a UDP echo (the
-baseline) and counts any reply.
+baseline) and counts any reply; with ``--alternate`` too, the measured windows alternate
+between the platform and the echo (platform first), so a load that comes and goes on a
+shared machine weighs on both alike.
 
-Gateways share sockets (``--sockets``, one per N gateways); each socket has one request
-outstanding at a time (stop-and-wait), so there is never more in flight than sockets and a
-reply is matched to its request without relying on anything in the reply.  A request
-unanswered after ``--timeout`` s is counted lost, and its socket replaced (so a late reply
-cannot be taken for the next one).  A progress line goes to stderr once a second.
+Gateways share sockets (``--sockets``; gateway i uses socket i mod N); each socket has one
+request outstanding at a time (stop-and-wait), so there is never more in flight than
+sockets and a reply is matched to its request without relying on anything in the reply.
+cubeplat takes a gateway's Hb only from the address its Register came from, so socket k
+always has the same port: ``--port-base`` + k when given (the same in every run against
+one platform: the bench registers in two runs), else the port the kernel gave it first in
+this process.  A request unanswered after ``--timeout`` s is counted lost, and its socket
+closed and bound again to the same port (what was queued for the old one is dropped).  A
+progress line goes to stderr once a second.
 Bounded: every phase stops at its deadline.  Standard library plus cubegw.identity.
 """
 
@@ -41,9 +47,11 @@ def _addr(text):
 
 
 class Slot:
-    __slots__ = ("sock", "gateways", "cursor", "step", "gw", "sent_at", "challenge", "oper")
+    __slots__ = ("sock", "gateways", "cursor", "step", "gw", "sent_at", "challenge", "oper",
+                 "mac", "sn", "k")
 
-    def __init__(self, gateways):
+    def __init__(self, k, gateways):
+        self.k = k              # socket k: its port is LoadGen.port(k)
         self.gateways = gateways
         self.cursor = 0
         self.sock = None
@@ -52,6 +60,25 @@ class Slot:
         self.sent_at = 0.0
         self.challenge = None
         self.oper = None
+        self.mac = self.sn = None
+
+
+def _template(**fields):
+    """The compact JSON of ``fields`` with each ``None`` value a ``%s`` slot: a message
+    built by one ``%`` per send instead of ``json.dumps`` (the values put in the slots are
+    hex, digits and ASCII names, which JSON needs no escape for)."""
+    text = json.dumps(fields, separators=(",", ":"))
+    return text.replace("%", "%%").replace("null", '"%s"')
+
+
+BOOT_FIRST = _template(RPCMethod="BootFirst", Vendor="bench", Model="sim", MAC=None, SN=None,
+                       FirmwareVer="1.0", HardwareVer="1.0", IPAddr="127.0.0.1", LOID="",
+                       Version="1.0")
+REGISTER_FIRST = _template(RPCMethod="RegisterFirst", MAC=None, SN=None, CheckSN=None)
+BOOT = BOOT_FIRST.replace('"BootFirst"', '"Boot"')
+REGISTER = _template(RPCMethod="Register", MAC=None, SN=None, CheckSN=None, DevRND=None,
+                     UserID="")
+HB = _template(RPCMethod="Hb", MAC=None, IPAddr="127.0.0.1", FLAG="0")
 
 
 class LoadGen:
@@ -61,6 +88,7 @@ class LoadGen:
         self.oper = _addr(args.oper) if args.oper else None
         self.sel = selectors.DefaultSelector()
         self.stats = {"lost": 0, "bad": 0, "ok": 0, "sent": 0}
+        self.ports = {}     # socket k -> its port, kept for every later bind
         self.last_progress = 0.0
         self.phase = ""
 
@@ -81,19 +109,26 @@ class LoadGen:
             slot.sock.close()
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 18)
-        s.bind(("127.0.0.1", 0))
+        base = self.a.port_base
+        s.bind(("127.0.0.1", self.ports.get(slot.k, base + slot.k if base else 0)))
+        self.ports[slot.k] = s.getsockname()[1]
         s.setblocking(False)
         slot.sock = s
         self.sel.register(s, selectors.EVENT_READ, slot)
 
-    def send(self, slot, msg, addr):
+    def send(self, slot, text, addr):
+        """Send ``text`` (a template filled in) from ``slot``'s socket."""
         slot.sent_at = time.monotonic()
         self.stats["sent"] += 1
-        slot.sock.sendto(json.dumps(msg, separators=(",", ":")).encode(), addr)
+        slot.sock.sendto(text.encode(), addr)
 
     def make_slots(self, indices):
-        n = max(1, min(self.a.sockets, len(indices)))
-        slots = [Slot(indices[k::n]) for k in range(n)]
+        """Socket k for the gateways i of ``indices`` with i mod ``--sockets`` = k."""
+        n = self.a.sockets
+        groups = {}
+        for i in indices:
+            groups.setdefault(i % n, []).append(i)
+        slots = [Slot(k, groups[k]) for k in sorted(groups)]
         for s in slots:
             self.open(s)
         return slots
@@ -115,16 +150,15 @@ class LoadGen:
             if now >= deadline:
                 return False
             for key, _ in self.sel.select(timeout=0.05):
+                # one datagram per wake-up: a socket has one request outstanding, and
+                # epoll (level-triggered) reports the socket again if more is queued
                 slot = key.data
-                while True:
-                    try:
-                        data = slot.sock.recv(4096)
-                    except (BlockingIOError, InterruptedError):
-                        break
-                    except OSError:
-                        break
-                    if slot.step is not None:
-                        handle(slot, json.loads(data))
+                try:
+                    data = slot.sock.recv(4096)
+                except OSError:     # EAGAIN, EINTR, or an ICMP error left by a send
+                    continue
+                if slot.step is not None:
+                    handle(slot, json.loads(data))
             now = time.monotonic()
             if now >= next_check:
                 next_check = now + 0.1
@@ -160,11 +194,9 @@ class LoadGen:
                 return
             slot.gw = slot.gateways[slot.cursor]
             slot.cursor += 1
-            mac, sn = self.device(slot.gw)
+            slot.mac, slot.sn = self.device(slot.gw)
             slot.step = "BootFirst"
-            self.send(slot, {"RPCMethod": "BootFirst", "Vendor": "bench", "Model": "sim",
-                             "MAC": mac, "SN": sn, "FirmwareVer": "1.0", "HardwareVer": "1.0",
-                             "IPAddr": "127.0.0.1", "LOID": "", "Version": "1.0"}, self.dist)
+            self.send(slot, BOOT_FIRST % (slot.mac, slot.sn), self.dist)
 
         def fail(slot):
             failed[0] += 1
@@ -173,27 +205,23 @@ class LoadGen:
         def handle(slot, reply):
             if reply is None:
                 return fail(slot)
-            mac, sn = self.device(slot.gw)
+            mac, sn = slot.mac, slot.sn
             result = reply.get("Result")
             step = slot.step
             if step == "BootFirst" and result == 0:
                 slot.step = "RegisterFirst"
-                self.send(slot, {"RPCMethod": "RegisterFirst", "MAC": mac, "SN": sn,
-                                 "CheckSN": identity.check_sn(reply["ChallengeCode"], sn)},
-                          self.dist)
+                self.send(slot, REGISTER_FIRST % (
+                    mac, sn, identity.check_sn(reply["ChallengeCode"], sn)), self.dist)
             elif step == "RegisterFirst" and result == 0:
                 slot.oper = (reply["ServerAddr"], int(reply["ServerPort"]))
                 self.oper = self.oper or slot.oper
                 slot.step = "Boot"
-                self.send(slot, {"RPCMethod": "Boot", "Vendor": "bench", "Model": "sim",
-                                 "MAC": mac, "SN": sn, "FirmwareVer": "1.0",
-                                 "HardwareVer": "1.0", "IPAddr": "127.0.0.1", "LOID": "",
-                                 "Version": "1.0"}, slot.oper)
+                self.send(slot, BOOT % (mac, sn), slot.oper)
             elif step == "Boot" and result == 0:
                 slot.step = "Register"
-                self.send(slot, {"RPCMethod": "Register", "MAC": mac, "SN": sn,
-                                 "CheckSN": identity.check_sn(reply["ChallengeCode"], sn),
-                                 "DevRND": identity.new_dev_rnd(), "UserID": ""}, slot.oper)
+                self.send(slot, REGISTER % (
+                    mac, sn, identity.check_sn(reply["ChallengeCode"], sn),
+                    identity.new_dev_rnd()), slot.oper)
             elif step == "Register" and result in (0, 2):
                 registered[0] += 1
                 self.stats["ok"] += 1
@@ -215,28 +243,39 @@ class LoadGen:
     # ---------------------------------------------------------- heartbeats
 
     def heartbeats(self, count, seconds, window):
-        target = self.oper if not self.a.echo else _addr(self.a.echo)
+        """Hb from every gateway in turn: a warm-up round, then windows of ``window`` s
+        for ``seconds``.  With ``--alternate`` the windows alternate between the platform
+        and the echo (``echo_rates``), so both see the same background load."""
+        echo = _addr(self.a.echo) if self.a.echo else None
+        alternate = bool(self.a.alternate and echo and self.oper)
+        target = [echo if echo and not alternate else self.oper]
+        to_echo = [target[0] == echo]
         slots = self.make_slots(list(range(count)))
         msgs = {}
-        ok = [0]
+        ok = [0]            # replies of the current target (the counter windows read)
+        got = {True: 0, False: 0}   # replies by whom they came from (echo: True)
 
         def hb(i):
             m = msgs.get(i)
             if m is None:
-                m = msgs[i] = {"RPCMethod": "Hb", "MAC": self.mac(i), "IPAddr": "127.0.0.1",
-                               "FLAG": "0"}
+                m = msgs[i] = HB % self.mac(i)
             return m
 
         def start(slot):
             slot.step = "Hb"
             slot.gw = slot.gateways[slot.cursor % len(slot.gateways)]
             slot.cursor += 1
-            self.send(slot, hb(slot.gw), target)
+            self.send(slot, hb(slot.gw), target[0])
 
         def handle(slot, reply):
             if reply is not None:
-                if self.a.echo or reply.get("Result") == 0:
-                    ok[0] += 1
+                # the echo sends the Hb back; cubeplat answers {"Result": 0, ...}; a
+                # reply of the window before a switch counts for whom it came from
+                from_echo = echo is not None and reply.get("RPCMethod") == "Hb"
+                if from_echo or reply.get("Result") == 0:
+                    got[from_echo] += 1
+                    if from_echo == to_echo[0]:
+                        ok[0] += 1
                     self.stats["ok"] += 1
                 else:
                     self.stats["bad"] += 1
@@ -255,13 +294,17 @@ class LoadGen:
         warm = {"seconds": time.monotonic() - t0, "replies": ok[0]}
         # measured windows: keep going from where the warm-up is
         self.phase = f"Hb measured ({count} gateways)"
-        rates = []
+        rates, echo_rates = [], []
         ok0, lost_m0, sent0 = ok[0], self.stats["lost"], self.stats["sent"]
         t_end = time.monotonic() + seconds
         while time.monotonic() < t_end - window / 2:
+            if alternate:
+                to_echo[0] = len(echo_rates) < len(rates)
+                target[0] = echo if to_echo[0] else self.oper
             c0, t1 = ok[0], time.monotonic()
             self.loop(slots, lambda s: None, handle, t1 + window, lambda: False)
-            rates.append((ok[0] - c0) / (time.monotonic() - t1))
+            (echo_rates if alternate and to_echo[0] else rates).append(
+                (ok[0] - c0) / (time.monotonic() - t1))
         # drain: stop sending, wait for the outstanding replies
         stop[0] = True
         self.loop(slots, lambda s: None, handle, time.monotonic() + self.a.timeout + 0.5,
@@ -269,7 +312,8 @@ class LoadGen:
         self.close(slots)
         self.progress(force=True)
         sys.stderr.write("\n")
-        return {"gateways": count, "warmup": warm, "rates": rates,
+        return {"gateways": count, "warmup": warm, "rates": rates, "echo_rates": echo_rates,
+                "replies_by_source": {"platform": got[False], "echo": got[True]},
                 "replies": ok[0] - ok0, "sent": self.stats["sent"] - sent0,
                 "lost": self.stats["lost"] - lost_m0, "lost_warmup": lost_m0 - lost0,
                 "bad": self.stats["bad"]}
@@ -281,12 +325,16 @@ def main(argv=None):
     p.add_argument("--oper", default="", help="operation platform HOST:PORT (default: as "
                                               "RegisterFirst says)")
     p.add_argument("--echo", default="", help="HOST:PORT of a UDP echo: baseline Hb traffic")
+    p.add_argument("--alternate", action="store_true",
+                   help="with --echo and the platform: measured windows alternate")
     p.add_argument("--gateways", type=int, default=1000, help="gateways 0..N-1")
     p.add_argument("--start", type=int, default=0, help="first gateway not yet registered")
     p.add_argument("--register", action="store_true")
     p.add_argument("--hb-seconds", type=float, default=0.0)
     p.add_argument("--window", type=float, default=4.0)
     p.add_argument("--sockets", type=int, default=64)
+    p.add_argument("--port-base", type=int, default=0,
+                   help="bind socket k to 127.0.0.1:PORT_BASE+k (0: any port, kept)")
     p.add_argument("--timeout", type=float, default=2.0)
     p.add_argument("--register-limit", type=float, default=240.0,
                    help="at most this many seconds for registration / the warm-up round")

@@ -199,7 +199,8 @@ def _mac(value, name):
     text = as_str(value, name)
     if not _MAC.fullmatch(text):
         raise WireError(f"{name} must be 12 hex characters")
-    return text.upper()
+    upper = text.upper()
+    return text if upper == text else upper     # the same string: a registry key is one copy
 
 
 def _flag(value, name):

@@ -1,5 +1,6 @@
-"""The wire message log: its rings, what each platform part records, and the API that
-reads it (JSON, JSON lines, server-sent events), all in memory on a Clock."""
+"""The wire message log: its shared ring and per-device counters, what each platform part
+records, and the API that reads it (JSON, JSON lines, server-sent events), all in memory
+on a Clock."""
 
 import json
 
@@ -13,6 +14,8 @@ from cubegw.platform.config import ConfigError, parse_config
 from cubegw.platform.messagelog import UNKNOWN, MessageLog, decode, json_lines
 
 from tests.helpers import MAC
+
+OTHER = "0011223344AA"
 from tests.helpers.platform import USER, MemoryPlatform
 from tests.helpers.plugincenter import Gateway
 
@@ -22,10 +25,10 @@ class RingTests(SynchronousTestCase):
 
     def setUp(self):
         self.clock = Clock()
-        self.log = MessageLog(self.clock, per_device=3)
+        self.log = MessageLog(self.clock, size=3)
 
-    def test_ring_is_bounded_per_device(self):
-        """Only the newest per_device messages of a device are kept; counters go on."""
+    def test_ring_is_bounded(self):
+        """Only the newest size messages are kept; counters go on."""
         for i in range(5):
             self.clock.advance(1)
             self.log.inbound(MAC, "operation", ("127.0.0.1", 1), {"n": i})
@@ -34,6 +37,69 @@ class RingTests(SynchronousTestCase):
         self.assertEqual([m["seq"] for m in got], [3, 4, 5])
         self.assertEqual(got[0]["time"], 3.0)
         self.assertEqual(self.log.counts(MAC), {"in": 5, "out": 0, "kept": 3})
+
+    def test_ring_is_shared_by_devices(self):
+        """Devices share the ring: a busy device pushes another's messages out; each
+        keeps its counters and its newest message, which outlives the ring; a request
+        answered at once (exchange) is one slot, read as its two messages."""
+        self.log.inbound(OTHER, "operation", ("h", 2), {"n": "other"})
+        for i in range(3):
+            self.log.exchange(MAC, "operation", ("h", 1), b'{"n":%d}' % i, b'{"Result":0}')
+        self.assertEqual(self.log.messages(OTHER), [])
+        self.assertEqual(self.log.counts(OTHER), {"in": 1, "out": 0, "kept": 0})
+        self.assertEqual(self.log.last(OTHER)["message"], {"n": "other"})
+        # an exchange (a routine Hb and its reply) takes one slot
+        self.assertEqual(self.log.counts(MAC), {"in": 3, "out": 3, "kept": 6})
+        self.assertEqual([(m["seq"], m["direction"]) for m in self.log.messages(MAC)],
+                         [(2, "in"), (3, "out"), (4, "in"), (5, "out"), (6, "in"), (7, "out")])
+        self.assertEqual([m["seq"] for m in self.log.messages(MAC, since=4)], [5, 6, 7])
+        self.assertEqual([m["seq"] for m in self.log.messages(MAC, limit=3)], [5, 6, 7])
+        self.assertEqual(self.log.last(MAC)["seq"], 7)
+        self.assertEqual(self.log.macs(), [OTHER, MAC])
+        for _ in range(3):                                     # MAC's exchanges leave
+            self.log.exchange(OTHER, "operation", ("h", 2), b"{}", b"{}")
+        self.assertEqual(self.log.counts(MAC), {"in": 3, "out": 3, "kept": 0})
+        self.assertEqual(self.log.messages(MAC), [])
+        self.assertEqual((self.log.last(MAC)["seq"], self.log.last(MAC)["message"]),
+                         (7, {"Result": 0}))
+
+    def test_exchange_is_two_records(self):
+        """exchange records the request in and the reply out as record would, one seq
+        each, at the same time, and listeners see both."""
+        seen = []
+        self.log.subscribe(lambda mac, entry: seen.append(decode(mac, entry)))
+        self.clock.advance(7)
+        self.log.exchange(MAC, "operation", ("h", 1), b'{"RPCMethod":"Hb"}', b'{"Result":0}')
+        got = self.log.messages(MAC)
+        self.assertEqual(got, seen)
+        self.assertEqual([(m["seq"], m["time"], m["direction"], m["peer"]) for m in got],
+                         [(1, 7.0, "in", "h:1"), (2, 7.0, "out", "h:1")])
+        self.assertEqual(got[1]["message"], {"Result": 0})
+        log = MessageLog(self.clock, 0)
+        log.exchange(MAC, "operation", ("h", 1), b"{}", b"{}")
+        self.assertEqual((log.macs(), log.last_seq), ([], 0))
+
+    def test_messages_with_since_reads_from_the_newest(self):
+        """since stops the read where the older entries start; limit keeps the newest;
+        other devices' entries in between are skipped."""
+        log = MessageLog(self.clock, 100)
+        for i in range(10):
+            log.inbound(MAC if i % 2 else OTHER, "operation", ("h", 1), {"n": i})
+        self.assertEqual([m["seq"] for m in log.messages(MAC, since=5)], [6, 8, 10])
+        self.assertEqual([m["seq"] for m in log.messages(MAC, since=5, limit=2)], [8, 10])
+        self.assertEqual([m["seq"] for m in log.messages(OTHER)], [1, 3, 5, 7, 9])
+        self.assertEqual(log.messages("001122334455"), [])
+
+    def test_forget(self):
+        """forget drops a device's entries and counters, not the others'."""
+        self.log.inbound(OTHER, "operation", ("h", 2), {"n": 1})
+        self.log.inbound(MAC, "operation", ("h", 1), {"n": 2})
+        self.log.forget(MAC)
+        self.assertEqual(self.log.counts(MAC), {"in": 0, "out": 0, "kept": 0})
+        self.assertEqual([m["seq"] for m in self.log.messages(OTHER)], [1])
+        for i in range(3):
+            self.log.inbound(MAC, "operation", ("h", 1), {"n": i})
+        self.assertEqual(self.log.counts(OTHER)["kept"], 0)
 
     def test_since_and_limit(self):
         """since pages by seq, limit keeps the newest."""
@@ -86,8 +152,8 @@ class RingTests(SynchronousTestCase):
         self.assertEqual(json.loads(lines[0])["message"], {"a": "é"})
 
     def test_config_key(self):
-        """message_log is a whole number >= 0 in the configuration, default 16."""
-        self.assertEqual(parse_config("{}").message_log, 16)
+        """message_log is a whole number >= 0 in the configuration, default 50000."""
+        self.assertEqual(parse_config("{}").message_log, 50000)
         self.assertEqual(parse_config("message_log: 0").message_log, 0)
         self.assertRaises(ConfigError, parse_config, "message_log: -1")
         self.assertRaises(ConfigError, parse_config, "message_log: many")
@@ -97,7 +163,7 @@ class RecordedTests(SynchronousTestCase):
     """What the UDP platforms and the plugin center write into the log."""
 
     def setUp(self):
-        self.platform = MemoryPlatform(per_device=50)
+        self.platform = MemoryPlatform(log_size=50)
 
     def methods(self):
         return [(m["direction"], m["message"].get("RPCMethod") or m["message"].get("Result"))

@@ -196,6 +196,21 @@ class RegistryTests(SynchronousTestCase):
         self.clock.advance(1)
         self.assertEqual(self.store.saves, saves + 4)
 
+    def test_heartbeat_keeps_equal_values(self):
+        """An address or WAN IP equal to the one held is not stored again (the record
+        keeps one copy, not each datagram's); a different one replaces it."""
+        record = self.registry.add(MAC, wan_ip="192.0.2.1")
+        first = ("127.0.0.9", 40000)
+        self.registry.heartbeat(record, 1.0, first, "192.0.2.1")
+        wan_ip = record.wan_ip
+        self.registry.heartbeat(record, 2.0, ("127.0.0.9", 40000), "".join(["192.0.2", ".1"]))
+        self.assertIs(record.hb_addr, first)
+        self.assertIs(record.wan_ip, wan_ip)
+        moved = ("127.0.0.9", 40001)
+        self.registry.heartbeat(record, 3.0, moved, "192.0.2.2")
+        self.assertEqual((record.hb_addr, record.wan_ip, record.last_hb),
+                         (moved, "192.0.2.2", 3.0))
+
     def test_heartbeat_same_as_update(self):
         """heartbeat leaves the record and the store as update would."""
         other = Registry(MemoryStore(), self.clock)

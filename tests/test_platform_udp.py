@@ -27,7 +27,8 @@ from cubegw.platform.distribution import DistributionProtocol
 from cubegw.platform.faults import FaultRules
 from cubegw.platform.operation import OperationProtocol, TriggerError, TriggerTimeout
 from cubegw.platform.registry import MemoryStore, Registry
-from cubegw.platform.udp import RECEIVE_BUFFER, MessageServerProtocol
+from cubegw.platform.udp import (
+    RECEIVE_BUFFER, ROUTINE_INFO_LIMIT, ROUTINE_WINDOW, MessageServerProtocol)
 
 MAC = "64D95420214B"
 SN = "64D954-D6AEE64D95420214B"
@@ -805,6 +806,48 @@ class HeartbeatLogTests(SynchronousTestCase):
         p.clock.advance(60)
         self.assertEqual(self.summaries(p), [])
 
+    def test_routine_registration_lines_capped(self):
+        """Accepted registration steps go out at info up to ROUTINE_INFO_LIMIT a minute
+        per socket, then at debug; one info line counts those when the minute is over,
+        and refusals stay at info whatever the count."""
+        p = Platform()
+        logs.set_level("debug")
+        for _ in range(ROUTINE_INFO_LIMIT + 5):
+            p.boot_first()
+        p.register_first("00" * 16)                     # a refusal: bad CheckSN
+        lines = self.lines(p)
+        accepted = [(level, line) for level, line in lines if "BootFirst -> Result 0" in line]
+        self.assertEqual([level for level, _ in accepted],
+                         [LogLevel.info] * ROUTINE_INFO_LIMIT + [LogLevel.debug] * 5)
+        self.assertIn((LogLevel.info, f"{MAC} RegisterFirst -> Result -1 (bad CheckSN)"),
+                      lines)
+        seen = len(p.events)
+        p.clock.advance(ROUTINE_WINDOW)
+        p.boot_first()
+        self.assertEqual([e for e in self.lines(p, seen) if e[0] == LogLevel.info], [
+            (LogLevel.info, "distribution: 5 more routine registration lines (accepted "
+                            "steps, devices added) at debug only, over "
+                            f"{ROUTINE_INFO_LIMIT} a minute"),
+            (LogLevel.info, f"{MAC} BootFirst -> Result 0")])
+
+    def test_quiet_lines_reported_at_stop_and_summary(self):
+        """The count of quiet lines is not lost: the heartbeat summary and stopping the
+        port report it too."""
+        p = Platform()
+        for _ in range(ROUTINE_INFO_LIMIT + 2):
+            p.boot()
+        p.boot_first()
+        p.clock.advance(p.oper.summary_interval)
+        quiet = [line for _, line in self.lines(p) if "more routine" in line]
+        self.assertEqual(quiet, ["operation: 2 more routine registration lines (accepted "
+                                 "steps, devices added) at debug only, over "
+                                 f"{ROUTINE_INFO_LIMIT} a minute"])
+        for _ in range(ROUTINE_INFO_LIMIT + 2):
+            p.boot_first()
+        p.dist.doStop()
+        self.assertIn("distribution: 2 more routine", " ".join(
+            line for _, line in self.lines(p)))
+
     def test_summary_runs_with_the_port(self):
         """The summary starts with the port and stops with it."""
         p = Platform()
@@ -897,6 +940,7 @@ class RoutineHbTests(SynchronousTestCase):
             (hb_data(OTHER), False),                     # not registered: -3
             (hb_data(UNKNOWN), False),                   # unknown: -3
             (b" " + hb_data() + b"\n", False),          # white space around it
+            (hb_data().replace(b'"Hb"', b'"\\u0048b"'), False),  # no "Hb" bytes: parsed once
             (hb_data(), True),
         ])
 

@@ -125,7 +125,7 @@ def describe(record, api, now, full=False):
 class PlatformResource(AdminResource):
     def do_GET(self, request, user_id):
         config = self.api.config
-        out = {"message_log": self.api.wirelog.per_device}
+        out = {"message_log": self.api.wirelog.size}
         if config is not None:
             host, port = self.api.plugin_address()
             out.update(heartbeat_interval=config.heartbeat_interval,

@@ -78,7 +78,7 @@ class PlatformConfig:
     api: Endpoint = Endpoint(port=8080)             # HTTP API for the phone app
     users: tuple = ()                 # UserConfig: who may use the HTTP API
     log_level: str = "info"           # "debug": also each answered heartbeat
-    message_log: int = 16             # wire messages kept per device (0: no message log)
+    message_log: int = 50000          # wire messages kept in all (0: no message log)
 
     def with_overrides(self, db=None, distribution_port=None, operation_port=None,
                        plugin_center_port=None, api_port=None):

@@ -437,7 +437,7 @@ class FaultRules:
 
     def active(self):
         """True while some rule can still match (spent rules stay listed, but not active)."""
-        return any(rule.remaining is None or rule.remaining > 0 for rule in self._rules)
+        return bool(self._rules) and any(rule.remaining is None or rule.remaining > 0 for rule in self._rules)
 
     @property
     def rules(self):

@@ -1,11 +1,19 @@
-"""The wire message log: every datagram and frame in and out of cubeplat, per device.
+"""The wire message log: every datagram and frame in and out of cubeplat, by device.
 
-A ring of the last ``per_device`` messages per MAC (``message_log`` in the
-configuration; 0 turns the log off).  Recording is cheap on purpose, since the routine
-heartbeat path records too: an entry is one tuple holding the bytes or the dict as they
-were sent or received; nothing is decoded, formatted or copied until someone reads the
-log (``messages``, the HTTP API, the live stream).  Messages that name no device (a
-datagram that does not decode, a frame before Boot) go to the ring of ``UNKNOWN``.
+One ring of the last ``size`` messages of the whole platform (``message_log`` in the
+configuration, default ``DEFAULT_SIZE``; 0 turns the log off; a routine heartbeat and the
+reply sent at once take one slot, see ``exchange``), and for each device that
+ever sent or was sent a message: how many went each way, how many the ring still holds,
+and its newest message, which stays even after the ring has moved on.  A lab with a few
+gateways keeps hours of their traffic; a platform with 200,000 heartbeating gateways keeps
+the last seconds of it, and every device's counters and last message, at a cost that does
+not grow with the ring (per-device rings were 5-6 KiB a device at 16 messages each).
+
+Recording is cheap on purpose, since the routine heartbeat path records too: an entry is
+one tuple holding the bytes or the dict as they were sent or received; nothing is decoded,
+formatted or copied until someone reads the log (``messages``, the HTTP API, the live
+stream).  Messages that name no device (a datagram that does not decode, a frame before
+Boot) are under ``UNKNOWN``.
 
 Readers get dicts: ``seq`` (one counter for the whole log, so ``since`` pages through
 it), ``time``, ``direction`` ("in": to the platform, "out": from it), ``server``
@@ -18,39 +26,46 @@ server-sent events of the API).
 
 import collections
 import json
+import re
 
 from cubegw import wire
 
-#: The ring of messages that name no device.
+#: The key of messages that name no device.
 UNKNOWN = "-"
-#: Entries kept per device by default: at 200k gateways heartbeating, about 16 x 200k
-#: small tuples (the Hb reply bytes are shared).
-DEFAULT_PER_DEVICE = 16
+#: Messages kept in all by default: about 10-25 MB when full (an Hb in is ~250 bytes with
+#: its entry, a reply ~150: the reply bytes are shared), minutes of a lab's traffic.
+DEFAULT_SIZE = 50000
 IN, OUT = "in", "out"
+_HEX12 = re.compile(r"[0-9A-F]{12}").fullmatch
 
 
-class _Ring(collections.deque):
-    """The last messages of one device, and how many went each way in all."""
+class _Device:
+    """What the log knows of one device beyond the ring: its counters and newest entry."""
 
-    __slots__ = ("count_in", "count_out")
+    __slots__ = ("count_in", "count_out", "kept", "last")
+
+    def __init__(self):
+        self.count_in = self.count_out = self.kept = 0
+        self.last = None
 
 
 class MessageLog:
-    """Rings of wire messages by MAC; ``record`` them, read them decoded."""
+    """The platform's wire messages, newest ``size`` kept; ``record`` them, read them by
+    device, decoded."""
 
-    def __init__(self, clock, per_device=DEFAULT_PER_DEVICE):
-        if isinstance(per_device, bool) or not isinstance(per_device, int) \
-                or per_device < 0:
-            raise ValueError("per_device must be a whole number >= 0")
+    def __init__(self, clock, size=DEFAULT_SIZE):
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise ValueError("size must be a whole number >= 0")
         self.clock = clock
-        self.per_device = per_device
-        self._rings = {}
+        self.size = size
+        self._ring = collections.deque()
+        self._devices = {}
         self._seq = 0
         self._listeners = []
 
     @property
     def enabled(self):
-        return self.per_device > 0
+        return self.size > 0
 
     @property
     def last_seq(self):
@@ -60,20 +75,62 @@ class MessageLog:
     def record(self, mac, direction, server, peer, message):
         """Keep ``message`` (bytes as on the wire, or a dict / typed message about to be
         encoded) under ``mac`` (None or "": ``UNKNOWN``)."""
-        if not self.per_device:
+        if not self.size:
             return
         self._seq += 1
-        entry = (self._seq, self.clock.seconds(), direction, server, peer, message)
         key = mac or UNKNOWN
-        ring = self._rings.get(key)
-        if ring is None:
-            ring = self._rings[key] = _Ring((), self.per_device)
-            ring.count_in = ring.count_out = 0
+        device = self._device(key)
+        self._add(key, device, (self._seq, self.clock.seconds(), direction, server, peer,
+                                message, device))
+
+    def exchange(self, mac, server, peer, request, reply):
+        """A request from ``mac`` and the reply sent to it at once (the routine
+        heartbeat's path): read back as two messages, ``seq`` and ``seq + 1``, at one
+        time, but kept as one entry with one ring slot, which is half the work and the
+        memory of two ``record`` calls on the path every heartbeat takes."""
+        if not self.size:
+            return
+        if self._listeners:
+            self.record(mac, IN, server, peer, request)
+            self.record(mac, OUT, server, peer, reply)
+            return
+        seq = self._seq + 1
+        self._seq = seq + 1
+        device = self._device(mac)
+        self._add(mac, device, (seq, self.clock.seconds(), None, server, peer, request,
+                                device, reply))
+
+    def _device(self, key):
+        device = self._devices.get(key)
+        if device is None:
+            device = self._devices[key] = _Device()
+        return device
+
+    def _add(self, key, device, entry):
+        """Append ``entry``; entries hold their device (index 6), so the one pushed out
+        is counted off without a lookup by MAC (at 200k devices each lookup in a large
+        dict is a few cache misses on the heartbeat's path)."""
+        ring = self._ring
+        if len(ring) >= self.size:
+            old = ring.popleft()
+            gone = old[6]
+            gone.kept -= 1 if old[2] else 2
+            if gone.last is old and old[2] is None:
+                # its newest message stays, the request's bytes need not
+                gone.last = _messages(old)[1]
         ring.append(entry)
-        if direction == IN:
-            ring.count_in += 1
+        direction = entry[2]
+        if direction is None:               # an exchange: one in, one out
+            device.count_in += 1
+            device.count_out += 1
+            device.kept += 2
         else:
-            ring.count_out += 1
+            if direction == IN:
+                device.count_in += 1
+            else:
+                device.count_out += 1
+            device.kept += 1
+        device.last = entry
         if self._listeners:
             for listener in tuple(self._listeners):
                 listener(key, entry)
@@ -87,30 +144,41 @@ class MessageLog:
     # ---------------------------------------------------------------- reading
 
     def macs(self):
-        """The MACs with messages in the log, sorted."""
-        return sorted(self._rings)
+        """The MACs with messages counted in the log, sorted."""
+        return sorted(self._devices)
 
     def counts(self, mac):
         """``{"in", "out"}``: messages recorded each way for ``mac`` since it was first
         seen (or forgotten), ``kept``: how many of them the ring still holds."""
-        ring = self._rings.get(mac)
-        if ring is None:
+        device = self._devices.get(mac)
+        if device is None:
             return {"in": 0, "out": 0, "kept": 0}
-        return {"in": ring.count_in, "out": ring.count_out, "kept": len(ring)}
+        return {"in": device.count_in, "out": device.count_out, "kept": device.kept}
 
     def last(self, mac):
-        """The newest message of ``mac``, decoded, or None."""
-        ring = self._rings.get(mac)
-        return decode(mac, ring[-1]) if ring else None
+        """The newest message of ``mac``, decoded (even when the ring no longer holds
+        it), or None."""
+        device = self._devices.get(mac)
+        if device is None or device.last is None:
+            return None
+        return decode(mac, _messages(device.last)[-1])
 
     def messages(self, mac, since=0, limit=None):
         """The kept messages of ``mac`` with ``seq > since``, oldest first, decoded;
-        with ``limit``, the newest ``limit`` of them."""
-        ring = self._rings.get(mac, ())
-        chosen = [e for e in ring if e[0] > since]
-        if limit is not None:
-            chosen = chosen[-limit:] if limit else []
-        return [decode(mac, e) for e in chosen]
+        with ``limit``, the newest ``limit`` of them.  Reads the ring from its newest
+        end back to ``since`` (a poll with a recent ``since`` reads a few entries)."""
+        device = self._devices.get(mac)
+        chosen, want = [], 0
+        if device is not None and device.kept and limit != 0:
+            want = device.kept if limit is None else min(limit, device.kept)
+            for entry in reversed(self._ring):
+                if entry[0] + (entry[2] is None) <= since:
+                    break
+                if entry[6] is device:
+                    chosen.extend(m for m in reversed(_messages(entry)) if m[0] > since)
+                    if len(chosen) >= want:
+                        break
+        return [decode(mac, e) for e in reversed(chosen[:want])]
 
     def subscribe(self, listener):
         """Call ``listener(mac, entry)`` for every message recorded from now on; returns
@@ -123,8 +191,21 @@ class MessageLog:
         return stop
 
     def forget(self, mac):
-        """Drop the messages of ``mac``."""
-        self._rings.pop(mac, None)
+        """Drop the messages of ``mac`` (from the ring too) and its counters."""
+        device = self._devices.pop(mac, None)
+        if device is not None:
+            kept = [e for e in self._ring if e[6] is not device]
+            self._ring.clear()
+            self._ring.extend(kept)
+
+
+def _messages(entry):
+    """The messages of a ring entry: itself, or the two of an exchange."""
+    if entry[2] is not None:
+        return (entry,)
+    seq, when, _, server, peer, request, device, reply = entry
+    return ((seq, when, IN, server, peer, request, device),
+            (seq + 1, when, OUT, server, peer, reply, device))
 
 
 def _peer(peer):
@@ -151,7 +232,7 @@ def _json(message):
 
 def decode(mac, entry):
     """A recorded entry as the dict readers get (see the module docstring)."""
-    seq, when, direction, server, peer, message = entry
+    seq, when, direction, server, peer, message = entry[:6]
     body = _json(message)
     out = {"seq": seq, "time": when, "mac": mac, "direction": direction, "server": server,
            "peer": _peer(peer), "message": body}
@@ -175,9 +256,11 @@ def mac_of(msg):
     """The MAC a decoded message names (upper case), or None."""
     mac = msg.get("MAC") if isinstance(msg, dict) else None
     if isinstance(mac, str) and len(mac) == 12:
-        mac = mac.upper()
-        if all(c in "0123456789ABCDEF" for c in mac):
-            return mac
+        upper = mac.upper()
+        if _HEX12(upper):
+            # the message's own string when it is upper case already: the one the
+            # registry keys the device with, so the log's key is not a second copy
+            return mac if upper == mac else upper
     return None
 
 

@@ -67,7 +67,8 @@ class OperationProtocol(PlatformProtocol):
         super().__init__(registry, faults, config, clock, urandom, wirelog)
         self._triggers = {}     # (host, port) -> deque of _Pending, oldest first
         self._hb_count = 0              # Hb answered Result 0 since the last summary
-        self._hb_gateways = set()       # ... from these MACs
+        self._hb_gateways = 0           # ... from this many gateways
+        self._hb_round = 1              # records marked with it were counted in _hb_gateways
         self._summary = None            # the LoopingCall of the summary line
         self._hb_reply = (None, b"")    # (Interval, the Hb reply encoded)
 
@@ -93,7 +94,8 @@ class OperationProtocol(PlatformProtocol):
         checks, answers and logs it as it does any datagram.
         """
         registry = self.registry
-        if not registry.loaded or self.faults.active() or len(data) > wire.MAX_DATAGRAM:
+        if not registry.loaded or self.faults.active() or len(data) > wire.MAX_DATAGRAM \
+                or b'"Hb"' not in data:     # Boot, Register, ...: not parsed twice
             return False
         try:
             text = data.decode("utf-8")
@@ -112,17 +114,19 @@ class OperationProtocol(PlatformProtocol):
                 record.hb_addr == addr or same_address(addr, record.hb_addr)):
             return False
         registry.heartbeat(record, self.clock.seconds(), addr, ip)
-        self.wirelog.inbound(mac, "operation", addr, data)
         self.counters["Hb"] += 1
         self._hb_count += 1
-        self._hb_gateways.add(mac)
+        if record.summary_mark != self._hb_round:
+            record.summary_mark = self._hb_round
+            self._hb_gateways += 1
         interval, answer = self._hb_reply
         if interval != self.config.heartbeat_interval:
             interval = self.config.heartbeat_interval
             answer = wire.encode_datagram({"Result": 0, "Interval": interval})
             self._hb_reply = interval, answer
         self.reply(answer, addr)
-        self.wirelog.outbound(mac, "operation", addr, answer)
+        # the registry's MAC string: the log's key for the device is not a copy
+        self.wirelog.exchange(record.mac, "operation", record.hb_addr, data, answer)
         if logs.debug_enabled():
             self.log.debug(ANSWERED, mac=mac, method="Hb", result=0, note="",
                            reply={"Result": 0, "Interval": interval}, addr=addr)
@@ -131,7 +135,10 @@ class OperationProtocol(PlatformProtocol):
     def _answered(self, mac, method, reply, note, addr):
         if method == "Hb" and reply["Result"] == 0:
             self._hb_count += 1
-            self._hb_gateways.add(mac)
+            record = self.registry.get(mac)
+            if record is not None and record.summary_mark != self._hb_round:
+                record.summary_mark = self._hb_round
+                self._hb_gateways += 1
             if not note:
                 self.log.debug(ANSWERED, mac=mac, method=method, result=0, note="",
                                reply=reply, addr=addr)
@@ -154,9 +161,10 @@ class OperationProtocol(PlatformProtocol):
     def log_summary(self):
         """One info line for the heartbeats answered Result 0 since the last one (none
         when there were none), which are logged one by one at debug only."""
-        count, gateways = self._hb_count, len(self._hb_gateways)
-        self._hb_count = 0
-        self._hb_gateways = set()
+        self.report_quiet()
+        count, gateways = self._hb_count, self._hb_gateways
+        self._hb_count = self._hb_gateways = 0
+        self._hb_round += 1     # counts every gateway anew, without a set of 200k MACs
         if count:
             self.log.info("heartbeats: {count} answered in the last {seconds} s, "
                           "{gateways} gateways", count=count, seconds=self.summary_interval,

@@ -57,7 +57,9 @@ class DeviceRecord:
     user ("" when unbound).
     """
 
-    __slots__ = FIELDS + ("hb_saved",)
+    #: Not stored: ``hb_saved``, the last_hb the database has; ``summary_mark``, the
+    #: operation platform's heartbeat summary round that counted this device.
+    __slots__ = FIELDS + ("hb_saved", "summary_mark")
 
     def __init__(self, mac, **values):
         for name in FIELDS[1:]:
@@ -66,6 +68,7 @@ class DeviceRecord:
             raise TypeError(f"unknown device field {sorted(values)[0]!r}")
         self.mac = mac
         self.hb_saved = self.last_hb    # the last_hb the database has (see heartbeat)
+        self.summary_mark = 0
         for name in _INTERNED:
             setattr(self, name, sys.intern(getattr(self, name)))
 
@@ -367,14 +370,17 @@ class Registry:
         The same as ``update(mac, online=True, last_hb=now, hb_addr=addr, wan_ip=...)``,
         without the per-field checks: the operation platform calls it for every Hb.
         """
-        news = (not record.online or record.hb_addr != addr
-                or (wan_ip and wan_ip != record.wan_ip)
-                or now - record.hb_saved >= HB_SAVE_INTERVAL)
+        news = not record.online or now - record.hb_saved >= HB_SAVE_INTERVAL
         record.online = True
         record.last_hb = now
-        record.hb_addr = addr
-        if wan_ip:
+        # an address or WAN IP equal to the one held is not stored again: 200k records
+        # then hold one copy each, not the last datagram's
+        if record.hb_addr != addr:
+            record.hb_addr = addr
+            news = True
+        if wan_ip and wan_ip != record.wan_ip:
             record.wan_ip = wan_ip
+            news = True
         if news:
             self._touch(record.mac)
 

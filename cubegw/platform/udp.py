@@ -20,7 +20,7 @@ import socket
 from twisted.internet import udp
 from twisted.internet.protocol import DatagramProtocol
 
-from cubegw import wire
+from cubegw import logs, wire
 from cubegw.logs import Logger
 from cubegw.platform import messagelog
 from cubegw.platform.faults import UDP_ACTIONS, Delayed, on_request
@@ -32,6 +32,15 @@ RECEIVE_BUFFER = 4 * 1024 * 1024
 
 #: How an answer is logged (at info, or at debug for a routine heartbeat).
 ANSWERED = "{mac} {method} -> Result {result}{note}"
+
+#: The Result of an accepted registration step: such answers, and devices added by
+#: ``accept_unknown``, are logged at info up to ``ROUTINE_INFO_LIMIT`` lines a minute per
+#: socket, then at debug and counted in one info line (``report_quiet``).  A lab's few
+#: gateways still show every step at info; 200,000 gateways registering do not write a
+#: million lines (formatting them was half of cubeplat's CPU per registration).
+ACCEPTED = {"BootFirst": 0, "RegisterFirst": 0, "Boot": 0, "Register": 2}
+ROUTINE_INFO_LIMIT = 100
+ROUTINE_WINDOW = 60.0
 
 
 def fail(result, why):
@@ -61,6 +70,9 @@ class PlatformProtocol(DatagramProtocol):
         self.counters = collections.Counter()
         self._later = Delayed(clock)
         self._sendto = None     # the socket's own sendto, for replies (see reply)
+        self._window = None     # when the current minute of routine info lines began
+        self._routine_lines = 0     # routine info lines in it
+        self._quiet = 0             # routine lines at debug only since the last report
 
     def startProtocol(self):
         """A large receive buffer: a burst of many gateways' datagrams is queued, not lost."""
@@ -149,9 +161,33 @@ class PlatformProtocol(DatagramProtocol):
         return self._later.soon(delay, f, *args)
 
     def _answered(self, mac, method, reply, note, addr):
-        """Log a reply sent by a handler."""
-        self.log.info(ANSWERED, mac=mac, method=method, result=reply["Result"],
-                      note=f" ({note})" if note else "", reply=public(reply), addr=addr)
+        """Log a reply sent by a handler (an accepted registration step within the
+        minute's ``ROUTINE_INFO_LIMIT`` at info, beyond it at debug)."""
+        info = ACCEPTED.get(method) != reply["Result"] or self.routine_info()
+        if info or logs.debug_enabled():
+            (self.log.info if info else self.log.debug)(
+                ANSWERED, mac=mac, method=method, result=reply["Result"],
+                note=f" ({note})" if note else "", reply=public(reply), addr=addr)
+
+    def routine_info(self):
+        """Whether a routine line may go out at info (else it is counted as quiet)."""
+        now = self.clock.seconds()
+        if self._window is None or now - self._window >= ROUTINE_WINDOW:
+            self.report_quiet()
+            self._window, self._routine_lines = now, 0
+        self._routine_lines += 1
+        if self._routine_lines <= ROUTINE_INFO_LIMIT:
+            return True
+        self._quiet += 1
+        return False
+
+    def report_quiet(self):
+        """One info line for the routine lines logged at debug only since the last one."""
+        if self._quiet:
+            self.log.info("{server}: {count} more routine registration lines (accepted "
+                          "steps, devices added) at debug only, over {limit} a minute",
+                          server=self.server, count=self._quiet, limit=ROUTINE_INFO_LIMIT)
+            self._quiet = 0
 
     # -------------------------------------------------------------- helpers
 
@@ -201,6 +237,7 @@ class PlatformProtocol(DatagramProtocol):
     def stopProtocol(self):
         self._sendto = None
         self._later.cancel_all()
+        self.report_quiet()
 
     def _known(self, request, learn):
         """The device's record and "", or None and why it is refused.
@@ -213,7 +250,8 @@ class PlatformProtocol(DatagramProtocol):
             if not (learn and self.config.accept_unknown):
                 return None, "unknown MAC"
             record = self.registry.add(request.MAC, sn=request.SN)
-            self.log.info("{mac} added to the registry (accept_unknown)", mac=request.MAC)
+            (self.log.info if self.routine_info() else self.log.debug)(
+                "{mac} added to the registry (accept_unknown)", mac=request.MAC)
         if not record.sn and learn:
             self.registry.update(record.mac, sn=request.SN)
         elif request.SN != record.sn:

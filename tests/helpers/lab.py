@@ -34,7 +34,7 @@ def platform_config(tmp, dist, oper, api_port, devices, **extra):
         "api": {"host": "127.0.0.1", "port": api_port},
         "users": [{"user_id": "LAB", "token": TOKEN, "admin": True}],
         "heartbeat_interval": 1, "trigger_timeout": 2, "registry": "memory",
-        "message_log": 512, "plugin_boot_timeout": 5, "plugin_idle_timeout": 10,
+        "message_log": 20000, "plugin_boot_timeout": 5, "plugin_idle_timeout": 10,
         "devices": devices,
     }
     config.update(extra)

@@ -71,7 +71,7 @@ class Response:
 class MemoryPlatform:
     """The platform's parts wired as ``platform.tap`` wires them, with no socket."""
 
-    def __init__(self, per_device=16, faults=(), devices=(DEVICE,)):
+    def __init__(self, log_size=1000, faults=(), devices=(DEVICE,)):
         self.clock = Clock()
         self.config = PlatformConfig(devices=devices, heartbeat_interval=45,
                                      users=USERS, faults=tuple(faults))
@@ -79,7 +79,7 @@ class MemoryPlatform:
         self.registry.load()
         self.registry.preset(self.config.devices)
         self.faults = FaultRules(faults)
-        self.wirelog = MessageLog(self.clock, per_device)
+        self.wirelog = MessageLog(self.clock, log_size)
         self.n = 0
         self.oper = OperationProtocol(self.registry, self.faults, self.config, self.clock,
                                       urandom=self._urandom, wirelog=self.wirelog)
