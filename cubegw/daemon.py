@@ -35,12 +35,14 @@ class LauncherOptions(usage.Options):
         sys.exit(0)
 
 
-def twistd_options():
+def twistd_options(built=None):
     """twistd's options class knowing cubegw as its only command.
 
     ``twistd cubegw`` first loads every twistd plugin installed (Twisted's own trial,
     conch, mail, words...) to list its commands: about 1 MiB and 30 ms a router never
-    uses.  Same options, same runner, one command.
+    uses.  Same options, same runner, one command.  With ``built`` (the service tree the
+    launcher checked), twistd runs that tree instead of reading the configuration and
+    building it again.
     """
     from twisted.application.service import ServiceMaker
     from twisted.scripts.twistd import ServerOptions
@@ -48,6 +50,8 @@ def twistd_options():
     # plugin package (which would load twisted.plugin)
     maker = ServiceMaker("cubegw", "cubegw.tap",
                          "Smart home gateway agent (G2/G4 interfaces)", "cubegw")
+    if built is not None:
+        maker = _Prebuilt(maker, built)
 
     class CubegwServerOptions(ServerOptions):
         @property
@@ -58,11 +62,31 @@ def twistd_options():
     return CubegwServerOptions
 
 
-def run_twistd_cubegw():
+class _BuiltOptions(usage.Options):
+    """The cubegw command's options once the launcher has read them: nothing to do."""
+
+    optParameters = [["config", "c", DEFAULT_CONFIG, "the YAML configuration (read)"]]
+
+
+class _Prebuilt:
+    """A twistd service maker whose service is the tree the launcher built."""
+
+    def __init__(self, maker, built):
+        self.tapname, self.description = maker.tapname, maker.description
+        self.built = built
+
+    def options(self):
+        return _BuiltOptions()
+
+    def makeService(self, options):
+        return self.built
+
+
+def run_twistd_cubegw(built=None):
     """Run twistd (``sys.argv`` as its command line) with ``twistd_options``."""
     from twisted.application import app
     from twisted.scripts.twistd import runApp
-    app.run(runApp, twistd_options())
+    app.run(runApp, twistd_options(built))
 
 
 #: The signals the daemon handles once running; until then they must not kill it (the
@@ -132,7 +156,9 @@ def main(argv=None, run_twistd=None, report=None, warn=None, net_if_addrs=None,
         except usage.UsageError as e:
             report(str(e))
             return 1
-        tap.makeService(options)        # builds only: what cannot be wired is said now
+        # built with no side effect: what cannot be wired is said now, and twistd runs
+        # this same tree
+        built = tap.makeService(options)
     except Exception as e:
         report(f"cannot start: {e}")
         return 1
@@ -141,7 +167,8 @@ def main(argv=None, run_twistd=None, report=None, warn=None, net_if_addrs=None,
         twistd_argv += ["--logger", "cubegw.syslogging.observer"]
     twistd_argv += ["cubegw", "--config", args["config"]]
     if run_twistd is None:
-        run_twistd = run_twistd_cubegw
+        def run_twistd():
+            run_twistd_cubegw(built)
     saved, sys.argv = sys.argv, twistd_argv
     try:
         run_twistd()

@@ -164,3 +164,15 @@ class TwistdOptionsTests(TestCase):
         self.assertEqual(out.returncode, 2)
         self.assertIn("--bogus", out.stderr)
         self.assertIn("--config", out.stderr)
+
+    def test_the_checked_tree_is_the_one_run(self):
+        """Given the tree the launcher built, twistd's cubegw command reads no
+        configuration again and its service is that very tree."""
+        from twisted.application.service import MultiService
+
+        from cubegw.daemon import twistd_options
+        built = MultiService()
+        options = twistd_options(built)()
+        options.parseOptions(["-n", "--pidfile=", "cubegw", "--config", "/nonexistent.yaml"])
+        maker = options.loadedPlugins[options.subCommand]
+        self.assertIs(maker.makeService(options.subOptions), built)
