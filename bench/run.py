@@ -280,16 +280,25 @@ def figures(gw, pl, args):
               for w in gw["hb_windows"] if w["hb"]]
     hbs = sum(w["hb"] for w in gw["hb_windows"])
     s = summary(per_hb)
-    bare = [w["cpu_ns"] / w["hb"] / 1e6 for w in gw.get("bare_hb_windows", []) if w["hb"]]
+    bare_windows = [w for w in gw.get("bare_hb_windows", []) if w["hb"]]
+    bare = [w["cpu_ns"] / w["hb"] / 1e6 for w in bare_windows]
     b = summary(bare) if bare else None
+    # pass/miss on the whole dwell: what happens once a minute (the WAN poll's fallback,
+    # the status file's write) lands in one window of three, which then reads high
+    gw_whole = (sum(w["cpu_ns"] for w in gw["hb_windows"]) - idle_rate * sum(
+        w["wall_s"] for w in gw["hb_windows"])) / max(1, hbs) / 1e6
+    bare_whole = (sum(w["cpu_ns"] for w in bare_windows) /
+                  max(1, sum(w["hb"] for w in bare_windows)) / 1e6) if bare else None
     add("CPU per heartbeat cycle",
         f"schedstat CPU of all daemon threads over {len(per_hb)} windows of "
         f"{gw['hb_windows'][0]['wall_s']:.0f} s at Interval 1 ({hbs} Hb in all), minus the "
         f"same daemon's idle rate ({idle_rate / 1e6:.3f} ms/s, Interval 3600); baseline: "
         f"a bare Twisted process sending a JSON Hb each second and decoding the reply, "
-        f"same windows, CPU / replies",
+        f"same windows, CPU / replies; pass/miss on the whole dwell"
+        + (f" ({gw_whole:.3f} vs {bare_whole:.3f} ms, {gw_whole / bare_whole:.2f} x)"
+           if bare else ""),
         s, b, "ms", "<= 1.2 x baseline",
-        s["median"] <= 1.2 * b["median"] if b else None)
+        gw_whole <= 1.2 * bare_whole if bare else None)
 
     idle = gw["idle_windows"]
     if all("runs" in w for w in idle) and "baseline_idle_runs_per_s" in gw:
@@ -559,7 +568,11 @@ NOTES = [
     "The target (issue 15) is a ratio: at most 1.2 x what the cycle costs any Twisted "
     "process on the machine (two wake-ups, a send and a receive per cycle), measured as a "
     "bare heartbeat (`baseline.tac` with `BENCH_HB`: a timer sends a JSON Hb each second, "
-    "the reply is decoded) beside the gateway over the same windows.",
+    "the reply is decoded) beside the gateway over the same windows. Pass/miss is on the "
+    "whole dwell (all windows' CPU over all their Hb), not on the median window: what the "
+    "daemon does once a minute (the WAN poll's fallback, the status file's write) lands in "
+    "one window of three, and in one run made it read 1.33x while the whole dwell read "
+    "1.15x; the idle rate it is corrected by is measured over a minute too.",
     "- **RSS dwell.** `--dwell` (default 60 s, the issue asks 5 min: `bench/run.py --dwell "
     "300` takes about 4 more minutes). The heartbeat windows run inside the dwell. The LAN "
     "and plugin load run after the RSS sample.",
