@@ -30,27 +30,11 @@ from cubegw.platform.registry import MemoryStore, Registry
 from cubegw.platform.udp import (
     RECEIVE_BUFFER, ROUTINE_INFO_LIMIT, ROUTINE_WINDOW, MessageServerProtocol)
 
-MAC = "64D95420214B"
-SN = "64D954-D6AEE64D95420214B"
-GW = ("127.0.0.9", 40000)
-DEVICE = DeviceConfig(MAC, sn=SN, loid="0755123456", wifi_ssid="ChinaNet-ABCD",
-                      wifi_password="wifipass", useradmin_password="admin1",
-                      telecomadmin_password="tele1")
-BOOT = dict(Vendor="TestVendor", Model="HG-1", MAC=MAC, SN=SN, FirmwareVer="1.2.3",
-            HardwareVer="HW1", IPAddr="192.0.2.10", LOID="0755123456", Version="1.0")
-DEV_RND = "0123456789ABCDEF0123456789ABCDEF"
+from tests.helpers import MAC, SN
+from tests.helpers.platform import BOOT, DEV_RND, DEVICE, GW, FakeDatagramTransport
+
 SHIPPED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                        "etc", "cubeplat.yaml")
-
-
-class FakeDatagramTransport:
-    """Records (data, address) pairs written by a DatagramProtocol."""
-
-    def __init__(self):
-        self.written = []
-
-    def write(self, data, addr):
-        self.written.append((data, addr))
 
 
 class Platform:
