@@ -56,27 +56,34 @@ class Logger(_TwistedLogger):
 
 
 class LineBudget:
-    """At most ``per_minute`` lines of one kind a minute (``clock`` time): a flood, a LAN
-    host replaying SETs, cannot fill the router's log ring or spend its CPU formatting.
+    """At most ``per_window`` lines of one kind every ``window`` seconds (``clock``
+    time): a flood (a LAN host replaying SETs, a burst of registrations) cannot fill the
+    log ring or spend the CPU formatting.
 
     ``take()`` -> (whether this line may be logged, how many were held back since the
-    last one logged): the next line logged says how many it stands for.
+    last one logged): the next line logged, or ``held_back()`` at any time (a summary,
+    the stop), says how many lines it stands for.
     """
 
-    def __init__(self, clock, per_minute=20):
+    def __init__(self, clock, per_window=20, window=60.0):
         self.clock = clock
-        self.per_minute = per_minute
+        self.per_window = per_window
+        self.window = window
         self._window_start = None
         self._used = 0
         self._held = 0
 
     def take(self):
         now = self.clock.seconds()
-        if self._window_start is None or now - self._window_start >= 60.0:
+        if self._window_start is None or now - self._window_start >= self.window:
             self._window_start, self._used = now, 0
-        if self._used >= self.per_minute:
+        if self._used >= self.per_window:
             self._held += 1
             return False, 0
         self._used += 1
+        return True, self.held_back()
+
+    def held_back(self):
+        """The lines held back since the last one logged (or the last call); reset."""
         held, self._held = self._held, 0
-        return True, held
+        return held

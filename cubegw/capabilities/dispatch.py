@@ -219,7 +219,7 @@ class Dispatcher:
         self.lan_auth = lan_auth or LanAuth(clock, mode="open")
         self.in_flight = 0
         #: the info lines of changes and secret reads: 20 a minute, then counted
-        self.audit = LineBudget(clock, per_minute=20)
+        self.audit = LineBudget(clock, per_window=20)
 
     def dispatch(self, side: str, parameter: Any, source: Any = None) -> defer.Deferred:
         """Serve one decoded ``Parameter`` from ``side`` ("local" for Post1,

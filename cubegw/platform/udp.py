@@ -70,9 +70,8 @@ class PlatformProtocol(DatagramProtocol):
         self.counters = collections.Counter()
         self._later = Delayed(clock)
         self._sendto = None     # the socket's own sendto, for replies (see reply)
-        self._window = None     # when the current minute of routine info lines began
-        self._routine_lines = 0     # routine info lines in it
-        self._quiet = 0             # routine lines at debug only since the last report
+        # routine info lines: ROUTINE_INFO_LIMIT a minute, the rest counted
+        self._routine = logs.LineBudget(clock, ROUTINE_INFO_LIMIT, ROUTINE_WINDOW)
 
     def startProtocol(self):
         """A large receive buffer: a burst of many gateways' datagrams is queued, not lost."""
@@ -171,23 +170,19 @@ class PlatformProtocol(DatagramProtocol):
 
     def routine_info(self):
         """Whether a routine line may go out at info (else it is counted as quiet)."""
-        now = self.clock.seconds()
-        if self._window is None or now - self._window >= ROUTINE_WINDOW:
-            self.report_quiet()
-            self._window, self._routine_lines = now, 0
-        self._routine_lines += 1
-        if self._routine_lines <= ROUTINE_INFO_LIMIT:
-            return True
-        self._quiet += 1
-        return False
+        allowed, quiet = self._routine.take()
+        self._report(quiet)             # a new minute: what the last one held back
+        return allowed
 
     def report_quiet(self):
         """One info line for the routine lines logged at debug only since the last one."""
-        if self._quiet:
+        self._report(self._routine.held_back())
+
+    def _report(self, quiet):
+        if quiet:
             self.log.info("{server}: {count} more routine registration lines (accepted "
                           "steps, devices added) at debug only, over {limit} a minute",
-                          server=self.server, count=self._quiet, limit=ROUTINE_INFO_LIMIT)
-            self._quiet = 0
+                          server=self.server, count=quiet, limit=ROUTINE_INFO_LIMIT)
 
     # -------------------------------------------------------------- helpers
 
