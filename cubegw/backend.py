@@ -17,8 +17,7 @@ from cubegw.backend_parse import (BLOCK_RULE_PREFIX, cpu_busy_percent,  # noqa: 
                                   parse_resolv_conf, parse_routes)
 from cubegw.logs import Logger
 from cubegw.store import uci
-from cubegw.store.store import FileSystem
-from cubegw.ucifiles import UciFiles
+from cubegw.ucifiles import UciFiles, write_file
 
 __all__ = ["BackendError", "ISystemBackend", "LinuxBackend", "TempDirBackend", "cpu_busy_percent",
            "APPLY_COMMANDS", "NOT_OPENWRT", "parse_routes", "parse_resolv_conf",
@@ -209,9 +208,7 @@ class _FilesMixin:
         return self.uci_files.write(config_name, package)
 
     def write_file(self, path, text):
-        target = self._path(path)
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        FileSystem().write_atomic(target, text.encode("utf-8"), mode=0o644)
+        write_file(self._path(path), text.encode("utf-8"))
 
     def remove_file(self, path):
         try:
