@@ -203,28 +203,18 @@ def read_wireless(workdir):
 
 
 def durable_write_ms(directory, runs=20):
-    """The median time of one durable small-file write in ``directory`` as the backend
-    does it (write a temporary file, fsync, rename, fsync the folder), in ms."""
-    os.makedirs(directory, exist_ok=True)
-    times = []
+    """The median time, in ms, of one durable write of the wireless file in
+    ``directory`` by the backend's own writer (``ucifiles.write_file``: a temporary
+    file, fsync, rename, fsync of the folder)."""
+    from cubegw.ucifiles import write_file
+    path = os.path.join(directory, "durable-probe")
     data = WIRELESS.encode()
+    times = []
     for _ in range(runs):
         t0 = time.perf_counter()
-        tmp = os.path.join(directory, ".durable-probe.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, os.path.join(directory, "durable-probe"))
-        dfd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        write_file(path, data)
         times.append(time.perf_counter() - t0)
-    os.remove(os.path.join(directory, "durable-probe"))
+    os.remove(path)
     return sorted(times)[len(times) // 2] * 1e3
 
 
