@@ -52,7 +52,6 @@ class AccessProtocol(DatagramProtocol):
         self._sends = 0              # Send commands so far: a later one supersedes
         self._encoded = (None, b"")  # the last request written and its bytes
         self._decoded = (None, None) # the last datagram decoded and its dict (read-only)
-        self._literal = {}           # host -> whether it is an address literal
 
     # ----------------------------------------------------------- events in
 
@@ -153,12 +152,7 @@ class AccessProtocol(DatagramProtocol):
         self._reply_from = None
         self._sends += 1
         host = cmd.host
-        literal = self._literal.get(host)
-        if literal is None:
-            if len(self._literal) > 16:     # names change rarely; keep the cache small
-                self._literal.clear()
-            literal = self._literal[host] = is_address(host)
-        if literal:
+        if is_address(host):
             return self._write_request(cmd, host, self._sends)
 
         def failed(reason):
