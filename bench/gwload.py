@@ -171,7 +171,8 @@ def gateway_config(workdir, dist_port, lan=True, jitter=0.0):
     """The gateway's YAML in ``workdir``.  The store is in ``workdir/etc/config``, so
     the backend's root is ``workdir`` (``tap.backend_root``): the test backend, not
     OpenWrt (``apply`` answers "not OpenWrt" at once); with ``lan``, a UCI wireless
-    file is seeded there for the SET calls."""
+    file is seeded there for the SET calls.  The distribution platform's address
+    (127.0.0.1, ``dist_port``) is written to the store, as ``cubegw-ctl mgt set`` does."""
     confdir = os.path.join(workdir, "etc", "config")
     os.makedirs(confdir, exist_ok=True)
     if lan:
@@ -191,6 +192,8 @@ def gateway_config(workdir, dist_port, lan=True, jitter=0.0):
     path = os.path.join(workdir, "cubegw.yaml")
     with open(path, "w") as f:
         yaml.safe_dump(config, f)
+    set_mgt(path, "MgtURL", LOOPBACK)
+    set_mgt(path, "Port", dist_port)
     return path
 
 
@@ -619,12 +622,9 @@ class Bench:
         self.children.append(c)
         return c
 
-    def gateway_argv(self, config, dist_port, extra=()):
+    def gateway_argv(self, config, extra=()):
         """The gateway as procd starts it (the launcher, ``python3 -m cubegw.daemon``);
-        with twistd options (the profiler), ``twistd cubegw`` itself.  The platform's
-        address is written to the store first, as ``cubegw-ctl mgt set`` does."""
-        set_mgt(config, "MgtURL", LOOPBACK)
-        set_mgt(config, "Port", dist_port)
+        with twistd options (the profiler), ``twistd cubegw`` itself."""
         if extra:
             return twistd_argv(*extra, "cubegw", "--config", config)
         return [sys.executable, "-m", "cubegw.daemon", "--config", config]
@@ -648,7 +648,7 @@ class Bench:
             config = gateway_config(wd, plat.dist_port, lan=False)
             plat.interval = 3600
             d = plat.wait_hb()
-            child = self.spawn(self.gateway_argv(config, plat.dist_port), f"startup-gw-{i}")
+            child = self.spawn(self.gateway_argv(config), f"startup-gw-{i}")
             t_hb = yield _timeout(d, 30, "the first Hb")
             gw.append(t_hb - child.t_spawn)
             yield child.stop()
@@ -709,7 +709,7 @@ class Bench:
             extra = ("--profile", a.profile, "--profiler", "cprofile", "--savestats")
         plat.interval = 1
         first = plat.wait_hb()
-        gw = self.spawn(self.gateway_argv(config, plat.dist_port, extra), "session-gw")
+        gw = self.spawn(self.gateway_argv(config, extra), "session-gw")
         self.out["gateway_pid"] = gw.pid
         yield _timeout(first, 30, "the first Hb")
         yield sleep(0.2)
