@@ -174,6 +174,8 @@ class LocalCallTests(TestCase):
         """Ability=1 set while running: every Post1 gets -12."""
         self.assertEqual(ctl_main(["--config", self.config, "mgt", "set", "Ability", "1"],
                                   out=_Null()), 0)
+        # the daemon sees the file through its watch: call once it has, not before
+        yield self.daemon.wait_for("store changed outside the daemon")
         code, out = yield self.app("GET_SN_INFO")
         self.assertEqual(out.splitlines()[0], "Result -12")
 
