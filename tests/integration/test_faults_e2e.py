@@ -115,7 +115,7 @@ class FaultFlowTests(TestCase):
         return json.loads(out.getvalue())
 
     @defer.inlineCallbacks
-    def status_shows(self, check, timeout=2):
+    def status_shows(self, check, timeout=5):
         """The status file satisfies ``check`` within ``timeout`` (it is written just
         after the log line that announces the change)."""
         deadline = time.monotonic() + timeout
