@@ -8,7 +8,6 @@ module names no capability: they are discovered, and started by ``CapabilityRunt
 """
 
 import os
-from dataclasses import replace
 
 import psutil
 from twisted.application import service
@@ -22,6 +21,7 @@ from cubegw.config import DEFAULT_CONFIG, ConfigError, load_config
 from cubegw.instancelock import InstanceLock
 from cubegw.lan import LanServer
 from cubegw.pluginchannel import PluginChannel, backoff_policy
+from cubegw.record import replace
 from cubegw.reports import ReportRouter
 from cubegw.service import GatewayEffects, RegistrationService, build_identity
 from cubegw.signals import SIGNAL_NETWORK, SIGNAL_RELOAD, SIGNAL_STATUS, SignalService
