@@ -17,10 +17,10 @@ from twisted.application import service
 from twisted.internet import defer
 from twisted.internet.protocol import Factory
 from twisted.internet.task import LoopingCall
-from twisted.protocols.basic import Int32StringReceiver
 
 from cubegw import wire
 from cubegw.capabilities.dispatch import RESULT_NOT_ALLOWED, encode_reply, request_id
+from cubegw.framing import Int32Receiver
 from cubegw.logs import Logger
 
 WILDCARDS = frozenset(["", "*", "0.0.0.0", "::", "0:0:0:0:0:0:0:0", "::0"])
@@ -78,7 +78,7 @@ def is_wildcard(address):
         return False
 
 
-class LanProtocol(Int32StringReceiver):
+class LanProtocol(Int32Receiver):
     """One phone-app connection: one ``Post1`` in, one reply out, then close."""
 
     MAX_LENGTH = wire.MAX_FRAME
@@ -134,7 +134,7 @@ class LanProtocol(Int32StringReceiver):
         if self._request_seen or self._gone:
             return                   # one request per connection; the rest is ignored
         self.resetTimeout()
-        Int32StringReceiver.dataReceived(self, data)
+        Int32Receiver.dataReceived(self, data)
 
     def lengthLimitExceeded(self, length):
         self.log.warn("LAN client {peer} announced a {length}-byte frame (limit {limit}); "

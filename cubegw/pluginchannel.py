@@ -26,11 +26,11 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.error import ConnectingCancelledError
 from twisted.internet.protocol import ClientFactory, Factory
-from twisted.protocols.basic import Int32StringReceiver
 
 from cubegw import wire
 from cubegw.identity import check_sn
 from cubegw.capabilities.dispatch import RESULT_NOT_ALLOWED, encode_reply, request_id
+from cubegw.framing import Int32Receiver
 from cubegw.logs import Logger
 
 IDLE = "idle"                    # never asked to connect
@@ -47,7 +47,7 @@ _ACTIVE = (CONNECTING, BOOTING, REGISTERING, ONLINE)
 HIGH_WATER = 256 * 1024          # bytes of unsent output before the transport pauses us
 
 
-class PluginProtocol(Int32StringReceiver):
+class PluginProtocol(Int32Receiver):
     """Frames to dicts for the channel; malformed or oversized input closes the connection."""
 
     MAX_LENGTH = wire.MAX_FRAME

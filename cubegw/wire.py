@@ -1,7 +1,7 @@
 """The messages on the wire (protocol.md sections 3-8); pure, no I/O.
 
 UDP messages are one JSON object per datagram; TCP messages are the JSON payloads of
-Int32-prefixed frames (the length prefix itself is Twisted's ``Int32StringReceiver``);
+Int32-prefixed frames (the length prefix itself is ``cubegw.framing``);
 ``Parameter``/``return_Parameter`` carry a base64 JSON object.  Every message has a typed
 class built from one field table, so decoding validates and converts in one place.  Bad
 input of any kind raises ``WireError`` with a reason, and nothing else escapes.  The
