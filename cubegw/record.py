@@ -12,7 +12,8 @@ dataclass-style repr, and refuses assignment.  ``fields`` and ``replace`` work a
 ``dataclasses``' do.
 """
 
-__all__ = ["Record", "FrozenRecordError", "field", "fields", "replace"]
+__all__ = ["Record", "FrozenRecordError", "MISSING", "field", "field_table", "fields",
+           "replace"]
 
 MISSING = object()
 
@@ -25,20 +26,24 @@ class Field:
     """One field: its name, annotation, default (or factory), and whether it is compared
     and shown in the repr."""
 
-    __slots__ = ("name", "type", "default", "default_factory", "compare", "repr")
+    __slots__ = ("name", "type", "default", "default_factory", "compare", "repr", "metadata")
 
-    def __init__(self, default=MISSING, default_factory=MISSING, compare=True, repr=True):
+    def __init__(self, default=MISSING, default_factory=MISSING, compare=True, repr=True,
+                 metadata=None):
         self.name = self.type = None
         self.default, self.default_factory = default, default_factory
         self.compare, self.repr = compare, repr
+        self.metadata = {} if metadata is None else metadata
 
     def __repr__(self):
         return f"Field({self.name!r})"
 
 
-def field(default=MISSING, *, default_factory=MISSING, compare=True, repr=True):
-    """A field with a factory for its default, or left out of comparison or repr."""
-    return Field(default, default_factory, compare, repr)
+def field(default=MISSING, *, default_factory=MISSING, compare=True, repr=True,
+          metadata=None):
+    """A field with a factory for its default, left out of comparison or repr, or
+    carrying ``metadata`` for its class's own use."""
+    return Field(default, default_factory, compare, repr, metadata)
 
 
 def fields(record):
@@ -56,6 +61,23 @@ def replace(record, **changes):
     return type(record)(**values)
 
 
+def field_table(cls):
+    """The fields of ``cls``: its base's ``FIELDS``, then its own annotated attributes in
+    order; a default stays as the class attribute, as with ``dataclasses``."""
+    table = {f.name: f for f in getattr(cls, "FIELDS", ())}
+    for name, kind in cls.__dict__.get("__annotations__", {}).items():
+        value = cls.__dict__.get(name, MISSING)
+        f = value if isinstance(value, Field) else Field(value)
+        f.name, f.type = name, kind
+        if isinstance(value, Field):
+            if f.default is MISSING:
+                delattr(cls, name)
+            else:
+                setattr(cls, name, f.default)
+        table[name] = f
+    return tuple(table.values())
+
+
 class Record:
     """Base of the value classes (see the module's docstring)."""
 
@@ -63,18 +85,7 @@ class Record:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        table = {f.name: f for f in cls.FIELDS}
-        for name, kind in cls.__dict__.get("__annotations__", {}).items():
-            value = cls.__dict__.get(name, MISSING)
-            f = value if isinstance(value, Field) else Field(value)
-            f.name, f.type = name, kind
-            if isinstance(value, Field):
-                if f.default is MISSING:
-                    delattr(cls, name)
-                else:
-                    setattr(cls, name, f.default)
-            table[name] = f
-        cls.FIELDS = tuple(table.values())
+        cls.FIELDS = field_table(cls)
         cls._COMPARED = tuple(f.name for f in cls.FIELDS if f.compare)
 
     def __init__(self, *args, **kwargs):
