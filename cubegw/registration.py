@@ -400,7 +400,11 @@ class RegistrationMachine:
             self.interval = interval(reply.Interval) or self.interval
             if self._fallback is not None:
                 return self._boot()
-            return [StoreOperationPlatform(*self.operation)] + self._boot()
+            # Boot first, then the durable write (fsyncs of the store, its backup and
+            # its folder) while the operation platform answers: nothing sent depends
+            # on the address being on disk, and a power cut in between leaves the
+            # store as it was, so the next start registers through distribution again.
+            return self._boot() + [StoreOperationPlatform(*self.operation)]
         if reply.Result == -2:
             return self._silence(request)
         return self._retry(self._boot_first, f"RegisterFirst Result {reply.Result}")
