@@ -9,10 +9,10 @@ A subclass declares its fields as annotated class attributes, in order, with an
 optional default (or ``field(...)``); it gets keyword or positional construction,
 ``__post_init__`` if it has one, equality and hashing over the compared fields, a
 dataclass-style repr, and refuses assignment.  ``fields`` and ``replace`` work as
-``dataclasses``' do.
+``dataclasses``' do.  ``MutableRecord`` is the same with assignable fields.
 """
 
-__all__ = ["Record", "FrozenRecordError", "MISSING", "field", "field_table", "fields",
+__all__ = ["Record", "MutableRecord", "FrozenRecordError", "MISSING", "field", "field_table", "fields",
            "replace"]
 
 MISSING = object()
@@ -133,3 +133,12 @@ class Record:
 
     def __delattr__(self, name):
         raise FrozenRecordError(f"cannot delete field {name!r}")
+
+
+class MutableRecord(Record):
+    """A Record whose fields may be assigned, as a dataclass that is not frozen (so it
+    has no hash)."""
+
+    __setattr__ = object.__setattr__
+    __delattr__ = object.__delattr__
+    __hash__ = None

@@ -11,12 +11,12 @@ running: the reply timeout, a retry wait, the heartbeat interval or the -2 silen
 """
 
 import random
-from dataclasses import dataclass
 
 from cubegw import identity, wire
 from cubegw.commands import (  # noqa: F401  (re-exported: reg.Send, reg.SetTimer, ...)
     AnswerTrigger, ConnectPlugin, Note, ResetAppData, Send, SetTimer, StoreOperationPlatform,
 )
+from cubegw.record import MutableRecord
 from cubegw.trust import TriggerGate, interval
 
 # States, in the order of a first registration.
@@ -54,8 +54,7 @@ _ACCEPTED = {cls: frozenset(wire.REPLIES[cls].SUCCESS + errors)
 
 # -------------------------------------------------------------------- inputs
 
-@dataclass
-class Settings:
+class Settings(MutableRecord):
     """What the machine reads from the store and the config at each step."""
     mgt_url: str = "189cube"
     mgt_port: int = 12112

@@ -2,7 +2,7 @@
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from cubegw.record import FrozenRecordError, Record, field, fields, replace
+from cubegw.record import FrozenRecordError, MutableRecord, Record, field, fields, replace
 
 
 class Point(Record):
@@ -32,6 +32,11 @@ class Labelled(Record, Named):
 
 class Point3(Point):
     z: int = 0
+
+
+class Counter(MutableRecord):
+    name: str
+    hits: int = 0
 
 
 class RecordTests(SynchronousTestCase):
@@ -92,3 +97,14 @@ class RecordTests(SynchronousTestCase):
         """A Record may also derive from a plain class, whose methods it keeps."""
         self.assertEqual(Labelled("a").describe(), "named a")
         self.assertEqual(fields(Labelled)[1].default, "")
+
+    def test_mutable(self):
+        """A MutableRecord's fields may be assigned; it compares by value and, as a
+        dataclass that is not frozen, has no hash."""
+        c = Counter("a")
+        c.hits += 2
+        self.assertEqual(c, Counter("a", 2))
+        self.assertEqual(repr(c), "Counter(name='a', hits=2)")
+        self.assertRaises(TypeError, hash, c)
+        del c.hits
+        self.assertEqual(c.hits, 0)                  # back to the class default

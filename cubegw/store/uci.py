@@ -9,8 +9,9 @@ lines, ``option x ''`` sets nothing).  The writer emits the layout of
 """
 
 import re
-from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, Union
+
+from cubegw.record import MutableRecord, field
 
 __all__ = [
     "UciError", "Section", "Package", "Value", "parse", "serialize", "check_new_values",
@@ -48,8 +49,7 @@ class UciError(ValueError):
         super().__init__(reason if line is None else f"line {line}: {reason}")
 
 
-@dataclass
-class Section:
+class Section(MutableRecord):
     """One ``config`` block; ``name`` is None for an anonymous section."""
 
     type: str
@@ -64,8 +64,7 @@ class Section:
         return value
 
 
-@dataclass
-class Package:
+class Package(MutableRecord):
     """A whole UCI file: its sections in file order.
 
     ``name`` is the argument of a ``package`` line, if the file has one.
