@@ -40,11 +40,16 @@ class Options(usage.Options):
         ["state-dir", None, None, "directory for the status file (overrides state_dir)"],
     ]
 
+    #: The configuration the launcher already read from ``--config`` (None: read it).
+    loaded = None
+
     def postOptions(self):
-        try:
-            config = load_config(self["config"])
-        except ConfigError as e:
-            raise usage.UsageError(str(e))
+        config = self.loaded
+        if config is None:
+            try:
+                config = load_config(self["config"])
+            except ConfigError as e:
+                raise usage.UsageError(str(e))
         if self["state-dir"]:
             config = replace(config, state_dir=self["state-dir"])
         try:
