@@ -7,6 +7,8 @@ or more CmdTypes.  It gets the decoded request payload and a per-call
 CmdType, SequenceId and Status and turns every value into a string.
 """
 
+from __future__ import annotations
+
 import hmac
 from typing import Any, Callable, List, Optional
 

@@ -10,6 +10,8 @@ damage takes them away.  (A hand-written file that never had an option is not da
 the option reads as its default.)  Pure: bytes in, verdict out.
 """
 
+from __future__ import annotations
+
 import re
 from typing import List, Optional, Tuple
 

@@ -13,6 +13,8 @@ missing file with a complete backup is restored too.  Plain Python, no Twisted:
 ``cubegw-ctl`` and first-boot scripts may use it as well as the daemon.
 """
 
+from __future__ import annotations
+
 import os
 import re
 import time

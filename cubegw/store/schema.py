@@ -6,6 +6,8 @@ section type such as one ``access`` section per LAN device) by registering
 them, with no edit to the store.  ``DEFAULT_SCHEMA`` holds the built-ins.
 """
 
+from __future__ import annotations
+
 import enum
 import re
 from typing import Any, Dict, Iterable, List, Optional, Tuple

@@ -8,6 +8,8 @@ lines, ``option x ''`` sets nothing).  The writer emits the layout of
 ``uci commit``.  Pure: text in, model out, and back; no I/O.
 """
 
+from __future__ import annotations
+
 import re
 from typing import Dict, Iterator, List, Optional, Union
 
