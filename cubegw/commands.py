@@ -5,13 +5,11 @@ datagram, arm the machine's one timer, store the operation platform, ...).  Kept
 from ``cubegw.registration`` so the machine module stays within the size limit.
 """
 
-from dataclasses import dataclass, field
-
 from cubegw import wire
+from cubegw.record import Record, field
 
 
-@dataclass(frozen=True)
-class Send:
+class Send(Record):
     """Send ``message`` to ``host:port`` (``target`` names the platform, for logs)."""
     target: str
     host: str
@@ -19,33 +17,28 @@ class Send:
     message: wire.Message
 
 
-@dataclass(frozen=True)
-class SetTimer:
+class SetTimer(Record):
     """Arm the machine's one timer (replacing any armed one)."""
     delay: float
 
 
-@dataclass(frozen=True)
-class StoreOperationPlatform:
+class StoreOperationPlatform(Record):
     """Persist the operation platform so a reboot skips distribution."""
     host: str
     port: int
 
 
-@dataclass(frozen=True)
-class ResetAppData:
+class ResetAppData(Record):
     """Perform the APP-side factory reset (it also clears the stored UserID)."""
 
 
-@dataclass(frozen=True)
-class ConnectPlugin:
+class ConnectPlugin(Record):
     """Connect to the plugin center at ``host:port`` (a valid RequestPlug-in)."""
     host: str
     port: int
 
 
-@dataclass(frozen=True)
-class AnswerTrigger:
+class AnswerTrigger(Record):
     """Reply ``{"Result": result}`` to a reverse trigger's source, with ``"DevRND"`` when
     ``dev_rnd`` is set (an accepted trigger: the platform's next Key uses it)."""
     result: int
@@ -56,8 +49,7 @@ class AnswerTrigger:
         return {"Result": self.result, **({"DevRND": self.dev_rnd} if self.dev_rnd else {})}
 
 
-@dataclass(frozen=True)
-class Note:
+class Note(Record):
     """Something worth an operator's log line (``level`` is info, warn or error)."""
     level: str
     event: str

@@ -5,11 +5,11 @@
 """
 
 import math
-from dataclasses import dataclass, field, fields
 
 import yaml
 
 from cubegw.logs import LEVELS
+from cubegw.record import Record, field, fields
 from cubegw.trust import TrustError, check_pattern
 
 #: Where twistd cubegw and cubegw-ctl look for the configuration by default.
@@ -22,8 +22,7 @@ class ConfigError(ValueError):
     """The configuration file is unusable; the message names the key."""
 
 
-@dataclass(frozen=True)
-class Device:
+class Device(Record):
     mac: str = "auto"                 # "auto": read from wan_interface
     sn: str = "auto"                  # "auto": derived from the MAC
     loid: str = ""
@@ -34,20 +33,17 @@ class Device:
     wan_interface: str = "eth0"
 
 
-@dataclass(frozen=True)
-class Accounts:
+class Accounts(Record):
     useradmin: str = ""
     telecomadmin: str = ""
 
 
-@dataclass(frozen=True)
-class Wifi:
+class Wifi(Record):
     ssid: str = ""
     password: str = ""
 
 
-@dataclass(frozen=True)
-class Timing:
+class Timing(Record):
     """Every protocol duration in seconds (floats allowed so tests and demos run fast)."""
     boot_jitter: float = 30.0         # random wait before the first message
     retry_initial: float = 5.0        # m of the TR-069 retry rule
@@ -91,8 +87,7 @@ def check_timing(timing):
     return timing
 
 
-@dataclass(frozen=True)
-class Trust:
+class Trust(Record):
     """Hosts a reverse trigger may name (``trust.py`` patterns); empty: any host."""
     plugin_centers: tuple = ()
     distribution: tuple = ()
@@ -118,8 +113,7 @@ def _trust(raw):
     return Trust(**lists)
 
 
-@dataclass(frozen=True)
-class GatewayConfig:
+class GatewayConfig(Record):
     device: Device = field(default_factory=Device)
     accounts: Accounts = field(default_factory=Accounts)
     wifi: Wifi = field(default_factory=Wifi)

@@ -146,11 +146,12 @@ def main(argv=None, run_twistd=None, report=None, warn=None, net_if_addrs=None,
     try:
         from cubegw import tap
         from cubegw.config import ConfigError, load_config
+        options = tap.Options()
         try:
-            wait_for_wan(load_config(args["config"]), warn, net_if_addrs, sleep)
+            options.loaded = load_config(args["config"])     # read once (~2 ms of YAML)
+            wait_for_wan(options.loaded, warn, net_if_addrs, sleep)
         except ConfigError:
             pass                           # the options below say what is wrong
-        options = tap.Options()
         try:
             options.parseOptions(["--config", args["config"]])
         except usage.UsageError as e:

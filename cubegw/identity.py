@@ -8,7 +8,8 @@ import hashlib
 import os
 import re
 import socket
-from dataclasses import dataclass
+
+from cubegw.record import Record
 
 SSID_PREFIX = "ChinaNet-"
 
@@ -20,8 +21,7 @@ class IdentityError(ValueError):
     """A configured identity value that does not have the protocol's format."""
 
 
-@dataclass(frozen=True)
-class Identity:
+class Identity(Record):
     """The device fields every Boot carries."""
     mac: str
     sn: str

@@ -24,13 +24,13 @@ import random
 from twisted.application import service
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.abstract import isIPAddress, isIPv6Address
-from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint
-from twisted.internet.protocol import Factory
-from twisted.protocols.basic import Int32StringReceiver
+from twisted.internet.error import ConnectingCancelledError
+from twisted.internet.protocol import ClientFactory, Factory
 
 from cubegw import wire
 from cubegw.identity import check_sn
 from cubegw.capabilities.dispatch import RESULT_NOT_ALLOWED, encode_reply, request_id
+from cubegw.framing import Int32Receiver
 from cubegw.logs import Logger
 
 IDLE = "idle"                    # never asked to connect
@@ -47,7 +47,7 @@ _ACTIVE = (CONNECTING, BOOTING, REGISTERING, ONLINE)
 HIGH_WATER = 256 * 1024          # bytes of unsent output before the transport pauses us
 
 
-class PluginProtocol(Int32StringReceiver):
+class PluginProtocol(Int32Receiver):
     """Frames to dicts for the channel; malformed or oversized input closes the connection."""
 
     MAX_LENGTH = wire.MAX_FRAME
@@ -162,15 +162,60 @@ class _ChannelFactory(Factory):
 def tcp_endpoint(reactor, host, port, timeout):
     """The plugin center over TCP: a host name, an IPv4 or an IPv6 address (``::1`` or
     ``[::1]``), with RFC 8305 happy eyeballs when a name has both.  An address is
-    connected to as it is: Twisted's name resolution would start a thread (and its
-    memory arena) to "resolve" it."""
+    connected to as it is (``AddressEndpoint``): Twisted's name resolution would start a
+    thread (and its memory arena) to "resolve" it."""
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
-    if isIPAddress(host):
-        return TCP4ClientEndpoint(reactor, host, port, timeout=timeout)
-    if isIPv6Address(host):
-        return TCP6ClientEndpoint(reactor, host, port, timeout=timeout)
+    if isIPAddress(host) or isIPv6Address(host):
+        return AddressEndpoint(reactor, host, port, timeout)
+    from twisted.internet.endpoints import HostnameEndpoint
     return HostnameEndpoint(reactor, host, port, timeout=timeout)
+
+
+class AddressEndpoint:
+    """A TCP client endpoint for an IPv4 or IPv6 address literal on ``connectTCP`` (which
+    takes both): twisted.internet.endpoints, with the stdio and systemd modules it loads,
+    cost a running gateway ~0.3 MiB, and is loaded only when a host name is configured."""
+
+    def __init__(self, reactor, host, port, timeout):
+        self.reactor, self.host, self.port, self.timeout = reactor, host, port, timeout
+
+    def connect(self, factory):
+        """A Deferred firing with ``factory``'s protocol once connected (or failing);
+        cancelling it stops the attempt, as an endpoint's does."""
+        connecting = _Connecting(factory)
+        connecting.connector = self.reactor.connectTCP(self.host, self.port, connecting,
+                                                       timeout=self.timeout)
+        return connecting.deferred
+
+
+class _Connecting(ClientFactory):
+    """One ``AddressEndpoint.connect``: builds the protocol with the caller's factory and
+    reports the attempt's outcome on ``deferred``."""
+
+    noisy = False
+
+    def __init__(self, factory):
+        self.factory = factory
+        self.connector = None
+        self.deferred = Deferred(self._cancel)
+
+    def _cancel(self, d):
+        d.errback(ConnectingCancelledError(self.connector.getDestination()))
+        self.connector.stopConnecting()
+
+    def buildProtocol(self, addr):
+        try:
+            proto = self.factory.buildProtocol(addr)
+        except BaseException:
+            self.deferred.errback()
+            return None
+        self.deferred.callback(proto)
+        return proto
+
+    def clientConnectionFailed(self, connector, reason):
+        if not self.deferred.called:
+            self.deferred.errback(reason)
 
 
 def backoff_policy(initial=1.0, maximum=60.0, factor=1.5, jitter=random.random):

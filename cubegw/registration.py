@@ -11,12 +11,12 @@ running: the reply timeout, a retry wait, the heartbeat interval or the -2 silen
 """
 
 import random
-from dataclasses import dataclass
 
 from cubegw import identity, wire
 from cubegw.commands import (  # noqa: F401  (re-exported: reg.Send, reg.SetTimer, ...)
     AnswerTrigger, ConnectPlugin, Note, ResetAppData, Send, SetTimer, StoreOperationPlatform,
 )
+from cubegw.record import MutableRecord
 from cubegw.trust import TriggerGate, interval
 
 # States, in the order of a first registration.
@@ -54,8 +54,7 @@ _ACCEPTED = {cls: frozenset(wire.REPLIES[cls].SUCCESS + errors)
 
 # -------------------------------------------------------------------- inputs
 
-@dataclass
-class Settings:
+class Settings(MutableRecord):
     """What the machine reads from the store and the config at each step."""
     mgt_url: str = "189cube"
     mgt_port: int = 12112
@@ -400,7 +399,11 @@ class RegistrationMachine:
             self.interval = interval(reply.Interval) or self.interval
             if self._fallback is not None:
                 return self._boot()
-            return [StoreOperationPlatform(*self.operation)] + self._boot()
+            # Boot first, then the durable write (fsyncs of the store, its backup and
+            # its folder) while the operation platform answers: nothing sent depends
+            # on the address being on disk, and a power cut in between leaves the
+            # store as it was, so the next start registers through distribution again.
+            return self._boot() + [StoreOperationPlatform(*self.operation)]
         if reply.Result == -2:
             return self._silence(request)
         return self._retry(self._boot_first, f"RegisterFirst Result {reply.Result}")

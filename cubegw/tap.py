@@ -8,7 +8,6 @@ module names no capability: they are discovered, and started by ``CapabilityRunt
 """
 
 import os
-from dataclasses import replace
 
 import psutil
 from twisted.application import service
@@ -22,6 +21,7 @@ from cubegw.config import DEFAULT_CONFIG, ConfigError, load_config
 from cubegw.instancelock import InstanceLock
 from cubegw.lan import LanServer
 from cubegw.pluginchannel import PluginChannel, backoff_policy
+from cubegw.record import replace
 from cubegw.reports import ReportRouter
 from cubegw.service import GatewayEffects, RegistrationService, build_identity
 from cubegw.signals import SIGNAL_NETWORK, SIGNAL_RELOAD, SIGNAL_STATUS, SignalService
@@ -40,11 +40,16 @@ class Options(usage.Options):
         ["state-dir", None, None, "directory for the status file (overrides state_dir)"],
     ]
 
+    #: The configuration the launcher already read from ``--config`` (None: read it).
+    loaded = None
+
     def postOptions(self):
-        try:
-            config = load_config(self["config"])
-        except ConfigError as e:
-            raise usage.UsageError(str(e))
+        config = self.loaded
+        if config is None:
+            try:
+                config = load_config(self["config"])
+            except ConfigError as e:
+                raise usage.UsageError(str(e))
         if self["state-dir"]:
             config = replace(config, state_dir=self["state-dir"])
         try:

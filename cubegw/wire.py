@@ -1,7 +1,7 @@
 """The messages on the wire (protocol.md sections 3-8); pure, no I/O.
 
 UDP messages are one JSON object per datagram; TCP messages are the JSON payloads of
-Int32-prefixed frames (the length prefix itself is Twisted's ``Int32StringReceiver``);
+Int32-prefixed frames (the length prefix itself is ``cubegw.framing``);
 ``Parameter``/``return_Parameter`` carry a base64 JSON object.  Every message has a typed
 class built from one field table, so decoding validates and converts in one place.  Bad
 input of any kind raises ``WireError`` with a reason, and nothing else escapes.  The
@@ -9,8 +9,7 @@ codecs under them (JSON objects, the Parameter envelope, the converters) are in
 ``cubegw.wire_codec`` and re-exported here.
 """
 
-from dataclasses import MISSING, FrozenInstanceError, dataclass, field, fields
-
+from cubegw.record import MISSING, FrozenRecordError, field, field_table
 from cubegw.wire_codec import (  # re-exported: callers use cubegw.wire for all of it
     CONVERTERS, INTERFACE_VERSION, MAX_DATAGRAM, MAX_FRAME, WireError, as_int, as_str,
     decode_datagram, decode_frame, decode_parameter, encode_datagram, encode_frame,
@@ -38,7 +37,7 @@ def wf(wire, kind="str", default=MISSING, success_only=False):
 
     ``success_only`` fields are required only when the reply's Result is a success code.
     """
-    return field(default=default, metadata={
+    return field(default, metadata={
         "wire": wire, "kind": kind, "success_only": success_only})
 
 
@@ -47,15 +46,16 @@ def wf(wire, kind="str", default=MISSING, success_only=False):
 class Message:
     """Base of the typed messages: ``to_wire()`` and ``from_wire(dict)`` from the field table.
 
-    Each message class is a dataclass only for its field table (``FIELDS``, the same as
-    ``dataclasses.fields``).  Construction (keyword arguments), equality, hashing, repr and
-    immutability are defined here once: generated for each of the 23 classes by
-    ``dataclass(frozen=True)`` they took about 15 ms of the daemon's start-up.
+    Each message class has a field table (``FIELDS``, from ``record.field_table``).
+    Construction (keyword arguments), equality, hashing, repr and immutability are
+    defined here once: generated for each of the 23 classes by ``dataclass(frozen=True)``
+    they took about 15 ms of the daemon's start-up (and ``dataclass`` for the field table
+    alone ~50 KiB of a running gateway).
     """
 
     METHOD = None           # RPCMethod for requests; None for replies
     SUCCESS = ()            # Result codes meaning success, for replies
-    FIELDS = ()             # dataclasses.fields() of the class
+    FIELDS = ()             # record.fields() of the class
 
     def __init__(self, **values):
         for f in self.FIELDS:
@@ -85,10 +85,10 @@ class Message:
         return f"{type(self).__name__}({args})"
 
     def __setattr__(self, name, value):
-        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        raise FrozenRecordError(f"cannot assign to field {name!r}")
 
     def __delattr__(self, name):
-        raise FrozenInstanceError(f"cannot delete field {name!r}")
+        raise FrozenRecordError(f"cannot delete field {name!r}")
 
     def to_wire(self):
         out = {"RPCMethod": self.METHOD} if self.METHOD else {}
@@ -120,8 +120,7 @@ class Message:
 
 def _message(cls):
     """Class decorator: the field table of a message class (see ``Message``)."""
-    cls = dataclass(init=False, repr=False, eq=False)(cls)
-    cls.FIELDS = fields(cls)
+    cls.FIELDS = field_table(cls)
     return cls
 
 

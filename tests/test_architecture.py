@@ -14,7 +14,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = os.path.join(ROOT, "cubegw")
 
 PURE = {"cubegw.wire", "cubegw.wire_codec", "cubegw.identity", "cubegw.registration",
-        "cubegw.commands",
+        "cubegw.commands", "cubegw.record",
         "cubegw.config", "cubegw.logs", "cubegw.store.schema", "cubegw.store.uci",
         "cubegw.trust", "cubegw.usign"}
 TRANSPORTS = {"cubegw.access", "cubegw.lan", "cubegw.pluginchannel"}

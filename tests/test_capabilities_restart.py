@@ -4,12 +4,12 @@ A restart is modelled as it happens in the daemon: a new Store on the same UCI f
 schema registered again, the WiFi timer and the firewall started again from it.
 """
 
-import dataclasses
 import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
 from cubegw.capabilities import lan_devices, wifi
+from cubegw.record import replace
 from cubegw.store import Store, builtin_schema
 
 from tests.helpers.openwrt import at, lan_router, wireless_router
@@ -33,7 +33,7 @@ class RestartTests(SynchronousTestCase):
         self.assertEqual(p["Status"], "0")
         cap = wifi.WifiTimerCapability(time.gmtime)
         self.addCleanup(cap.stop)
-        scheduler = cap.start(dataclasses.replace(h.context, store=restarted(h.store)))
+        scheduler = cap.start(replace(h.context, store=restarted(h.store)))
         h.clock.pump([60] * 61)
         self.assertEqual([kind for _, kind in scheduler.actions], ["off"])
         radios = h.backend.read_uci("wireless").sections_of("wifi-device")

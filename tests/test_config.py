@@ -1,13 +1,13 @@
 """The daemon's YAML configuration: defaults, every key, refusals, and etc/cubegw.yaml."""
 
 import os
-from dataclasses import fields, replace
 
 import yaml
 from twisted.trial.unittest import SynchronousTestCase
 
 from cubegw.config import (
     Accounts, ConfigError, Device, GatewayConfig, Timing, Wifi, load_config, parse_config)
+from cubegw.record import fields, replace
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLE = os.path.join(ROOT, "etc", "cubegw.yaml")

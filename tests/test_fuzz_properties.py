@@ -11,13 +11,13 @@ import json
 import os
 from collections import Counter
 from contextlib import contextmanager
-from dataclasses import fields
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from cubegw import registration as reg
 from cubegw import wire
+from cubegw.record import fields
 from cubegw.config import Timing
 from cubegw.store import FileSystem, Store, StoreError, uci
 from cubegw.wire import WireError

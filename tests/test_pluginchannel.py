@@ -9,6 +9,7 @@ from twisted.application.internet import backoffPolicy
 from twisted.internet import abstract, error
 from twisted.internet.address import IPv4Address
 from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
@@ -67,18 +68,64 @@ class BackoffTests(SynchronousTestCase):
 
 class EndpointChoiceTests(SynchronousTestCase):
     def test_addresses_are_connected_to_without_resolving(self):
-        """An IPv4 or IPv6 address (bracketed or not) gets a plain TCP endpoint: no
+        """An IPv4 or IPv6 address (bracketed or not) is connected to as it is: no
         resolver thread is started for it; a name gets happy eyeballs."""
-        from twisted.internet.endpoints import HostnameEndpoint, TCP6ClientEndpoint
+        from twisted.internet.endpoints import HostnameEndpoint
         reactor = MemoryReactorClock()
         made = {host: pluginchannel.tcp_endpoint(reactor, host, 8080, 5)
                 for host in ("127.0.0.1", "::1", "[::1]", "pc.example.net")}
-        self.assertIsInstance(made["127.0.0.1"], TCP4ClientEndpoint)
-        self.assertIsInstance(made["::1"], TCP6ClientEndpoint)
-        self.assertIsInstance(made["[::1]"], TCP6ClientEndpoint)
+        for host in ("127.0.0.1", "::1", "[::1]"):
+            self.assertIsInstance(made[host], pluginchannel.AddressEndpoint, host)
         self.assertIsInstance(made["pc.example.net"], HostnameEndpoint)
-        made["[::1]"].connect(None)
-        self.assertEqual(reactor.tcpClients[0][:2], ("::1", 8080))
+        made["[::1]"].connect(Factory.forProtocol(Protocol))
+        made["127.0.0.1"].connect(Factory.forProtocol(Protocol))
+        self.assertEqual([c[:2] + (c[3],) for c in reactor.tcpClients],
+                         [("::1", 8080, 5), ("127.0.0.1", 8080, 5)])
+
+
+class AddressEndpointTests(SynchronousTestCase):
+    """``AddressEndpoint.connect`` keeps a TCP client endpoint's contract."""
+
+    def connect(self, factory=None):
+        self.reactor = MemoryReactorClock()
+        endpoint = pluginchannel.AddressEndpoint(self.reactor, "192.0.2.1", 8080, 5)
+        d = endpoint.connect(factory or Factory.forProtocol(Protocol))
+        self.wrapper = self.reactor.tcpClients[0][2]
+        return d
+
+    def test_fires_with_the_protocol_built(self):
+        """The Deferred fires with the caller's factory's protocol once connected."""
+        d = self.connect()
+        self.assertNoResult(d)
+        proto = self.wrapper.buildProtocol(IPv4Address("TCP", "192.0.2.1", 8080))
+        self.assertIsInstance(proto, Protocol)
+        self.assertIs(self.successResultOf(d), proto)
+
+    def test_failed_connection(self):
+        """A refused or timed-out connection fails the Deferred with its reason."""
+        d = self.connect()
+        self.wrapper.clientConnectionFailed(None, Failure(error.ConnectionRefusedError()))
+        self.failureResultOf(d, error.ConnectionRefusedError)
+
+    def test_factory_failure(self):
+        """A factory that raises fails the Deferred instead of escaping into the reactor."""
+        class Broken(Factory):
+            def buildProtocol(self, addr):
+                raise ValueError("broken")
+        d = self.connect(Broken())
+        self.assertIsNone(self.wrapper.buildProtocol(None))
+        self.failureResultOf(d, ValueError)
+
+    def test_cancel(self):
+        """Cancelling stops the attempt and fails with ConnectingCancelledError; the
+        connector's later failure report is ignored."""
+        d = self.connect()
+        stopped = []
+        self.wrapper.connector.stopConnecting = lambda: stopped.append(True)
+        d.cancel()
+        self.failureResultOf(d, error.ConnectingCancelledError)
+        self.assertEqual(stopped, [True])
+        self.wrapper.clientConnectionFailed(None, Failure(error.UserError()))
 
 
 def memory_endpoint(reactor, host, port, timeout):

@@ -61,6 +61,23 @@ class FirstRegistrationTests(SynchronousTestCase):
         g.advance_to(75)
         g.expect(self, "Hb", OPER, 75, FLAG="0")
 
+    def test_boot_goes_out_before_the_durable_write(self):
+        """With an address literal, the Boot is written before the operation platform
+        is stored, so the store's fsyncs overlap the Boot's round trip."""
+        g = Gateway()
+        g.start()
+        g.advance_to(30)
+        g.expect(self, "BootFirst", DIST, 30)
+        g.reply(0, ChallengeCode=CHALLENGE)
+        g.expect(self, "RegisterFirst", DIST, 30)
+        order = []
+        g.effects.store_operation_platform = lambda host, port: order.append(
+            ("stored", len(g.transport.written)))
+        g.reply(0, ServerAddr="192.0.2.77", ServerPort="60001", Interval=60)
+        msg = g.sent()[-1][2]
+        self.assertEqual(msg["RPCMethod"], "Boot")
+        self.assertEqual(order, [("stored", len(g.transport.written))])
+
     def test_hb_interval_from_reply(self):
         """Hb 0 with an Interval schedules the next heartbeat after that Interval."""
         g = Gateway()

@@ -6,12 +6,12 @@ and drop it; the hypothesis tests at the end feed arbitrary input to every decod
 
 import base64
 import json
-from dataclasses import FrozenInstanceError, fields
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from cubegw import wire
+from cubegw.record import FrozenRecordError, fields
 from cubegw.wire import WireError
 
 from tests.helpers.wire_samples import (
@@ -100,12 +100,20 @@ class RoundTripTests(SynchronousTestCase):
 
 class MessageObjectTests(SynchronousTestCase):
     """What Message gives every class: keyword construction, value equality, hashing,
-    repr and immutability, over the dataclass field table."""
+    repr and immutability, over the class's field table."""
 
     def test_field_table(self):
-        """Each class's FIELDS is its dataclass field table."""
+        """Each class's FIELDS are its base's then its own annotated fields, in order,
+        each with its wire name; a class without fields of its own has its base's."""
         for cls in SAMPLES:
-            self.assertEqual(cls.FIELDS, fields(cls), cls)
+            self.assertEqual(fields(cls), cls.FIELDS, cls)
+        self.assertEqual([f.name for f in wire.Boot.FIELDS],
+                         ["Vendor", "Model", "MAC", "SN", "FirmwareVer", "HardwareVer",
+                          "IPAddr", "LOID", "Version"])
+        self.assertEqual([f.metadata["wire"] for f in wire.Boot.FIELDS],
+                         [f.name for f in wire.Boot.FIELDS])
+        self.assertEqual(wire.BootReply.FIELDS[-1].metadata["wire"], "flag")
+        self.assertIs(wire.BootFirst.FIELDS[-1].default, wire.INTERFACE_VERSION)
 
     def test_equality_and_hash(self):
         """Messages compare and hash by class and value, never equal to their wire dict."""
@@ -123,8 +131,8 @@ class MessageObjectTests(SynchronousTestCase):
     def test_immutable(self):
         """A message refuses setting or deleting a field."""
         hb = SAMPLES[wire.Hb]
-        self.assertRaises(FrozenInstanceError, setattr, hb, "FLAG", "0")
-        self.assertRaises(FrozenInstanceError, delattr, hb, "FLAG")
+        self.assertRaises(FrozenRecordError, setattr, hb, "FLAG", "0")
+        self.assertRaises(FrozenRecordError, delattr, hb, "FLAG")
         self.assertEqual(hb.FLAG, "1")
 
     def test_construction_errors(self):

@@ -7,13 +7,15 @@ or more CmdTypes.  It gets the decoded request payload and a per-call
 CmdType, SequenceId and Status and turns every value into a string.
 """
 
-import dataclasses
+from __future__ import annotations
+
 import hmac
 from typing import Any, Callable, List, Optional
 
 from twisted.plugin import IPlugin
 from zope.interface import Attribute, Interface, implementer
 
+from cubegw.record import Record, field
 from cubegw.store import SectionType
 
 __all__ = [
@@ -104,8 +106,7 @@ class CapabilityUnavailable(Exception):
     """The capability exists but cannot run now: Result -16 (plugin not running)."""
 
 
-@dataclasses.dataclass(frozen=True)
-class CapabilityContext:
+class CapabilityContext(Record):
     """What a provider may use.  The wiring makes one; the dispatcher hands each
     call a copy (``for_call``) with ``side``, ``rights`` and its own after-reply list.
 
@@ -134,10 +135,10 @@ class CapabilityContext:
     store_changed: Callable[[Any], Any] = lambda keys: None
     side: str = ""
     rights: Any = None                # cubegw.capabilities.dispatch.Rights, per call
-    _after: List[Callable[[], Any]] = dataclasses.field(default_factory=list, repr=False)
+    _after: List[Callable[[], Any]] = field(default_factory=list, repr=False)
 
     def for_call(self, side: str, rights: Any) -> "CapabilityContext":
-        # dataclasses.replace, without re-running __init__: every call makes one
+        # record.replace, without re-running __init__: every call makes one
         call = object.__new__(type(self))
         call.__dict__.update(self.__dict__, side=side, rights=rights, _after=[])
         return call

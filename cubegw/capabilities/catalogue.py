@@ -9,6 +9,8 @@ A provider with work from boot (a timer, the firewall sync) is loaded at start w
 cannot drift.  Vendor plugins are found with ``getPlugins`` at start as before.
 """
 
+from __future__ import annotations
+
 import importlib
 from typing import NamedTuple, Optional, Tuple
 

@@ -6,6 +6,8 @@ an ``Outcome``: the Result code, the reply payload (or None: no
 ``return_Parameter``) and the actions to run once the reply is written.
 """
 
+from __future__ import annotations
+
 import inspect
 import math
 import re

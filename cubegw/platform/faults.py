@@ -39,9 +39,8 @@ What each action does is the table ``ACTION_TABLE`` at the end of this module, w
 UDP platforms and the plugin center carry out through ``on_request`` and ``on_send``.
 """
 
-import dataclasses
-
 from cubegw import identity
+from cubegw.record import replace
 
 REQUESTS = ("BootFirst", "RegisterFirst", "Boot", "Register", "Hb", "Report",
             "Heartbeat", "Post")
@@ -293,7 +292,7 @@ def _result_instead(fault, sender, pending, message):
 
 def _send_elsewhere(fault, sender, pending, message):
     host, port = fault.target
-    sender.send_now(pending, dataclasses.replace(message, ServerAddr=host, ServerPort=port))
+    sender.send_now(pending, replace(message, ServerAddr=host, ServerPort=port))
     return 0.0
 
 

@@ -11,6 +11,8 @@ file renamed away would give it stale contents and lose our write.  A write torn
 crash is what the backup (``<file>.bak``, see store.py) is for.
 """
 
+from __future__ import annotations
+
 import errno
 import fcntl
 import os

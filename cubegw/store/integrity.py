@@ -10,10 +10,12 @@ damage takes them away.  (A hand-written file that never had an option is not da
 the option reads as its default.)  Pure: bytes in, verdict out.
 """
 
+from __future__ import annotations
+
 import re
-from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
+from cubegw.record import MutableRecord, field
 from cubegw.store import uci
 from cubegw.store.schema import MGT, REGISTRATION, Schema
 
@@ -27,8 +29,7 @@ _BINARY = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SALVAGE_TRIES = 50
 
 
-@dataclass
-class Verdict:
+class Verdict(MutableRecord):
     """``package``: the file parsed (None if missing or unparsable); ``problems``: why it
     is not a complete file (empty: it is)."""
 

@@ -13,12 +13,14 @@ missing file with a complete backup is restored too.  Plain Python, no Twisted:
 ``cubegw-ctl`` and first-boot scripts may use it as well as the daemon.
 """
 
+from __future__ import annotations
+
 import os
 import re
 import time
-from dataclasses import dataclass
 from typing import Callable, List, Optional, Tuple
 
+from cubegw.record import Record
 from cubegw.store import integrity, uci
 from cubegw.store.integrity import RECOVERED_OWNERS
 from cubegw.store.schema import DEFAULT_SCHEMA, StoreError
@@ -27,8 +29,7 @@ from cubegw.store.store import FileSystem, Store, backup_path_for
 __all__ = ["RecoveryEvent", "open_store", "recover_file", "save_backup", "backup_path_for"]
 
 
-@dataclass(frozen=True)
-class RecoveryEvent:
+class RecoveryEvent(Record):
     """Something ``open_store`` did or found; ``code`` is stable, ``message`` is for logs.
 
     Codes: ``corrupt`` (a damaged file, copied aside), ``missing`` (no file, a backup),

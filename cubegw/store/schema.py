@@ -6,11 +6,13 @@ section type such as one ``access`` section per LAN device) by registering
 them, with no edit to the store.  ``DEFAULT_SCHEMA`` holds the built-ins.
 """
 
+from __future__ import annotations
+
 import enum
 import re
-from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
+from cubegw.record import Record, field
 from cubegw.store import uci
 
 __all__ = [
@@ -67,8 +69,7 @@ class Kind:
         return str(value)
 
 
-@dataclass(frozen=True)
-class UnsignedInt(Kind):
+class UnsignedInt(Record, Kind):
     """TR-069 unsignedInt, optionally narrowed to [minimum, maximum]."""
 
     minimum: int = 0
@@ -87,8 +88,7 @@ class UnsignedInt(Kind):
         return number
 
 
-@dataclass(frozen=True)
-class String(Kind):
+class String(Record, Kind):
     """A one-line string (an int is taken as its decimal text)."""
 
     max_length: Optional[int] = None
@@ -112,8 +112,7 @@ class String(Kind):
         return value
 
 
-@dataclass(frozen=True)
-class Choice(Kind):
+class Choice(Record, Kind):
     """One of a fixed set of strings."""
 
     choices: Tuple[str, ...]
@@ -155,8 +154,7 @@ class Bool(Kind):
         return hash(Bool)
 
 
-@dataclass(frozen=True)
-class ParamSpec:
+class ParamSpec(Record):
     """One stored parameter: where it lives, its type, default and owner.
 
     ``default`` is given in any form ``kind`` accepts and kept converted.
@@ -205,8 +203,7 @@ class ParamSpec:
         return self.kind.to_text(value)
 
 
-@dataclass(frozen=True)
-class SectionType:
+class SectionType(Record):
     """A repeatable section: one anonymous UCI section per item, told apart by
     the value of its ``key`` option (e.g. one ``access`` section per MAC)."""
 

@@ -11,6 +11,8 @@ changes nothing; a crash mid-write leaves a good backup of the file, old or new
 (integrity.py).  Options and sections the schema does not know are kept.
 """
 
+from __future__ import annotations
+
 import copy
 import os
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Set, Tuple

@@ -2,11 +2,11 @@
 write them into a dispatcher Harness's TempDirBackend root."""
 
 import calendar
-import dataclasses
 import os
 import time
 
 from cubegw.capabilities import lan_devices, wifi
+from cubegw.record import replace
 
 from tests.helpers.dispatch import Harness
 
@@ -224,7 +224,7 @@ def lan_router(testcase):
     write(h.dir, "/etc/config/dhcp", DHCP)
     h.clock.advance(1700000000)
     h.reports = []
-    h.dispatcher.context = dataclasses.replace(
+    h.dispatcher.context = replace(
         h.context, report=lambda payload: h.reports.append(payload) or True)
     testcase.addCleanup(providers[2].stop)
     return h

@@ -1,11 +1,10 @@
 """Wire samples: one instance of every message class, the dispatch tables, and the
 hypothesis strategies of JSON-like values and near-valid messages built from them."""
 
-from dataclasses import fields
-
 from hypothesis import strategies as st
 
 from cubegw import wire
+from cubegw.record import fields
 
 from tests.helpers import MAC, SN
 

@@ -1,6 +1,5 @@
 """Ping, traceroute and the HTTP download test: parsers, runs, the real ping."""
 
-import dataclasses
 import os
 import shutil
 
@@ -18,6 +17,7 @@ from cubegw.capabilities.diagnostics import (
     Diagnostics, HttpDownload, TracerouteResult, parse_ping, parse_traceroute, valid_dest,
 )
 from cubegw.config import Accounts, GatewayConfig
+from cubegw.record import replace
 from cubegw.store import Store, builtin_schema
 
 from tests.helpers import IDENTITY
@@ -309,7 +309,7 @@ class RealPingTests(TestCase):
                                 "(apt-get install iputils-ping)")
         diag = Diagnostics()
         h = Harness(self, providers=[diag], backend=LinuxBackend(reactor))
-        h.context = dataclasses.replace(h.context, clock=reactor)
+        h.context = replace(h.context, clock=reactor)
         h.dispatcher.context = h.context
         reply = h.call(self, "PING_DIAG_REQ", Dest="127.0.0.1", time="2")
         self.assertEqual(reply.payload["Status"], "0", reply.payload)

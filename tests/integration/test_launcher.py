@@ -176,3 +176,22 @@ class TwistdOptionsTests(TestCase):
         options.parseOptions(["-n", "--pidfile=", "cubegw", "--config", "/nonexistent.yaml"])
         maker = options.loadedPlugins[options.subCommand]
         self.assertIs(maker.makeService(options.subOptions), built)
+
+    def test_configuration_read_once(self):
+        """The launcher reads the YAML once: the tree it checks is built from the
+        configuration it read for the WAN wait."""
+        from cubegw import config, daemon, tap
+        reads = []
+        real = config.load_config
+
+        def counting(path):
+            reads.append(path)
+            return real(path)
+        self.patch(config, "load_config", counting)
+        self.patch(tap, "load_config", counting)
+        tmp = os.path.abspath(self.mktemp())
+        os.makedirs(tmp)
+        path = gateway_config(tmp)
+        status = daemon.main(["--config", path], run_twistd=lambda: None,
+                             report=self.fail, warn=self.fail)
+        self.assertEqual((status, reads), (0, [path]))
