@@ -71,6 +71,20 @@ class UciFilesTests(SynchronousTestCase):
         os.unlink(self.path)
         self.assertIsNone(self.files.read("wireless"))
 
+    def test_read_as_text_mode_reads(self):
+        """Read as ``open(path, encoding="utf-8")`` reads: CR LF and CR are newlines,
+        a file that is not UTF-8 raises each time it is read."""
+        with open(self.path, "wb") as f:
+            f.write(TEXT.replace("\n", "\r\n").encode())
+        self.assertEqual(self.files.read("wireless"), uci.parse(TEXT))
+        with open(self.path, "wb") as f:
+            f.write(TEXT.replace("\n", "\r").encode())
+        self.assertEqual(self.files.read("wireless"), uci.parse(TEXT))
+        with open(self.path, "wb") as f:
+            f.write(b"config wifi-iface 'one'\n\toption ssid '\xff'\n")
+        for _ in range(2):
+            self.assertRaises(UnicodeDecodeError, self.files.read, "wireless")
+
     def test_answered_once_on_disk(self):
         """The write's Deferred fires only after the file is written."""
         package = self.files.read("wireless")
