@@ -55,11 +55,13 @@ def write_file(path, data):
 
 
 class UciFiles:
-    """The UCI packages at ``path_of(config_name)``; writes run by ``run_write(function,
-    *args)`` -> Deferred (``run_now``, the daemon's; a test holds them back)."""
+    """The UCI packages at ``path_of(config_name)`` (asked once per name: a backend's
+    paths do not move); writes run by ``run_write(function, *args)`` -> Deferred
+    (``run_now``, the daemon's; a test holds them back)."""
 
     def __init__(self, path_of, run_write=run_now):
-        self.path_of = path_of
+        self._path_of = path_of
+        self._paths = {}          # config name -> path
         self.run_write = run_write
         self._fs = FileSystem()
         self._parsed = {}         # path -> (bytes, package): the newest we know
@@ -67,6 +69,12 @@ class UciFiles:
         self._next = {}           # path -> [bytes, Deferreds]: the write after that one
         self.writes = 0           # writes started (each one fsync pair)
         self._texts = {}          # path -> uci.serialize's memo of its sections' texts
+
+    def path_of(self, config_name):
+        path = self._paths.get(config_name)
+        if path is None:
+            path = self._paths[config_name] = self._path_of(config_name)
+        return path
 
     def read(self, config_name):
         """A copy of the package, or None without the file; ``uci.UciError`` for a

@@ -88,9 +88,14 @@ class Package:
     def copy(self) -> "Package":
         """A copy to change freely: new sections, option dicts and lists (the values
         are strings), much cheaper than parsing the text again or ``deepcopy``."""
-        return Package([Section(s.type, s.name, {k: list(v) if isinstance(v, list) else v
-                                                 for k, v in s.options.items()})
-                        for s in self.sections], self.name)
+        sections = []
+        for s in self.sections:
+            options = s.options.copy()          # in C; then the few lists, own copies
+            for name, value in options.items():
+                if isinstance(value, list):
+                    options[name] = list(value)
+            sections.append(Section(s.type, s.name, options))
+        return Package(sections, self.name)
 
 
 def is_name(text: str) -> bool:
