@@ -29,8 +29,8 @@ __all__ = ["UciFiles", "run_now"]
 
 
 def run_now(function, *args):
-    """Run a write at once (the daemon's, unit tests'): ``_start`` turns what it
-    returns or raises into the write's Deferred."""
+    """Run a write at once (the daemon's, unit tests'): ``_start`` takes what it
+    returns or raises as the write's outcome."""
     return function(*args)
 
 
@@ -114,8 +114,14 @@ class UciFiles:
     def _start(self, path, data, waiters):
         self._writing[path] = waiters
         self.writes += 1
-        d = defer.maybeDeferred(self.run_write, write_file, path, data)
-        d.addBoth(self._written, path)
+        try:
+            result = self.run_write(write_file, path, data)
+        except Exception:
+            result = failure.Failure()
+        if isinstance(result, defer.Deferred):
+            result.addBoth(self._written, path)
+        else:                       # written already (run_now): no Deferred to chain
+            self._written(result, path)
 
     def _written(self, result, path):
         waiters = self._writing.pop(path)
