@@ -2,7 +2,7 @@
 each write durable before the caller answers.
 
 Reading: the file is read each time (someone else may have changed it), but its parse is
-reused while the text is the same: libuci's reader, which ``cubegw.store.uci`` ports
+reused while its bytes are the same: libuci's reader, which ``cubegw.store.uci`` ports
 character by character, takes ~1.5 ms for a wireless file.  Every caller gets its own
 copy of the package to change; ``write`` takes the package it is given as the newest
 (no copy: the caller hands it over and does not change it afterwards).
