@@ -3,6 +3,7 @@
 from hypothesis import given, settings, strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
+from cubegw.store import uci
 from cubegw.store.uci import Package, Section, UciError, check_value, parse, serialize
 
 # What the real `uci` tool wrote for a small /etc/config/wireless (uci commit).
@@ -358,13 +359,29 @@ class RoundTripTests(SynchronousTestCase):
 
     def test_memo_formats_only_the_changed_section(self):
         """A section already written is not formatted again; a changed one is."""
+        formatted = []
+        real = uci._section_text
+        self.patch(uci, "_section_text", lambda s, names: formatted.append(s.name) or real(s, names))
         memo = {}
         package = parse("config a 'x'\n\toption v '1'\nconfig b 'y'\n\toption w '2'\n")
         serialize(package, memo)
-        self.assertEqual(len(memo), 2)
+        self.assertEqual(formatted, ["x", "y"])
         package.section("x").options["v"] = "it's"
         self.assertIn("option v 'it'\\''s'", serialize(package, memo))
-        self.assertEqual(len(memo), 3)
+        self.assertEqual(formatted, ["x", "y", "x"])
+
+    def test_memo_sees_order_and_lists_changed_in_place(self):
+        """The same options in another order, or a list changed in place after it was
+        written, are written as they are now, not as remembered."""
+        memo = {}
+        section = Section("t", "s", {"a": "1", "b": ["x"]})
+        serialize(Package([section]), memo)
+        section.options["b"].append("y")
+        section.options = {"b": section.options["b"], "a": "1"}
+        self.assertEqual(serialize(Package([section]), memo),
+                         serialize(Package([section])))
+        self.assertIn("list b 'x'\n\tlist b 'y'\n\toption a '1'",
+                      serialize(Package([section]), memo))
 
     def test_memo_refuses_bad_values(self):
         """A value that cannot be written is refused with a memo too."""

@@ -10,7 +10,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from cubegw.backend import LinuxBackend
 from cubegw.store import uci
-from cubegw.ucifiles import UciFiles
+from cubegw.ucifiles import UciFiles, run_now
 
 from tests.helpers.openwrt import wireless_router
 
@@ -71,6 +71,20 @@ class UciFilesTests(SynchronousTestCase):
         os.unlink(self.path)
         self.assertIsNone(self.files.read("wireless"))
 
+    def test_read_as_text_mode_reads(self):
+        """Read as ``open(path, encoding="utf-8")`` reads: CR LF and CR are newlines,
+        a file that is not UTF-8 raises each time it is read."""
+        with open(self.path, "wb") as f:
+            f.write(TEXT.replace("\n", "\r\n").encode())
+        self.assertEqual(self.files.read("wireless"), uci.parse(TEXT))
+        with open(self.path, "wb") as f:
+            f.write(TEXT.replace("\n", "\r").encode())
+        self.assertEqual(self.files.read("wireless"), uci.parse(TEXT))
+        with open(self.path, "wb") as f:
+            f.write(b"config wifi-iface 'one'\n\toption ssid '\xff'\n")
+        for _ in range(2):
+            self.assertRaises(UnicodeDecodeError, self.files.read, "wireless")
+
     def test_answered_once_on_disk(self):
         """The write's Deferred fires only after the file is written."""
         package = self.files.read("wireless")
@@ -113,6 +127,25 @@ class UciFilesTests(SynchronousTestCase):
         self.held.finish(OSError(28, "No space left on device"))
         self.failureResultOf(d, OSError)
         self.assertEqual(self.files.read("wireless").section("one").get("ssid"), "A")
+
+    def test_failed_write_at_once(self):
+        """A write run at once that raises (as ``run_now`` does on a full disk) fails
+        its Deferred the same way; the next read is the disk's, a later write goes out."""
+        full = [OSError(28, "No space left on device")]
+
+        def run_at_once(function, *args):
+            if full:
+                raise full.pop()
+            return run_now(function, *args)
+        files = UciFiles(lambda name: os.path.join(self.dir, name), run_at_once)
+        package = files.read("wireless")
+        package.section("one").options["ssid"] = "lost"
+        self.failureResultOf(files.write("wireless", package), OSError)
+        self.assertEqual(files.read("wireless").section("one").get("ssid"), "A")
+        package = files.read("wireless")
+        package.section("one").options["ssid"] = "kept"
+        self.assertIsNone(self.successResultOf(files.write("wireless", package)))
+        self.assertEqual(self.on_disk(), "kept")
 
     def test_refused_value(self):
         """A value UCI cannot hold is refused at once; nothing is written or remembered."""

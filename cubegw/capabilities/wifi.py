@@ -34,6 +34,7 @@ import time
 
 from twisted.internet import defer
 
+from cubegw.backend import NOT_OPENWRT
 from cubegw.capabilities.base import RIGHT_BOTH, Capability, CapabilityFailure
 from cubegw.capabilities.network import read_uci_or_fail
 from cubegw.logs import Logger
@@ -113,11 +114,18 @@ def iface_info(index, iface, device):
             "Enable": iface.get("disabled", "0") != "1" and device.get("disabled", "0") != "1"}
 
 
-async def _write_apply(backend, wireless):
-    await backend.write_uci("wireless", wireless)       # on disk before the answer
-    problem = await backend.apply("wireless")
+def _write_apply(backend, wireless):
+    """Write (on disk before the answer), then apply: a Deferred of apply's problem.
+    A chain, not a coroutine: both steps have usually fired already, and the
+    coroutine's machinery was a tenth of a SET."""
+    d = backend.write_uci("wireless", wireless)
+    d.addCallback(lambda _: backend.apply("wireless"))
+    return d.addCallback(_log_not_applied)
+
+
+def _log_not_applied(problem):
     if problem:     # in a lab (not OpenWrt) every SET would say so: debug there
-        (log.info if backend.is_openwrt() else log.debug)(
+        (log.debug if problem == NOT_OPENWRT else log.info)(
             "wireless stored; not applied: {problem}", problem=problem)
     return problem
 
@@ -199,12 +207,11 @@ class WifiInfo(Capability):
         await _write_apply(context.backend, wireless)
         return {}
 
-    async def handle_SET_WLAN_SSID_DISABLE(self, payload, context):
+    def handle_SET_WLAN_SSID_DISABLE(self, payload, context):
         wireless = load_wireless(context.backend)
         _, iface = _index(payload, wireless)
         iface.options["disabled"] = "1"
-        await _write_apply(context.backend, wireless)
-        return {}
+        return _write_apply(context.backend, wireless).addCallback(lambda _: {})
 
     def handle_GET_WLAN_INTF_INFO(self, payload, context):
         wireless = load_wireless(context.backend)

@@ -94,9 +94,14 @@ class Package(MutableRecord):
     def copy(self) -> "Package":
         """A copy to change freely: new sections, option dicts and lists (the values
         are strings), much cheaper than parsing the text again or ``deepcopy``."""
-        return Package([Section(s.type, s.name, {k: list(v) if isinstance(v, list) else v
-                                                 for k, v in s.options.items()})
-                        for s in self.sections], self.name)
+        sections = []
+        for s in self.sections:
+            options = s.options.copy()          # in C; then the few lists, own copies
+            for name, value in options.items():
+                if isinstance(value, list):
+                    options[name] = list(value)
+            sections.append(Section(s.type, s.name, options))
+        return Package(sections, self.name)
 
 
 def is_name(text: str) -> bool:
@@ -157,8 +162,10 @@ def serialize(package: Package, memo: Optional[dict] = None) -> str:
     someone else wrote survives our writes; only NUL cannot be written.  What we
     set ourselves is checked before (``check_value``, the store's schema).
 
-    ``memo`` (a dict the caller keeps) remembers each section's text by its contents:
-    a file written again with one option changed formats only that section.
+    ``memo`` (a dict the caller keeps, one per file) remembers each section's text by
+    its place, type and name with the options it was made from: a file written again
+    with one option changed formats only that section, and telling an unchanged
+    section costs one dict comparison.
     """
     out = []
     if package.name is not None:
@@ -166,26 +173,29 @@ def serialize(package: Package, memo: Optional[dict] = None) -> str:
             raise UciError(f"invalid package name {package.name!r}")
         out.append(f"package {package.name}\n")
     names = set()
-    for section in package.sections:
+    for place, section in enumerate(package.sections):
         out.append(_section_text(section, names) if memo is None
-                   else _remembered_text(section, names, memo))
+                   else _remembered_text(section, place, names, memo))
     out.append("\n")
     return "".join(out)
 
 
-def _remembered_text(section: Section, names: set, memo: dict) -> str:
-    name = section.name
+def _remembered_text(section: Section, place: int, names: set, memo: dict) -> str:
+    name, options = section.name, section.options
     try:
-        key = (section.type, name, tuple(
-            (k, v if isinstance(v, str) else tuple(v)) for k, v in section.options.items()))
-        text = memo.get(key)
-    except TypeError:               # a value that is not text: _section_text says why
+        key = (place, section.type, name)
+        known = memo.get(key)
+    except TypeError:               # a type or name that is not text: _section_text says why
         return _section_text(section, names)
-    if text is None:
+    # equal values (strings, lists of strings) in the same order: the same text
+    if known is not None and known[0] == options and known[1] == tuple(options):
+        text = known[2]
+    else:
         text = _section_text(section, set())
         if len(memo) >= 256:
             memo.clear()
-        memo[key] = text
+        memo[key] = ({k: list(v) if isinstance(v, list) else v for k, v in options.items()},
+                     tuple(options), text)
     if name is not None:
         if name in names:
             raise UciError(f"two sections are named {name!r}")
