@@ -361,7 +361,7 @@ class RoundTripTests(SynchronousTestCase):
         """A section already written is not formatted again; a changed one is."""
         formatted = []
         real = uci._section_text
-        self.patch(uci, "_section_text", lambda s, names: formatted.append(s.name) or real(s, names))
+        self.patch(uci, "_section_text", lambda s: formatted.append(s.name) or real(s))
         memo = {}
         package = parse("config a 'x'\n\toption v '1'\nconfig b 'y'\n\toption w '2'\n")
         serialize(package, memo)

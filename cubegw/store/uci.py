@@ -174,32 +174,32 @@ def serialize(package: Package, memo: Optional[dict] = None) -> str:
         out.append(f"package {package.name}\n")
     names = set()
     for place, section in enumerate(package.sections):
-        out.append(_section_text(section, names) if memo is None
-                   else _remembered_text(section, place, names, memo))
+        out.append(_section_text(section) if memo is None
+                   else _remembered_text(section, place, memo))
+        if section.name is not None:
+            if section.name in names:
+                raise UciError(f"two sections are named {section.name!r}")
+            names.add(section.name)
     out.append("\n")
     return "".join(out)
 
 
-def _remembered_text(section: Section, place: int, names: set, memo: dict) -> str:
-    name, options = section.name, section.options
+def _remembered_text(section: Section, place: int, memo: dict) -> str:
+    options = section.options
     try:
-        key = (place, section.type, name)
+        key = (place, section.type, section.name)
         known = memo.get(key)
     except TypeError:               # a type or name that is not text: _section_text says why
-        return _section_text(section, names)
+        return _section_text(section)
     # equal values (strings, lists of strings) in the same order: the same text
     if known is not None and known[0] == options and known[1] == tuple(options):
         text = known[2]
     else:
-        text = _section_text(section, set())
+        text = _section_text(section)
         if len(memo) >= 256:
             memo.clear()
         memo[key] = ({k: list(v) if isinstance(v, list) else v for k, v in options.items()},
                      tuple(options), text)
-    if name is not None:
-        if name in names:
-            raise UciError(f"two sections are named {name!r}")
-        names.add(name)
     return text
 
 
@@ -214,7 +214,7 @@ def _quote(value: str) -> str:
     return "'" + value.replace("'", "'\\''") + "'"
 
 
-def _section_text(section: Section, names: set) -> str:
+def _section_text(section: Section) -> str:
     type_ = section.type
     if not isinstance(type_, str) or not _TYPE.fullmatch(type_):
         raise UciError(f"invalid section type {type_!r}")
@@ -222,9 +222,6 @@ def _section_text(section: Section, names: set) -> str:
     if section.name is not None:
         if not is_name(section.name):
             raise UciError(f"invalid section name {section.name!r}")
-        if section.name in names:
-            raise UciError(f"two sections are named {section.name!r}")
-        names.add(section.name)
         head += " " + _quote(section.name)
     lines = [head + "\n"]
     label = section.name if section.name is not None else f"@{type_}"
