@@ -12,10 +12,14 @@ dataclass-style repr, and refuses assignment.  ``fields`` and ``replace`` work a
 ``dataclasses``' do.  ``MutableRecord`` is the same with assignable fields.
 """
 
+from types import MappingProxyType
+
 __all__ = ["Record", "MutableRecord", "FrozenRecordError", "MISSING", "field", "field_table", "fields",
            "replace"]
 
 MISSING = object()
+#: the metadata of a field given none: one read-only mapping shared by all of them
+NO_METADATA = MappingProxyType({})
 
 
 class FrozenRecordError(AttributeError):
@@ -33,7 +37,7 @@ class Field:
         self.name = self.type = None
         self.default, self.default_factory = default, default_factory
         self.compare, self.repr = compare, repr
-        self.metadata = {} if metadata is None else metadata
+        self.metadata = NO_METADATA if metadata is None else metadata
 
     def __repr__(self):
         return f"Field({self.name!r})"

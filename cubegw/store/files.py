@@ -16,7 +16,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import secrets
 import time
 from contextlib import contextmanager
 from typing import Callable, Optional
@@ -216,7 +215,7 @@ class FileSystem:
         """
         o = self.os
         directory, base = os.path.split(os.path.abspath(path))
-        temp = os.path.join(directory, f".{base}.{secrets.token_hex(6)}.tmp")
+        temp = os.path.join(directory, f".{base}.{os.urandom(6).hex()}.tmp")
         fd = o.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
         try:
             try:
