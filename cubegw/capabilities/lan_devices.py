@@ -27,7 +27,8 @@ from twisted.internet import defer, task
 
 from cubegw.capabilities.base import RIGHT_BOTH, Capability, CapabilityFailure
 from cubegw.identity import IdentityError, colon_mac
-from cubegw.capabilities.network import ipv4_of, read_uci_or_fail, text_values, wan_interfaces
+from cubegw.capabilities.base import text_values
+from cubegw.capabilities.wan import ipv4_of, read_uci_or_fail, wan_interfaces
 from cubegw.capabilities.wifi import station_dump
 from cubegw.logs import Logger
 from cubegw.capabilities.stored import ACCESS_TYPE

@@ -4,7 +4,7 @@ import json
 import platform
 
 from cubegw import wire
-from cubegw.capabilities import network
+from cubegw.capabilities import wan
 from cubegw.capabilities.base import RIGHT_BOTH, Capability, CapabilityFailure
 from cubegw.logs import Logger
 from cubegw.store import MGT_SECTION
@@ -44,7 +44,7 @@ class CpuInfo(Capability):
 
 def _wans(backend):
     try:
-        return network.wan_interfaces(backend)
+        return wan.wan_interfaces(backend)
     except (CapabilityFailure, OSError):
         return []
 
@@ -54,7 +54,7 @@ def wan_ipv4(backend):
     field's WanIPAddr: the default-route WAN's address while it is up)."""
     stats = backend.net_if_stats()
     for _, device, _ in _wans(backend):
-        address, _ = network.ipv4_of(backend, device) if device else ("", "")
+        address, _ = wan.ipv4_of(backend, device) if device else ("", "")
         if address and stats.get(device, {}).get("isup"):
             return address
     return "0.0.0.0"
@@ -69,7 +69,7 @@ def lan_ipv4(backend):
     for section in (package.sections_of("interface") if package is not None else []):
         if section.name == "lan" and section.get("ipaddr"):
             return section.get("ipaddr").split("/")[0]
-    return network.ipv4_of(backend, "br-lan")[0]
+    return wan.ipv4_of(backend, "br-lan")[0]
 
 
 async def pppoe_duration(backend):
@@ -80,7 +80,7 @@ async def pppoe_duration(backend):
     for name, device, section in _wans(backend):
         if section is None or section.get("proto") != "pppoe":
             continue
-        if not (stats.get(device, {}).get("isup") and network.ipv4_of(backend, device)[0]):
+        if not (stats.get(device, {}).get("isup") and wan.ipv4_of(backend, device)[0]):
             continue
         ubus = backend.which("ubus")
         if ubus is None:

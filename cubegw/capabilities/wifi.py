@@ -36,7 +36,7 @@ from twisted.internet import defer
 
 from cubegw.backend import NOT_OPENWRT
 from cubegw.capabilities.base import RIGHT_BOTH, Capability, CapabilityFailure
-from cubegw.capabilities.network import read_uci_or_fail
+from cubegw.capabilities.wan import read_uci_or_fail
 from cubegw.logs import Logger
 from cubegw.capabilities.stored import TIMER_KEY, TIMER_TYPE
 from cubegw.store import StoreError
