@@ -83,11 +83,12 @@ class MessageLog:
         self._add(key, device, (self._seq, self.clock.seconds(), direction, server, peer,
                                 message, device))
 
-    def exchange(self, mac, server, peer, request, reply):
+    def exchange(self, mac, server, peer, request, reply, when=None):
         """A request from ``mac`` and the reply sent to it at once (the routine
         heartbeat's path): read back as two messages, ``seq`` and ``seq + 1``, at one
-        time, but kept as one entry with one ring slot, which is half the work and the
-        memory of two ``record`` calls on the path every heartbeat takes."""
+        time (``when``, the caller's clock reading, or now), but kept as one entry with
+        one ring slot, which is half the work and the memory of two ``record`` calls on
+        the path every heartbeat takes."""
         if not self.size:
             return
         if self._listeners:
@@ -96,9 +97,9 @@ class MessageLog:
             return
         seq = self._seq + 1
         self._seq = seq + 1
-        device = self._device(mac)
-        self._add(mac, device, (seq, self.clock.seconds(), None, server, peer, request,
-                                device, reply))
+        device = self._devices.get(mac) or self._device(mac)
+        self._add(mac, device, (seq, self.clock.seconds() if when is None else when, None,
+                                server, peer, request, device, reply))
 
     def _device(self, key):
         device = self._devices.get(key)
