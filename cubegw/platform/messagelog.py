@@ -24,7 +24,6 @@ object decoded from base64).  ``subscribe`` gives the entries as they are record
 server-sent events of the API).
 """
 
-import array
 import collections
 import json
 import re
@@ -40,6 +39,18 @@ IN, OUT = "in", "out"
 _HEX12 = re.compile(r"[0-9A-F]{12}").fullmatch
 
 
+class _Device:
+    """What the log knows of one device beyond the ring: its counters and newest entry,
+    and its number, by which its ring entries name it."""
+
+    __slots__ = ("count_in", "count_out", "kept", "last", "number")
+
+    def __init__(self, number):
+        self.count_in = self.count_out = self.kept = 0
+        self.last = None
+        self.number = number
+
+
 class MessageLog:
     """The platform's wire messages, newest ``size`` kept; ``record`` them, read them by
     device, decoded."""
@@ -50,15 +61,13 @@ class MessageLog:
         self.clock = clock
         self.size = size
         self._ring = collections.deque()
-        # What the log knows of each device beyond the ring, by the device's number
-        # (``_numbers[mac]``): messages recorded in and out, how many the ring holds, its
-        # newest entry.  Arrays and numbers, not an object per device: a ring entry then
-        # holds only strings, bytes and numbers, which the garbage collector stops
-        # tracking, so heartbeats' entries never reach its oldest generation, whose
-        # full collections over 200k devices' records took 0.2 s each, every few s.
-        self._numbers = {}
-        self._in, self._out, self._kept = (array.array("q") for _ in range(3))
-        self._last = []
+        self._devices = {}
+        # Ring entries name their device by its number, an index in this list, not by
+        # the object: an entry then holds only strings, bytes and numbers, which the
+        # garbage collector stops tracking, so heartbeats' entries never reach its
+        # oldest generation, whose full collections over 200k devices' records took
+        # 0.2 s each, every few seconds.
+        self._numbered = []
         self._seq = 0
         self._listeners = []
 
@@ -78,9 +87,9 @@ class MessageLog:
             return
         self._seq += 1
         key = mac or UNKNOWN
-        number = self._number(key)
-        self._add(key, number, (self._seq, self.clock.seconds(), direction, server, peer,
-                                message, number))
+        device = self._device(key)
+        self._add(key, device, (self._seq, self.clock.seconds(), direction, server, peer,
+                                message, device.number))
 
     def exchange(self, mac, server, peer, request, reply, when=None):
         """A request from ``mac`` and the reply sent to it at once (the routine
@@ -96,44 +105,42 @@ class MessageLog:
             return
         seq = self._seq + 1
         self._seq = seq + 1
-        number = self._numbers.get(mac)
-        if number is None:
-            number = self._number(mac)
-        self._add(mac, number, (seq, self.clock.seconds() if when is None else when, None,
-                                server, peer, request, number, reply))
+        device = self._devices.get(mac) or self._device(mac)
+        self._add(mac, device, (seq, self.clock.seconds() if when is None else when, None,
+                                server, peer, request, device.number, reply))
 
-    def _number(self, key):
-        """The device's number, given at its first message."""
-        number = self._numbers.get(key)
-        if number is None:
-            number = self._numbers[key] = len(self._last)
-            for counts in (self._in, self._out, self._kept):
-                counts.append(0)
-            self._last.append(None)
-        return number
+    def _device(self, key):
+        device = self._devices.get(key)
+        if device is None:
+            device = self._devices[key] = _Device(len(self._numbered))
+            self._numbered.append(device)
+        return device
 
-    def _add(self, key, number, entry):
+    def _add(self, key, device, entry):
         """Append ``entry``; entries hold their device's number (index 6), so the one
         pushed out is counted off without a lookup by MAC (at 200k devices each lookup
         in a large dict is a few cache misses on the heartbeat's path)."""
-        ring, kept, last = self._ring, self._kept, self._last
+        ring = self._ring
         if len(ring) >= self.size:
             old = ring.popleft()
-            gone = old[6]
-            kept[gone] -= 1 if old[2] else 2
-            if old[2] is None and last[gone] is old:
+            gone = self._numbered[old[6]]
+            gone.kept -= 1 if old[2] else 2
+            if gone.last is old and old[2] is None:
                 # its newest message stays, the request's bytes need not
-                last[gone] = _messages(old)[1]
+                gone.last = _reply(old)
         ring.append(entry)
         direction = entry[2]
         if direction is None:               # an exchange: one in, one out
-            self._in[number] += 1
-            self._out[number] += 1
-            kept[number] += 2
+            device.count_in += 1
+            device.count_out += 1
+            device.kept += 2
         else:
-            (self._in if direction == IN else self._out)[number] += 1
-            kept[number] += 1
-        last[number] = entry
+            if direction == IN:
+                device.count_in += 1
+            else:
+                device.count_out += 1
+            device.kept += 1
+        device.last = entry
         if self._listeners:
             for listener in tuple(self._listeners):
                 listener(key, entry)
@@ -148,37 +155,36 @@ class MessageLog:
 
     def macs(self):
         """The MACs with messages counted in the log, sorted."""
-        return sorted(self._numbers)
+        return sorted(self._devices)
 
     def counts(self, mac):
         """``{"in", "out"}``: messages recorded each way for ``mac`` since it was first
         seen (or forgotten), ``kept``: how many of them the ring still holds."""
-        number = self._numbers.get(mac)
-        if number is None:
+        device = self._devices.get(mac)
+        if device is None:
             return {"in": 0, "out": 0, "kept": 0}
-        return {"in": self._in[number], "out": self._out[number], "kept": self._kept[number]}
+        return {"in": device.count_in, "out": device.count_out, "kept": device.kept}
 
     def last(self, mac):
         """The newest message of ``mac``, decoded (even when the ring no longer holds
         it), or None."""
-        number = self._numbers.get(mac)
-        if number is None or self._last[number] is None:
+        device = self._devices.get(mac)
+        if device is None or device.last is None:
             return None
-        return decode(mac, _messages(self._last[number])[-1])
+        return decode(mac, _messages(device.last)[-1])
 
     def messages(self, mac, since=0, limit=None):
         """The kept messages of ``mac`` with ``seq > since``, oldest first, decoded;
         with ``limit``, the newest ``limit`` of them.  Reads the ring from its newest
         end back to ``since`` (a poll with a recent ``since`` reads a few entries)."""
-        number = self._numbers.get(mac)
+        device = self._devices.get(mac)
         chosen, want = [], 0
-        if number is not None and self._kept[number] and limit != 0:
-            kept = self._kept[number]
-            want = kept if limit is None else min(limit, kept)
+        if device is not None and device.kept and limit != 0:
+            want = device.kept if limit is None else min(limit, device.kept)
             for entry in reversed(self._ring):
                 if entry[0] + (entry[2] is None) <= since:
                     break
-                if entry[6] == number:
+                if entry[6] == device.number:
                     chosen.extend(m for m in reversed(_messages(entry)) if m[0] > since)
                     if len(chosen) >= want:
                         break
@@ -196,13 +202,11 @@ class MessageLog:
 
     def forget(self, mac):
         """Drop the messages of ``mac`` (from the ring too) and its counters."""
-        number = self._numbers.pop(mac, None)
-        if number is not None:      # its number is not given again
-            kept = [e for e in self._ring if e[6] != number]
+        device = self._devices.pop(mac, None)
+        if device is not None:      # its number stays taken, by a device no MAC finds
+            kept = [e for e in self._ring if e[6] != device.number]
             self._ring.clear()
             self._ring.extend(kept)
-            self._in[number] = self._out[number] = self._kept[number] = 0
-            self._last[number] = None
 
 
 def _messages(entry):
@@ -210,8 +214,13 @@ def _messages(entry):
     if entry[2] is not None:
         return (entry,)
     seq, when, _, server, peer, request, number, reply = entry
-    return ((seq, when, IN, server, peer, request, number),
-            (seq + 1, when, OUT, server, peer, reply, number))
+    return (seq, when, IN, server, peer, request, number), _reply(entry)
+
+
+def _reply(exchange):
+    """The reply of an exchange entry, as the message it is read back as."""
+    seq, when, _, server, peer, _, number, reply = exchange
+    return seq + 1, when, OUT, server, peer, reply, number
 
 
 def _peer(peer):
