@@ -2,6 +2,7 @@
 records, and the API that reads it (JSON, JSON lines, server-sent events), all in memory
 on a Clock."""
 
+import gc
 import json
 
 from twisted.internet.error import ConnectionDone
@@ -89,6 +90,17 @@ class RingTests(SynchronousTestCase):
         self.assertEqual([m["seq"] for m in log.messages(MAC, since=5, limit=2)], [8, 10])
         self.assertEqual([m["seq"] for m in log.messages(OTHER)], [1, 3, 5, 7, 9])
         self.assertEqual(log.messages("001122334455"), [])
+
+    def test_routine_entries_not_tracked_by_the_collector(self):
+        """An exchange's ring entry (bytes in, bytes out) holds no object of the log's:
+        once the garbage collector has seen it, it tracks it no more, so heartbeats do
+        not fill its oldest generation; its counters are still the device's."""
+        log = MessageLog(self.clock, 10)
+        for mac in (OTHER, MAC):
+            log.exchange(mac, "operation", ("127.0.0.1", 1), b'{"RPCMethod":"Hb"}', b"{}")
+        gc.collect()
+        self.assertEqual([gc.is_tracked(entry) for entry in log._ring], [False, False])
+        self.assertEqual(log.counts(MAC), {"in": 1, "out": 1, "kept": 2})
 
     def test_forget(self):
         """forget drops a device's entries and counters, not the others'."""

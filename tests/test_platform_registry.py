@@ -173,28 +173,54 @@ class RegistryTests(SynchronousTestCase):
 
     def test_routine_heartbeat_written_once_a_minute(self):
         """A heartbeat that changes only the time is written behind at most every
-        HB_SAVE_INTERVAL s; a new address, a new WAN IP or coming back online at once."""
+        HB_SAVE_INTERVAL s from the record's last write; a new address or a new WAN IP
+        at once."""
         record = self.registry.add(MAC, wan_ip="192.0.2.1")
         addr = ("127.0.0.9", 40000)
-        self.registry.heartbeat(record, 0.0, addr)       # online: news
+        self.registry.heartbeat(record, self.clock.seconds(), addr)   # with the add
         self.clock.advance(1)
         saves = self.store.saves
-        for t in range(2, int(HB_SAVE_INTERVAL), 5):   # routine: kept in memory only
-            self.registry.heartbeat(record, float(t), addr)
-            self.clock.advance(1)
+        written = self.clock.seconds()
+        while self.clock.seconds() + 5 < written + HB_SAVE_INTERVAL:  # kept in memory only
+            self.clock.advance(5)
+            self.registry.heartbeat(record, self.clock.seconds(), addr)
+        self.clock.advance(1)
         self.assertEqual(self.store.saves, saves)
-        self.assertEqual(record.last_hb, 57.0)
-        self.registry.heartbeat(record, HB_SAVE_INTERVAL, addr)    # a minute on: written
+        self.assertEqual(record.last_hb, 56.0)
+        self.clock.advance(written + HB_SAVE_INTERVAL - self.clock.seconds())
+        self.registry.heartbeat(record, self.clock.seconds(), addr)   # a minute on: written
         self.clock.advance(1)
         self.assertEqual((self.store.saves, self.store.rows[MAC]), (saves + 1, record.row()))
         for news in ((("127.0.0.9", 40001), ""), (("127.0.0.9", 40001), "192.0.2.7")):
-            self.registry.heartbeat(record, HB_SAVE_INTERVAL + 1, *news)
+            self.registry.heartbeat(record, self.clock.seconds(), *news)
             self.clock.advance(1)
             self.assertEqual(self.store.rows[MAC], record.row())
-        record.online = False
-        self.registry.heartbeat(record, HB_SAVE_INTERVAL + 3, ("127.0.0.9", 40001))
+        self.assertEqual(self.store.saves, saves + 3)
+
+    def test_online_written_at_the_heartbeat_cadence(self):
+        """Coming online is written with the next write due by the cadence: at once when
+        the record was last written HB_SAVE_INTERVAL s ago or more (or never), else at
+        the first Hb after that, so the Hb of 200k just registered gateways are not a
+        second write of every row."""
+        addr = ("127.0.0.9", 40000)
+        record = self.registry.add(MAC, sn=SN, registered=True, hb_addr=addr)
+        self.clock.advance(1)                   # the registration's write
+        saves = self.store.saves
+        self.registry.heartbeat(record, self.clock.seconds(), addr)
         self.clock.advance(1)
-        self.assertEqual(self.store.saves, saves + 4)
+        self.assertEqual(self.store.saves, saves)
+        self.assertTrue(record.online)
+        self.assertFalse(self.store.rows[MAC][15])          # online, not yet written
+        self.clock.advance(HB_SAVE_INTERVAL - 1)            # a minute after the write
+        self.registry.heartbeat(record, self.clock.seconds(), addr)
+        self.clock.advance(1)
+        self.assertEqual(self.store.rows[MAC], record.row())
+        self.assertTrue(self.store.rows[MAC][15])
+        record.online = False                       # silent for long, then back
+        self.clock.advance(HB_SAVE_INTERVAL)
+        self.registry.heartbeat(record, self.clock.seconds(), addr)
+        self.clock.advance(1)
+        self.assertEqual(self.store.rows[MAC], record.row())
 
     def test_heartbeat_keeps_equal_values(self):
         """An address or WAN IP equal to the one held is not stored again (the record

@@ -40,13 +40,15 @@ _HEX12 = re.compile(r"[0-9A-F]{12}").fullmatch
 
 
 class _Device:
-    """What the log knows of one device beyond the ring: its counters and newest entry."""
+    """What the log knows of one device beyond the ring: its counters and newest entry,
+    and its number, by which its ring entries name it."""
 
-    __slots__ = ("count_in", "count_out", "kept", "last")
+    __slots__ = ("count_in", "count_out", "kept", "last", "number")
 
-    def __init__(self):
+    def __init__(self, number):
         self.count_in = self.count_out = self.kept = 0
         self.last = None
+        self.number = number
 
 
 class MessageLog:
@@ -60,6 +62,12 @@ class MessageLog:
         self.size = size
         self._ring = collections.deque()
         self._devices = {}
+        # Ring entries name their device by its number, an index in this list, not by
+        # the object: an entry then holds only strings, bytes and numbers, which the
+        # garbage collector stops tracking, so heartbeats' entries never reach its
+        # oldest generation, whose full collections over 200k devices' records took
+        # 0.2 s each, every few seconds.
+        self._numbered = []
         self._seq = 0
         self._listeners = []
 
@@ -81,13 +89,14 @@ class MessageLog:
         key = mac or UNKNOWN
         device = self._device(key)
         self._add(key, device, (self._seq, self.clock.seconds(), direction, server, peer,
-                                message, device))
+                                message, device.number))
 
-    def exchange(self, mac, server, peer, request, reply):
+    def exchange(self, mac, server, peer, request, reply, when=None):
         """A request from ``mac`` and the reply sent to it at once (the routine
         heartbeat's path): read back as two messages, ``seq`` and ``seq + 1``, at one
-        time, but kept as one entry with one ring slot, which is half the work and the
-        memory of two ``record`` calls on the path every heartbeat takes."""
+        time (``when``, the caller's clock reading, or now), but kept as one entry with
+        one ring slot, which is half the work and the memory of two ``record`` calls on
+        the path every heartbeat takes."""
         if not self.size:
             return
         if self._listeners:
@@ -96,28 +105,29 @@ class MessageLog:
             return
         seq = self._seq + 1
         self._seq = seq + 1
-        device = self._device(mac)
-        self._add(mac, device, (seq, self.clock.seconds(), None, server, peer, request,
-                                device, reply))
+        device = self._devices.get(mac) or self._device(mac)
+        self._add(mac, device, (seq, self.clock.seconds() if when is None else when, None,
+                                server, peer, request, device.number, reply))
 
     def _device(self, key):
         device = self._devices.get(key)
         if device is None:
-            device = self._devices[key] = _Device()
+            device = self._devices[key] = _Device(len(self._numbered))
+            self._numbered.append(device)
         return device
 
     def _add(self, key, device, entry):
-        """Append ``entry``; entries hold their device (index 6), so the one pushed out
-        is counted off without a lookup by MAC (at 200k devices each lookup in a large
-        dict is a few cache misses on the heartbeat's path)."""
+        """Append ``entry``; entries hold their device's number (index 6), so the one
+        pushed out is counted off without a lookup by MAC (at 200k devices each lookup
+        in a large dict is a few cache misses on the heartbeat's path)."""
         ring = self._ring
         if len(ring) >= self.size:
             old = ring.popleft()
-            gone = old[6]
+            gone = self._numbered[old[6]]
             gone.kept -= 1 if old[2] else 2
             if gone.last is old and old[2] is None:
                 # its newest message stays, the request's bytes need not
-                gone.last = _messages(old)[1]
+                gone.last = _reply(old)
         ring.append(entry)
         direction = entry[2]
         if direction is None:               # an exchange: one in, one out
@@ -174,7 +184,7 @@ class MessageLog:
             for entry in reversed(self._ring):
                 if entry[0] + (entry[2] is None) <= since:
                     break
-                if entry[6] is device:
+                if entry[6] == device.number:
                     chosen.extend(m for m in reversed(_messages(entry)) if m[0] > since)
                     if len(chosen) >= want:
                         break
@@ -193,8 +203,8 @@ class MessageLog:
     def forget(self, mac):
         """Drop the messages of ``mac`` (from the ring too) and its counters."""
         device = self._devices.pop(mac, None)
-        if device is not None:
-            kept = [e for e in self._ring if e[6] is not device]
+        if device is not None:      # its number stays taken, by a device no MAC finds
+            kept = [e for e in self._ring if e[6] != device.number]
             self._ring.clear()
             self._ring.extend(kept)
 
@@ -203,9 +213,14 @@ def _messages(entry):
     """The messages of a ring entry: itself, or the two of an exchange."""
     if entry[2] is not None:
         return (entry,)
-    seq, when, _, server, peer, request, device, reply = entry
-    return ((seq, when, IN, server, peer, request, device),
-            (seq + 1, when, OUT, server, peer, reply, device))
+    seq, when, _, server, peer, request, number, reply = entry
+    return (seq, when, IN, server, peer, request, number), _reply(entry)
+
+
+def _reply(exchange):
+    """The reply of an exchange entry, as the message it is read back as."""
+    seq, when, _, server, peer, _, number, reply = exchange
+    return seq + 1, when, OUT, server, peer, reply, number
 
 
 def _peer(peer):

@@ -14,7 +14,6 @@ heartbeat goes the general way.
 import collections
 import json
 import os
-import re
 
 from twisted.internet import defer, task
 
@@ -22,9 +21,6 @@ from cubegw import identity, logs, wire
 from cubegw.platform.faults import TRIGGER_ACTIONS, on_send
 from cubegw.platform.origin import public, same_address, same_host
 from cubegw.platform.udp import ANSWERED, PlatformProtocol, fail
-
-#: A MAC as the registry keys it (``wire`` also takes lower case, and upper-cases it).
-_REGISTRY_MAC = re.compile(r"[0-9A-F]{12}").fullmatch
 
 #: One JSON value at the start of a string -> (value, where it ends): ``json.loads``
 #: without its two whitespace searches (StopIteration when no value starts there).
@@ -94,11 +90,14 @@ class OperationProtocol(PlatformProtocol):
         checks, answers and logs it as it does any datagram.
         """
         registry = self.registry
-        if not registry.loaded or self.faults.active() or len(data) > wire.MAX_DATAGRAM \
-                or b'"Hb"' not in data:     # Boot, Register, ...: not parsed twice
+        if not registry.loaded or self.faults.active() or len(data) > wire.MAX_DATAGRAM:
             return False
         try:
             text = data.decode("utf-8")
+            # Boot, Register, ...: not parsed twice.  Looked for in the text, not the
+            # bytes: bytes' "in" first tries its operand as an int (0.2 us an Hb)
+            if '"Hb"' not in text:
+                return False
             msg, end = _scan_json(text, 0)
         except (ValueError, StopIteration, RecursionError):  # bad UTF-8 is a ValueError
             return False
@@ -106,14 +105,16 @@ class OperationProtocol(PlatformProtocol):
                 or msg.get("FLAG") != "0":
             return False
         mac, ip = msg.get("MAC"), msg.get("IPAddr")
-        if type(mac) is not str or type(ip) is not str or len(ip) > 256 \
-                or not _REGISTRY_MAC(mac):
+        if type(mac) is not str or type(ip) is not str or len(ip) > 256:
             return False
+        # the registry's keys are MACs the codecs or the configuration checked (upper
+        # case), so finding the device is the MAC's check (a regex was 0.4 us an Hb)
         record = registry.get(mac)
         if record is None or not record.registered or not (
                 record.hb_addr == addr or same_address(addr, record.hb_addr)):
             return False
-        registry.heartbeat(record, self.clock.seconds(), addr, ip)
+        now = self.clock.seconds()
+        registry.heartbeat(record, now, addr, ip)
         self.counters["Hb"] += 1
         self._hb_count += 1
         if record.summary_mark != self._hb_round:
@@ -126,7 +127,7 @@ class OperationProtocol(PlatformProtocol):
             self._hb_reply = interval, answer
         self.reply(answer, addr)
         # the registry's MAC string: the log's key for the device is not a copy
-        self.wirelog.exchange(record.mac, "operation", record.hb_addr, data, answer)
+        self.wirelog.exchange(record.mac, "operation", record.hb_addr, data, answer, now)
         if logs.debug_enabled():
             self.log.debug(ANSWERED, mac=mac, method="Hb", result=0, note="",
                            reply={"Result": 0, "Interval": interval}, addr=addr)

@@ -31,9 +31,11 @@ _DEFAULTS = {"registered": False, "online": False, "last_hb": 0.0, "hb_addr": No
 _INTERNED = frozenset(("vendor", "model", "firmware_version", "hardware_version"))
 #: What ``Registry.update`` may change (everything but the key).
 _SETTABLE = frozenset(FIELDS[1:])
-#: A heartbeat that changes nothing but the time is written behind at most this often
-#: per device, so 50k gateways do not rewrite 50k rows a second: after a restart a
-#: device's last_hb may be this much older than it was (its address and state are exact).
+#: A heartbeat that changes only the time or ``online`` is written behind at most this
+#: often per device (from the record's last write), so 200k gateways do not rewrite 200k
+#: rows a second, nor all at once as they come online after registering: after a restart
+#: a device's last_hb and online may be this much behind (its address, WAN IP and
+#: registration are exact).
 HB_SAVE_INTERVAL = 60.0
 
 SCHEMA_VERSION = 1
@@ -57,8 +59,9 @@ class DeviceRecord:
     user ("" when unbound).
     """
 
-    #: Not stored: ``hb_saved``, the last_hb the database has; ``summary_mark``, the
-    #: operation platform's heartbeat summary round that counted this device.
+    #: Not stored: ``hb_saved``, when the database last got the record (its last_hb
+    #: when loaded); ``summary_mark``, the operation platform's heartbeat summary round
+    #: that counted this device.
     __slots__ = FIELDS + ("hb_saved", "summary_mark")
 
     def __init__(self, mac, **values):
@@ -67,7 +70,7 @@ class DeviceRecord:
         if values:
             raise TypeError(f"unknown device field {sorted(values)[0]!r}")
         self.mac = mac
-        self.hb_saved = self.last_hb    # the last_hb the database has (see heartbeat)
+        self.hb_saved = self.last_hb    # when the database got it (see heartbeat)
         self.summary_mark = 0
         for name in _INTERNED:
             setattr(self, name, sys.intern(getattr(self, name)))
@@ -295,8 +298,9 @@ class Registry:
             return defer.succeed(None)
         records = [self._devices[mac] for mac in self._dirty if mac in self._devices]
         rows = [record.row() for record in records]
+        now = self.clock.seconds()
         for record in records:
-            record.hb_saved = record.last_hb
+            record.hb_saved = now
         deleted = sorted(self._deleted)
         self._dirty, self._deleted = set(), set()
         d = defer.maybeDeferred(self.store.save, rows, deleted)
@@ -365,12 +369,15 @@ class Registry:
 
     def heartbeat(self, record, now, addr, wan_ip=""):
         """``record`` (this registry's, as ``get`` gave it) heartbeats from ``addr`` at
-        ``now``: online, with its WAN IP when given; written behind.
+        ``now``: online, with its WAN IP when given; written behind: at once when the
+        address or WAN IP changed, else once ``HB_SAVE_INTERVAL`` has passed since the
+        record was last written (its registration's write too: 200k gateways' first Hb
+        is not a second write of 200k rows).
 
         The same as ``update(mac, online=True, last_hb=now, hb_addr=addr, wan_ip=...)``,
         without the per-field checks: the operation platform calls it for every Hb.
         """
-        news = not record.online or now - record.hb_saved >= HB_SAVE_INTERVAL
+        news = now - record.hb_saved >= HB_SAVE_INTERVAL
         record.online = True
         record.last_hb = now
         # an address or WAN IP equal to the one held is not stored again: 200k records
