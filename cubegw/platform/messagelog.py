@@ -203,10 +203,11 @@ class MessageLog:
     def forget(self, mac):
         """Drop the messages of ``mac`` (from the ring too) and its counters."""
         device = self._devices.pop(mac, None)
-        if device is not None:      # its number stays taken, by a device no MAC finds
+        if device is not None:      # its number stays taken; no entry names it any more
             kept = [e for e in self._ring if e[6] != device.number]
             self._ring.clear()
             self._ring.extend(kept)
+            self._numbered[device.number] = None
 
 
 def _messages(entry):
