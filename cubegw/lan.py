@@ -106,6 +106,15 @@ class LanProtocol(Int32Receiver):
         if self._idle_call is not None and self._idle_call.active():
             self._idle_call.reset(self._idle_period)
 
+    def _restart_idle(self):
+        """The idle timer from now: the running call moved (``reset``: no new
+        DelayedCall per reply), or a new one if it was stopped or has fired."""
+        if self._idle_call is not None and self._idle_call.active():
+            self._idle_period = self.factory.idle_timeout
+            self._idle_call.reset(self._idle_period)
+        else:
+            self.setTimeout(self.factory.idle_timeout)
+
     def _idle(self):
         self._idle_call = None
         self.timeoutConnection()
@@ -163,7 +172,6 @@ class LanProtocol(Int32Receiver):
             return
         self._request_seen = True
         self._cancel_deadline()
-        self.setTimeout(None)        # the dispatcher's own time limit applies now
         if msg.get("RPCMethod") != "Post1":
             self.log.warn("LAN client {peer}: RPCMethod {method!r:.40} refused",
                           peer=self._peer(), method=msg.get("RPCMethod"))
@@ -178,6 +186,10 @@ class LanProtocol(Int32Receiver):
         peer = self.transport.getPeer()
         d = self.factory.dispatcher.dispatch("local", request.Parameter,
                                              source=getattr(peer, "host", None))
+        if not d.called:
+            self.setTimeout(None)    # the dispatcher's own time limit applies now
+        # most calls are answered at once: the idle timer then runs on into _close,
+        # which moves it, rather than being cancelled here and made anew there
         d.addCallback(self._answer, request.ID)
 
     def _answer(self, outcome, ident):
@@ -198,7 +210,7 @@ class LanProtocol(Int32Receiver):
         """Close after the buffered reply is written; abort if the client will not read it."""
         self._request_seen = True
         self._cancel_deadline()
-        self.setTimeout(self.factory.idle_timeout)
+        self._restart_idle()
         self.transport.loseConnection()
 
     def connectionLost(self, reason):

@@ -193,6 +193,21 @@ class LanProtocolTests(SynchronousTestCase):
         self.h.clock.advance(10)
         self.assertTrue(self.transport.disconnected)
 
+    def test_call_answered_at_once_moves_the_idle_timer(self):
+        """A call the dispatcher answers at once keeps one idle timer, moved to the reply:
+        a client that does not read its reply is aborted idle_timeout after it."""
+        h = Harness(self)
+        proto = connect(lan.LanFactory(h.dispatcher, h.clock, idle_timeout=10.0))
+        h.clock.advance(9)
+        proto.dataReceived(frame(post(11)))
+        self.assertEqual(unframe(proto.transport.value())[0]["ID"], 11)
+        self.assertEqual(len(h.clock.getDelayedCalls()), 1)     # no deadline, one idle
+        h.clock.advance(9.9)
+        self.assertFalse(proto.transport.disconnected)
+        h.clock.advance(0.1)
+        self.assertTrue(proto.transport.disconnected)           # aborted
+        lose(proto)
+
     def test_client_gone_before_reply(self):
         """A client that leaves before its reply gets nothing written, and no actions run."""
         ran = []
