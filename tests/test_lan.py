@@ -177,6 +177,33 @@ class LanProtocolTests(SynchronousTestCase):
         self.h.clock.advance(1)
         self.assertTrue(self.transport.disconnecting)
 
+    def test_dribbling_client_aborted_at_the_request_deadline(self):
+        """A byte every 9 s keeps the idle timer going, but the request must be whole
+        within request_timeout (20 s): aborted then, with its warning (slowloris)."""
+        data = frame(post(1))
+        for i in range(2):
+            self.h.clock.advance(9)
+            self.proto.dataReceived(data[i:i + 1])
+        self.h.clock.advance(1.9)
+        self.assertFalse(self.transport.disconnecting)
+        self.h.clock.advance(0.1)
+        self.assertTrue(self.transport.disconnected)         # aborted
+        self.assertTrue(logged(self.events, "did not complete a request"))
+        self.assertFalse(logged(self.events, "sent nothing"))
+        self.assertEqual(self.h.dispatcher.calls, [])
+
+    def test_request_deadline_shorter_than_idle(self):
+        """A request_timeout under idle_timeout is the one that runs out first."""
+        proto = connect(lan.LanFactory(self.h.dispatcher, self.h.clock, idle_timeout=10.0,
+                                       request_timeout=3.0))
+        proto.dataReceived(frame(post(1))[:2])
+        self.h.clock.advance(2.9)
+        self.assertFalse(proto.transport.disconnecting)
+        self.h.clock.advance(0.1)
+        self.assertTrue(proto.transport.disconnected)
+        self.assertTrue(logged(self.events, "did not complete a request"))
+        lose(proto)
+
     def test_no_idle_timeout_while_dispatching(self):
         """A slow capability (under the dispatch limit) is not cut by the idle timer."""
         self.proto.dataReceived(frame(post(1)))
