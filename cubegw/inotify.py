@@ -34,9 +34,10 @@ def _libc():
     return libc
 
 
-def parse_events(data):
+def parse_events(data, wanted=None):
     """The file names of the raw ``inotify_event`` records in ``data`` ("" for a queue
-    overflow); a truncated record at the end is ignored."""
+    overflow, always said); a truncated record at the end is ignored.  ``wanted``: a set
+    of encoded names, the only ones said (the others' records are skipped undecoded)."""
     names, offset = [], 0
     while offset + _EVENT.size <= len(data):
         _, mask, _, length = _EVENT.unpack_from(data, offset)
@@ -46,17 +47,20 @@ def parse_events(data):
             break
         if mask & IN_Q_OVERFLOW:
             names.append(_OVERFLOW_NAME)
-        else:
-            names.append(os.fsdecode(data[start:offset].rstrip(b"\0")))
+            continue
+        raw = data[start:offset].rstrip(b"\0")
+        if wanted is None or raw in wanted:
+            names.append(os.fsdecode(raw))
     return names
 
 
 class DirectoryWatch(abstract.FileDescriptor):
-    """Calls ``on_name(name)`` for each event of ``mask`` on a file of ``directory``;
-    raises OSError where inotify cannot be had (not Linux, too many watches).
-    ``loseConnection()`` stops it."""
+    """Calls ``on_name(name)`` for each event of ``mask`` on a file of ``directory``
+    (only the files ``names``, if given: the folder's other files cost no call) and for a
+    queue overflow; raises OSError where inotify cannot be had (not Linux, too many
+    watches).  ``loseConnection()`` stops it."""
 
-    def __init__(self, reactor, directory, mask, on_name):
+    def __init__(self, reactor, directory, mask, on_name, names=None):
         super().__init__(reactor)
         libc = _libc()
         fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -68,6 +72,7 @@ class DirectoryWatch(abstract.FileDescriptor):
             raise OSError(errno, f"inotify_add_watch {directory} failed")
         self._fd = fd
         self.on_name = on_name
+        self._wanted = None if names is None else frozenset(map(os.fsencode, names))
         # as Twisted's INotify: loseConnection() then calls connectionLost, which
         # closes the descriptor, even if reading never started
         self.connected = 1
@@ -81,7 +86,7 @@ class DirectoryWatch(abstract.FileDescriptor):
             data = os.read(self._fd, 65536)
         except BlockingIOError:
             return None
-        for name in parse_events(data):
+        for name in parse_events(data, self._wanted):
             self.on_name(name)
         return None
 

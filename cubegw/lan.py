@@ -88,9 +88,10 @@ class LanProtocol(Int32Receiver):
         self._request_seen = False
         self._sent = None            # the Outcome answered: its actions run once we are gone
         self._gone = False
-        self._deadline = None
+        self._deadline = None        # clock time the request must be complete by, or None
 
     _idle_call = None
+    _for_deadline = False            # the idle timer runs out at the request deadline
 
     def setTimeout(self, period):
         """(Re)start the idle timer for ``period`` s, or stop it (None): TimeoutMixin's
@@ -100,23 +101,41 @@ class LanProtocol(Int32Receiver):
         self._idle_call = None
         self._idle_period = period
         if period is not None:
-            self._idle_call = self.factory.clock.callLater(period, self._idle)
+            self._idle_call = self.factory.clock.callLater(self._idle_delay(), self._idle)
 
     def resetTimeout(self):
         if self._idle_call is not None and self._idle_call.active():
-            self._idle_call.reset(self._idle_period)
+            self._idle_call.reset(self._idle_delay())
+
+    def _idle_delay(self):
+        """The idle period, cut short by the request deadline while one runs: one timer
+        per connection serves both (no second DelayedCall made and cancelled)."""
+        left = None if self._deadline is None else \
+            self._deadline - self.factory.clock.seconds()
+        self._for_deadline = left is not None and left < self._idle_period
+        return max(0.0, left) if self._for_deadline else self._idle_period
+
+    def _restart_idle(self):
+        """The idle timer from now: the running call moved (``reset``: no new
+        DelayedCall per reply), or a new one if it was stopped or has fired."""
+        if self._idle_call is not None and self._idle_call.active():
+            self._idle_period = self.factory.idle_timeout
+            self._idle_call.reset(self._idle_delay())
+        else:
+            self.setTimeout(self.factory.idle_timeout)
 
     def _idle(self):
         self._idle_call = None
+        if self._for_deadline and self._deadline is not None and not self._request_seen:
+            return self._request_too_slow()
         self.timeoutConnection()
 
     def connectionMade(self):
-        self.setTimeout(self.factory.idle_timeout)
         # The idle timeout restarts on every byte, so a client dribbling one byte a
         # second would hold one of the five slots for ever (slowloris): the whole
         # request must also arrive within request_timeout.
-        self._deadline = self.factory.clock.callLater(
-            self.factory.request_timeout, self._request_too_slow)
+        self._deadline = self.factory.clock.seconds() + self.factory.request_timeout
+        self.setTimeout(self.factory.idle_timeout)
 
     def _request_too_slow(self):
         self._deadline = None
@@ -126,9 +145,8 @@ class LanProtocol(Int32Receiver):
             self.transport.abortConnection()
 
     def _cancel_deadline(self):
-        deadline, self._deadline = getattr(self, "_deadline", None), None
-        if deadline is not None and deadline.active():
-            deadline.cancel()
+        """The request is in (or the connection over): only the idle timeout is left."""
+        self._deadline = None
 
     def dataReceived(self, data):
         if self._request_seen or self._gone:
@@ -163,7 +181,6 @@ class LanProtocol(Int32Receiver):
             return
         self._request_seen = True
         self._cancel_deadline()
-        self.setTimeout(None)        # the dispatcher's own time limit applies now
         if msg.get("RPCMethod") != "Post1":
             self.log.warn("LAN client {peer}: RPCMethod {method!r:.40} refused",
                           peer=self._peer(), method=msg.get("RPCMethod"))
@@ -178,6 +195,10 @@ class LanProtocol(Int32Receiver):
         peer = self.transport.getPeer()
         d = self.factory.dispatcher.dispatch("local", request.Parameter,
                                              source=getattr(peer, "host", None))
+        if not d.called:
+            self.setTimeout(None)    # the dispatcher's own time limit applies now
+        # most calls are answered at once: the idle timer then runs on into _close,
+        # which moves it, rather than being cancelled here and made anew there
         d.addCallback(self._answer, request.ID)
 
     def _answer(self, outcome, ident):
@@ -198,7 +219,7 @@ class LanProtocol(Int32Receiver):
         """Close after the buffered reply is written; abort if the client will not read it."""
         self._request_seen = True
         self._cancel_deadline()
-        self.setTimeout(self.factory.idle_timeout)
+        self._restart_idle()
         self.transport.loseConnection()
 
     def connectionLost(self, reason):

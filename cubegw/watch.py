@@ -65,16 +65,17 @@ class WanWatch(_Poll):
             self.on_change(ip)
 
 
-def inotify_watcher(reactor, directory, on_event):
-    """Call ``on_event(name)`` for each file of ``directory`` written, moved in, created
-    or removed (``""``: the kernel's queue overflowed, anything may have changed);
-    returns the function that stops watching, or None where inotify cannot be had (not
-    Linux, no ctypes as on a minimal OpenWrt, too many watches)."""
+def inotify_watcher(reactor, directory, on_event, names=None):
+    """Call ``on_event(name)`` for each file of ``directory`` (of ``names`` only, if
+    given) written, moved in, created or removed (``""``: the kernel's queue overflowed,
+    anything may have changed); returns the function that stops watching, or None where
+    inotify cannot be had (not Linux, no ctypes as on a minimal OpenWrt, too many
+    watches)."""
     try:
         from cubegw import inotify
         mask = inotify.IN_CLOSE_WRITE | inotify.IN_MOVED_TO | inotify.IN_CREATE | \
             inotify.IN_DELETE
-        notifier = inotify.DirectoryWatch(reactor, directory, mask, on_event)
+        notifier = inotify.DirectoryWatch(reactor, directory, mask, on_event, names)
     except (ImportError, OSError, AttributeError):   # AttributeError: no inotify in libc
         return None
     try:
@@ -89,9 +90,10 @@ class StoreWatch(_Poll):
     """Re-reads the UCI file when its inode, time or size moved (or when forced: SIGHUP).
 
     Each listener is called with the set of (section, name) keys that changed.
-    ``watcher(clock, directory, on_event)`` (``inotify_watcher``) wakes it on a change
-    of the file's directory; only where it returns None is the file polled every
-    ``interval`` seconds.
+    ``watcher(clock, directory, on_event, names)`` (``inotify_watcher``) wakes it on a
+    change of the file in its directory (``names``: the file's name, so the folder's
+    other files, /etc/config/wireless among them, cost no call); only where it returns
+    None is the file polled every ``interval`` seconds.
     """
 
     log = Logger()
@@ -110,7 +112,8 @@ class StoreWatch(_Poll):
         directory, name = os.path.split(os.path.abspath(self.store.path))
         if self.watcher is not None:
             self._stop_watching = self.watcher(
-                self.clock, directory, lambda changed: changed in (name, "") and self.check())
+                self.clock, directory, lambda changed: changed in (name, "") and self.check(),
+                (name,))
         self.events = self._stop_watching is not None
         if self.events:
             service.Service.startService(self)      # no poll

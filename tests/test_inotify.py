@@ -8,7 +8,7 @@ from twisted.internet import defer, reactor, task
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from cubegw import inotify
-from cubegw.watch import inotify_watcher
+from cubegw.watch import StoreWatch, inotify_watcher
 
 
 def record(name, mask=inotify.IN_CLOSE_WRITE, pad=0):
@@ -90,3 +90,62 @@ class WatchTests(TestCase):
         self.patch(inotify.DirectoryWatch, "__init__", spy)
         self.assertIsNone(inotify_watcher(task.Clock(), self.dir, print))
         self.assertEqual(opened[0].fileno(), -1)
+
+
+class NameFilterTests(SynchronousTestCase):
+    def test_only_wanted_names_and_overflow(self):
+        """With ``wanted``, other files' records are skipped; an overflow is always said."""
+        data = record(".wireless-a1b2", mask=inotify.IN_CREATE) + record("wireless") + \
+            record("cubegw", mask=inotify.IN_MOVED_TO, pad=3) + \
+            record("", mask=inotify.IN_Q_OVERFLOW) + record("cubegw.bak")
+        self.assertEqual(inotify.parse_events(data, frozenset([b"cubegw"])), ["cubegw", ""])
+
+
+class StoreWatchEventTests(TestCase):
+    timeout = 10
+
+    def setUp(self):
+        self.dir = os.path.abspath(self.mktemp())
+        os.makedirs(self.dir)
+        self.path = os.path.join(self.dir, "cubegw")
+        self.write(self.path, "config mgt 'mgt'\n")
+
+    def write(self, path, text):
+        with open(path, "w") as f:
+            f.write(text)
+
+    @defer.inlineCallbacks
+    def until(self, done):
+        for _ in range(100):
+            if done():
+                return
+            yield task.deferLater(reactor, 0.02, lambda: None)
+
+    @defer.inlineCallbacks
+    def test_other_files_filtered_store_changes_seen(self):
+        """Writes of the folder's other files (a temp file renamed onto wireless, as uci
+        commit does) reach no one; the store file renamed onto, edited in place and
+        deleted each make the watch re-read it."""
+        seen, reloads = [], []
+        stop = inotify_watcher(reactor, self.dir, seen.append, ("cubegw",))
+        self.assertIsNotNone(stop)
+        self.addCleanup(stop)
+        store = type("Store", (), {"path": self.path,
+                                   "reload": lambda _: reloads.append(1) or set()})()
+        watch = StoreWatch(reactor, 0, store, watcher=inotify_watcher)
+        watch.startService()
+        self.addCleanup(watch.stopService)
+        self.assertTrue(watch.events)
+        self.write(os.path.join(self.dir, ".wireless-x"), "w")
+        os.rename(os.path.join(self.dir, ".wireless-x"), os.path.join(self.dir, "wireless"))
+        self.write(os.path.join(self.dir, ".cubegw-x"), "config mgt 'mgt'\n\n")
+        os.rename(os.path.join(self.dir, ".cubegw-x"), self.path)
+        yield self.until(lambda: reloads)
+        self.assertEqual(set(seen), {"cubegw"})
+        self.assertEqual(len(reloads), 1)
+        self.write(self.path, "config mgt 'mgt'\n\n\n")
+        yield self.until(lambda: len(reloads) == 2)
+        self.assertEqual(len(reloads), 2)
+        os.unlink(self.path)
+        yield self.until(lambda: len(reloads) == 3)
+        self.assertEqual(len(reloads), 3)

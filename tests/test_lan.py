@@ -177,6 +177,33 @@ class LanProtocolTests(SynchronousTestCase):
         self.h.clock.advance(1)
         self.assertTrue(self.transport.disconnecting)
 
+    def test_dribbling_client_aborted_at_the_request_deadline(self):
+        """A byte every 9 s keeps the idle timer going, but the request must be whole
+        within request_timeout (20 s): aborted then, with its warning (slowloris)."""
+        data = frame(post(1))
+        for i in range(2):
+            self.h.clock.advance(9)
+            self.proto.dataReceived(data[i:i + 1])
+        self.h.clock.advance(1.9)
+        self.assertFalse(self.transport.disconnecting)
+        self.h.clock.advance(0.1)
+        self.assertTrue(self.transport.disconnected)         # aborted
+        self.assertTrue(logged(self.events, "did not complete a request"))
+        self.assertFalse(logged(self.events, "sent nothing"))
+        self.assertEqual(self.h.dispatcher.calls, [])
+
+    def test_request_deadline_shorter_than_idle(self):
+        """A request_timeout under idle_timeout is the one that runs out first."""
+        proto = connect(lan.LanFactory(self.h.dispatcher, self.h.clock, idle_timeout=10.0,
+                                       request_timeout=3.0))
+        proto.dataReceived(frame(post(1))[:2])
+        self.h.clock.advance(2.9)
+        self.assertFalse(proto.transport.disconnecting)
+        self.h.clock.advance(0.1)
+        self.assertTrue(proto.transport.disconnected)
+        self.assertTrue(logged(self.events, "did not complete a request"))
+        lose(proto)
+
     def test_no_idle_timeout_while_dispatching(self):
         """A slow capability (under the dispatch limit) is not cut by the idle timer."""
         self.proto.dataReceived(frame(post(1)))
@@ -192,6 +219,21 @@ class LanProtocolTests(SynchronousTestCase):
         self.assertFalse(self.transport.disconnected)
         self.h.clock.advance(10)
         self.assertTrue(self.transport.disconnected)
+
+    def test_call_answered_at_once_moves_the_idle_timer(self):
+        """A call the dispatcher answers at once keeps one idle timer, moved to the reply:
+        a client that does not read its reply is aborted idle_timeout after it."""
+        h = Harness(self)
+        proto = connect(lan.LanFactory(h.dispatcher, h.clock, idle_timeout=10.0))
+        h.clock.advance(9)
+        proto.dataReceived(frame(post(11)))
+        self.assertEqual(unframe(proto.transport.value())[0]["ID"], 11)
+        self.assertEqual(len(h.clock.getDelayedCalls()), 1)     # no deadline, one idle
+        h.clock.advance(9.9)
+        self.assertFalse(proto.transport.disconnected)
+        h.clock.advance(0.1)
+        self.assertTrue(proto.transport.disconnected)           # aborted
+        lose(proto)
 
     def test_client_gone_before_reply(self):
         """A client that leaves before its reply gets nothing written, and no actions run."""
