@@ -86,6 +86,8 @@ class Record:
     """Base of the value classes (see the module's docstring)."""
 
     FIELDS = ()
+    #: how many fields may be given by position (None: all; 0: keyword arguments only)
+    POSITIONAL = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -94,8 +96,9 @@ class Record:
 
     def __init__(self, *args, **kwargs):
         name = type(self).__qualname__
-        if len(args) > len(self.FIELDS):
-            raise TypeError(f"{name}() takes {len(self.FIELDS)} positional arguments "
+        positional = len(self.FIELDS) if self.POSITIONAL is None else self.POSITIONAL
+        if len(args) > positional:
+            raise TypeError(f"{name}() takes {positional} positional arguments "
                             f"but {len(args)} were given")
         for i, f in enumerate(self.FIELDS):
             if i < len(args):

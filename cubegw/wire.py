@@ -9,7 +9,7 @@ codecs under them (JSON objects, the Parameter envelope, the converters) are in
 ``cubegw.wire_codec`` and re-exported here.
 """
 
-from cubegw.record import MISSING, FrozenRecordError, field, field_table
+from cubegw.record import MISSING, Record, field
 from cubegw.wire_codec import (  # re-exported: callers use cubegw.wire for all of it
     CONVERTERS, INTERFACE_VERSION, MAX_DATAGRAM, MAX_FRAME, WireError, as_int, as_str,
     decode_datagram, decode_frame, decode_parameter, encode_datagram, encode_frame,
@@ -43,52 +43,17 @@ def wf(wire, kind="str", default=MISSING, success_only=False):
 
 # ------------------------------------------------------------- typed messages
 
-class Message:
+class Message(Record):
     """Base of the typed messages: ``to_wire()`` and ``from_wire(dict)`` from the field table.
 
-    Each message class has a field table (``FIELDS``, from ``record.field_table``).
-    Construction (keyword arguments), equality, hashing, repr and immutability are
-    defined here once: generated for each of the 23 classes by ``dataclass(frozen=True)``
-    they took about 15 ms of the daemon's start-up (and ``dataclass`` for the field table
-    alone ~50 KiB of a running gateway).
+    Each message class declares its fields with ``wf``; construction, equality,
+    hashing, repr and immutability are ``record.Record``'s (``dataclass(frozen=True)``
+    generated them for each of the 23 classes: ~15 ms of the daemon's start-up).
     """
 
     METHOD = None           # RPCMethod for requests; None for replies
     SUCCESS = ()            # Result codes meaning success, for replies
-    FIELDS = ()             # record.fields() of the class
-
-    def __init__(self, **values):
-        for f in self.FIELDS:
-            if f.name in values:
-                value = values.pop(f.name)
-            elif f.default is not MISSING:
-                value = f.default
-            else:
-                raise TypeError(f"{type(self).__name__}() lacks the field {f.name}")
-            object.__setattr__(self, f.name, value)
-        if values:
-            raise TypeError(f"{type(self).__name__}() has no field {', '.join(values)}")
-
-    def _values(self):
-        return tuple(getattr(self, f.name) for f in self.FIELDS)
-
-    def __eq__(self, other):
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return self._values() == other._values()
-
-    def __hash__(self):
-        return hash((self.__class__, self._values()))
-
-    def __repr__(self):
-        args = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in self.FIELDS)
-        return f"{type(self).__name__}({args})"
-
-    def __setattr__(self, name, value):
-        raise FrozenRecordError(f"cannot assign to field {name!r}")
-
-    def __delattr__(self, name):
-        raise FrozenRecordError(f"cannot delete field {name!r}")
+    POSITIONAL = 0          # fields by name only: a message's order is not its meaning
 
     def to_wire(self):
         out = {"RPCMethod": self.METHOD} if self.METHOD else {}
@@ -118,16 +83,9 @@ class Message:
         return cls(**values)
 
 
-def _message(cls):
-    """Class decorator: the field table of a message class (see ``Message``)."""
-    cls.FIELDS = field_table(cls)
-    return cls
-
-
 def _reply(success):
     """Class decorator for replies: the field table plus the success codes."""
     def wrap(cls):
-        cls = _message(cls)
         cls.SUCCESS = success
         return cls
     return wrap
@@ -135,7 +93,6 @@ def _reply(success):
 
 def _request(method):
     def wrap(cls):
-        cls = _message(cls)
         cls.METHOD = method
         return cls
     return wrap
@@ -143,7 +100,6 @@ def _request(method):
 
 # -- distribution (section 4)
 
-@_message
 class _DeviceReport(Message):
     """The device fields of every Boot (distribution, operation and plugin center)."""
     Vendor: str = wf("Vendor")
