@@ -23,11 +23,11 @@ import random
 
 from twisted.application import service
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.error import ConnectingCancelledError
 from twisted.internet.protocol import ClientFactory, Factory
 
 from cubegw import wire
+from cubegw.access import is_address
 from cubegw.identity import check_sn
 from cubegw.capabilities.dispatch import RESULT_NOT_ALLOWED, encode_reply, request_id
 from cubegw.framing import Int32Receiver
@@ -166,7 +166,7 @@ def tcp_endpoint(reactor, host, port, timeout):
     thread (and its memory arena) to "resolve" it."""
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
-    if isIPAddress(host) or isIPv6Address(host):
+    if is_address(host):
         return AddressEndpoint(reactor, host, port, timeout)
     from twisted.internet.endpoints import HostnameEndpoint
     return HostnameEndpoint(reactor, host, port, timeout=timeout)
