@@ -94,14 +94,17 @@ class Package(MutableRecord):
     def copy(self) -> "Package":
         """A copy to change freely: new sections, option dicts and lists (the values
         are strings), much cheaper than parsing the text again or ``deepcopy``."""
-        sections = []
-        for s in self.sections:
-            options = s.options.copy()          # in C; then the few lists, own copies
-            for name, value in options.items():
-                if isinstance(value, list):
-                    options[name] = list(value)
-            sections.append(Section(s.type, s.name, options))
-        return Package(sections, self.name)
+        return Package([Section(s.type, s.name, _own_options(s.options))
+                        for s in self.sections], self.name)
+
+
+def _own_options(options: dict) -> dict:
+    """A copy of a section's options with its own lists (the values are strings)."""
+    copied = options.copy()                 # in C; then the few lists, own copies
+    for name, value in copied.items():
+        if isinstance(value, list):
+            copied[name] = list(value)
+    return copied
 
 
 def is_name(text: str) -> bool:
@@ -198,8 +201,7 @@ def _remembered_text(section: Section, place: int, memo: dict) -> str:
         text = _section_text(section)
         if len(memo) >= 256:
             memo.clear()
-        memo[key] = ({k: list(v) if isinstance(v, list) else v for k, v in options.items()},
-                     tuple(options), text)
+        memo[key] = (_own_options(options), tuple(options), text)
     return text
 
 
