@@ -39,7 +39,9 @@ class Int32Receiver(Protocol):
         self._unprocessed = buffer[offset:]
 
     def stringReceived(self, frame):
-        raise NotImplementedError
+        """One whole frame: what each link does with it (``LanProtocol``,
+        ``PluginProtocol``); a subclass that does not say is a programming error."""
+        raise NotImplementedError(f"{type(self).__name__} handles no frame")
 
     def lengthLimitExceeded(self, length):
         """A frame announced over ``MAX_LENGTH`` bytes: the connection is closed."""
