@@ -54,14 +54,22 @@ class Message(Record):
     METHOD = None           # RPCMethod for requests; None for replies
     SUCCESS = ()            # Result codes meaning success, for replies
     POSITIONAL = 0          # fields by name only: a message's order is not its meaning
+    _CODEC = ()             # per field: name, wire name, decode, encode, default, success_only
+
+    def __init_subclass__(cls, **kwargs):
+        """Each field's wire name, converters and default in one tuple, read per message
+        (the field table's metadata looked up field by field was half of a decode)."""
+        super().__init_subclass__(**kwargs)
+        cls._CODEC = tuple(
+            (f.name, f.metadata["wire"], *_KINDS[f.metadata["kind"]], f.default,
+             f.metadata["success_only"]) for f in cls.FIELDS)
 
     def to_wire(self):
         out = {"RPCMethod": self.METHOD} if self.METHOD else {}
-        for f in self.FIELDS:
-            value = getattr(self, f.name)
-            if value is None:
-                continue
-            out[f.metadata["wire"]] = _KINDS[f.metadata["kind"]][1](value)
+        for name, wire, _, encode, _, _ in self._CODEC:
+            value = getattr(self, name)
+            if value is not None:
+                out[wire] = encode(value)
         return out
 
     @classmethod
@@ -73,14 +81,19 @@ class Message(Record):
         success = True
         if "Result" in msg and cls.SUCCESS:
             success = as_int(msg["Result"], "Result") in cls.SUCCESS
-        values = {}
-        for f in cls.FIELDS:
-            wire, kind = f.metadata["wire"], f.metadata["kind"]
-            if wire in msg and msg[wire] is not None:
-                values[f.name] = _KINDS[kind][0](msg[wire], wire)
-            elif f.default is MISSING or (f.metadata["success_only"] and success):
+        # every field converted or defaulted here, so Record's keyword checks in
+        # __init__ have nothing left to check: the message is filled in directly
+        message = object.__new__(cls)
+        for name, wire, convert, _, default, success_only in cls._CODEC:
+            value = msg.get(wire)
+            if value is not None:
+                value = convert(value, wire)
+            elif default is MISSING or (success_only and success):
                 raise WireError(f"{cls.__name__} lacks the field {wire}")
-        return cls(**values)
+            else:
+                value = default
+            object.__setattr__(message, name, value)
+        return message
 
 
 def _reply(success):
