@@ -603,3 +603,15 @@ class DispatchNeverFailsTests(SynchronousTestCase):
         self.assertEqual(json.loads(data), {"Result": -16, "ID": 7})
         sent.run_after()
         self.assertEqual(ran, [])
+
+    def test_reply_is_the_typed_post_reply(self):
+        """``encode_reply`` builds the frame without the typed message: its bytes are
+        exactly those of ``PostReply`` for every kind of outcome."""
+        for outcome, ident in [
+                (Outcome(0, {"CmdType": "X", "SequenceId": "0000000A", "Status": "0"}), 7),
+                (Outcome(0, {"Name": "r\u00e9seau \u4e2d", "List": [{"a": "1"}]}), 2**31),
+                (Outcome(-5, None), 0), (Outcome(-12, {}), -1)]:
+            data, sent = dispatch.encode_reply(outcome, ident)
+            self.assertEqual(data, wire.encode_frame(wire.PostReply(
+                Result=outcome.result, ID=ident, return_Parameter=outcome.payload)))
+            self.assertIs(sent, outcome)
