@@ -612,3 +612,59 @@ class SchemaTests(SynchronousTestCase):
         with self.assertRaises(StoreError) as caught:
             spec.convert("")
         self.assertEqual(str(caught.exception), "s.n: must not be empty")
+
+
+class DerivedTests(StoreTestMixin, SynchronousTestCase):
+    """``derived`` keeps a value worked out from the contents until they change."""
+
+    def setUp(self):
+        super().setUp()
+        self.store_ = self.store(schema=extended_schema())
+        self.computed = 0
+
+    def ability(self):
+        """``Ability`` through ``derived``, counting the times it was worked out."""
+        def compute():
+            self.computed += 1
+            return self.store_.get("mgt", "Ability")
+        return self.store_.derived("ability", compute)
+
+    def test_kept_while_the_contents_stay(self):
+        """Asked again with nothing changed, the value is not worked out again."""
+        self.assertEqual([self.ability(), self.ability()], [0, 0])
+        self.assertEqual(self.computed, 1)
+
+    def test_every_change_is_seen(self):
+        """A write of this store, of another one followed by a reload, a section change,
+        a factory reset and a hand edit each give the new value at once."""
+        other = self.store(schema=extended_schema())
+        changes = [
+            (lambda: self.store_.set("mgt", "Ability", 1), 1),
+            (lambda: (other.set("mgt", "Ability", 0), self.store_.reload()), 0),
+            (lambda: self.store_.set("mgt", "Ability", 1), 1),
+            (lambda: self.store_.add_section("access", "AA"), 1),
+            (lambda: self.write(self.read().replace("Ability '1'", "Ability '0'")), 1),
+            (self.store_.reload, 0),
+            (lambda: self.store_.set("mgt", "Ability", 1), 1),
+            (self.store_.factory_reset_itms, 1),
+        ]
+        for change, expected in changes:
+            change()
+            self.assertEqual(self.ability(), expected)
+            self.assertEqual(self.ability(), self.store_.get("mgt", "Ability"))
+
+    def test_contents_replaced_never_changed(self):
+        """What makes ``derived`` right: a write leaves the contents that were in use
+        as they were (a new package takes their place)."""
+        before = self.store_._package
+        text = uci.serialize(before)
+        self.store_.set("mgt", "Ability", 1)
+        self.store_.add_section("access", "AA")
+        self.store_.factory_reset_app()
+        self.assertIsNot(self.store_._package, before)
+        self.assertEqual(uci.serialize(before), text)
+
+    def test_failure_keeps_nothing(self):
+        """A ``compute`` that raises is asked again next time."""
+        self.assertRaises(ZeroDivisionError, self.store_.derived, "x", lambda: 1 / 0)
+        self.assertEqual(self.store_.derived("x", lambda: 5), 5)

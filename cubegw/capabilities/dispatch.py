@@ -54,6 +54,7 @@ FAIL_UNKNOWN = "UNRECOGNIZE_REQUEST"
 FAIL_NO_RIGHT = "NO_RIGHT_ACCESS"
 
 _SEQUENCE_ID = re.compile(r"[0-9A-Fa-f]{8}")
+_ABILITY = (MGT_SECTION, "Ability")      # its key in Store.derived
 _BUILTIN_SKIP = frozenset({"base", "catalogue", "dispatch", "runtime", "stored"})
 
 #: SET_RIGHT's overrides, one UCI section per CmdType.  The operator's, so
@@ -142,6 +143,10 @@ class Rights:
         self.defaults = dict(defaults)
 
     def get(self, cmd_type: str) -> int:
+        """Asked on every call: kept until the store's contents change."""
+        return self.store.derived((RIGHTS_TYPE.type, cmd_type), lambda: self._stored(cmd_type))
+
+    def _stored(self, cmd_type: str) -> int:
         item = self.store.get_section(RIGHTS_TYPE.type, cmd_type)
         return self.defaults[cmd_type] if item is None else item["right"]
 
@@ -248,7 +253,7 @@ class Dispatcher:
     def _dispatch(self, side, parameter, source=None):
         if not isinstance(parameter, dict):
             return self._refuse(side, None, "Parameter is not an object")
-        if side == LOCAL and self.store.get(MGT_SECTION, "Ability") == 1:
+        if side == LOCAL and self.store.derived(_ABILITY, self._ability) == 1:
             return self._refuse(side, parameter.get("CmdType"),
                                 "local interface closed (Ability 1)")
         cmd_type = parameter.get("CmdType")
@@ -329,6 +334,9 @@ class Dispatcher:
         if not result.called or result.paused:
             result.addTimeout(self.timeout, self.clock)
         return result.addBoth(self._finish, cmd_type, seq, side, context, source)
+
+    def _ability(self):
+        return self.store.get(MGT_SECTION, "Ability")
 
     def _load(self, lazy):
         """A built-in provider's first call: import it; it serves its CmdTypes from now."""

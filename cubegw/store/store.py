@@ -76,12 +76,27 @@ class Store:
         # own writes, so that a change made by another process is reported
         # even if one of our writes re-read the file first.
         self._reported = copy.deepcopy(self._package)
+        self._derived: Dict[Any, Any] = {}      # derived()'s values, of _derived_from
+        self._derived_from: Optional[uci.Package] = None
 
     # -- reading ---------------------------------------------------------------
 
     def get(self, section: str, name: str) -> Any:
         """The typed value (the default when the file has none or a bad one)."""
         return _value(self._package, self.schema.param(section, name))
+
+    def derived(self, key: Any, compute: Callable[[], Any]) -> Any:
+        """``compute()``, kept under ``key`` until the contents change: every load, reload
+        and write puts a new package in place (none is changed once in use), so a value
+        worked out from this package stays right while it is the store's.  For values
+        asked on every call (the dispatcher's rights); ``compute`` raising keeps nothing."""
+        if self._derived_from is not self._package:
+            self._derived, self._derived_from = {}, self._package
+        try:
+            return self._derived[key]
+        except KeyError:
+            value = self._derived[key] = compute()
+            return value
 
     def mgt(self) -> Dict[str, Any]:
         """The X_CT-COM_Mgt parameters by bare name."""
