@@ -15,10 +15,8 @@ from typing import Dict, Iterator, List, Optional, Union
 
 from cubegw.record import MISSING, MutableRecord, field
 
-__all__ = [
-    "UciError", "Section", "Package", "Value", "parse", "serialize", "check_new_values",
-    "is_name", "check_value",
-]
+__all__ = ["UciError", "Section", "Package", "Value", "parse", "serialize",
+           "check_new_values", "is_name", "check_value"]
 
 Value = Union[str, List[str]]
 
@@ -80,6 +78,9 @@ class Package(MutableRecord):
     sections: List[Section] = field(default_factory=list)
     name: Optional[str] = None
 
+    def __init__(self, sections=MISSING, name: Optional[str] = None):
+        self.sections, self.name = [] if sections is MISSING else sections, name
+
     def section(self, name: str) -> Optional[Section]:
         """The section called ``name``, or None."""
         for section in self.sections:
@@ -92,8 +93,8 @@ class Package(MutableRecord):
         return [s for s in self.sections if s.type == type]
 
     def copy(self) -> "Package":
-        """A copy to change freely: new sections, option dicts and lists (the values
-        are strings), much cheaper than parsing the text again or ``deepcopy``."""
+        """A copy to change freely: new sections, option dicts and lists (the values are
+        strings); much cheaper than a parse, ``deepcopy`` or Record's ``__init__``."""
         return Package([Section(s.type, s.name, _own_options(s.options))
                         for s in self.sections], self.name)
 
@@ -101,9 +102,10 @@ class Package(MutableRecord):
 def _own_options(options: dict) -> dict:
     """A copy of a section's options with its own lists (the values are strings)."""
     copied = options.copy()                 # in C; then the few lists, own copies
-    for name, value in copied.items():
-        if isinstance(value, list):
-            copied[name] = list(value)
+    if list in map(type, copied.values()):  # in C too: most sections have no list
+        for name, value in copied.items():
+            if isinstance(value, list):
+                copied[name] = list(value)
     return copied
 
 
@@ -131,10 +133,10 @@ def check_value(value: str, where: str = "value") -> None:
 
 
 def check_new_values(old: Optional[Package], new: Package) -> None:
-    """Refuse (``UciError``) a value of ``new`` that ``check_value`` refuses unless
-    ``old`` (the package on disk, or None) holds that same value: every value we write
-    is checked (an IPv6 scope ID with a newline never reaches ``network``), while a
-    multi-line value someone else wrote is written back as it was."""
+    """Refuse (``UciError``) a value of ``new`` that ``check_value`` refuses unless ``old``
+    (the package on disk, or None) holds that same value: every value we write is checked
+    (an IPv6 scope ID with a newline never reaches ``network``), while a multi-line value
+    someone else wrote is written back as it was."""
     old_sections = old.sections if old is not None else ()
     unchanged = {(s.type, s.name): s.options for s in old_sections}
     kept = None
@@ -159,16 +161,15 @@ def parse(text: str) -> Package:
 def serialize(package: Package, memo: Optional[dict] = None) -> str:
     """Write a Package the way ``uci commit`` does.
 
-    An option whose value is the empty string (or an empty list) is left out:
-    libuci cannot hold one and reads ``option x ''`` as "not set".  A value is
-    written verbatim in single quotes, as libuci does, so a multi-line value
-    someone else wrote survives our writes; only NUL cannot be written.  What we
-    set ourselves is checked before (``check_value``, the store's schema).
+    An option whose value is the empty string (or an empty list) is left out: libuci
+    cannot hold one and reads ``option x ''`` as "not set".  A value is written verbatim
+    in single quotes, as libuci does, so a multi-line value someone else wrote survives
+    our writes; only NUL cannot be written.  What we set ourselves is checked before
+    (``check_value``, the store's schema).
 
-    ``memo`` (a dict the caller keeps, one per file) remembers each section's text by
-    its place, type and name with the options it was made from: a file written again
-    with one option changed formats only that section, and telling an unchanged
-    section costs one dict comparison.
+    ``memo`` (a dict the caller keeps, one per file) remembers each section's text by its
+    place, type and name with the options it was made from: a file written again with one
+    option changed formats only that section; an unchanged one costs a dict comparison.
     """
     out = []
     if package.name is not None:
@@ -247,8 +248,7 @@ def _section_text(section: Section) -> str:
 def _lines(text: str) -> Iterator[str]:
     """Lines as fgets() returns them: split on LF only, LF kept."""
     parts = text.split("\n")
-    for part in parts[:-1]:
-        yield part + "\n"
+    yield from (part + "\n" for part in parts[:-1])
     if parts[-1]:
         yield parts[-1]
 
