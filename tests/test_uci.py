@@ -403,3 +403,28 @@ class RoundTripTests(SynchronousTestCase):
             parse(text)
         except UciError:
             pass
+
+
+class CopyTests(SynchronousTestCase):
+    """``Package.copy``: what a reader gets to change without touching the original."""
+
+    def test_copy_is_equal_and_independent(self):
+        """Sections, option dicts and lists are the copy's own; a section without a list
+        and one with a list alike."""
+        original = parse("package p\nconfig a 'x'\n\toption o '1'\n"
+                         "config b\n\tlist l 'one'\n\tlist l 'two'\n\toption o '2'\n")
+        text = serialize(original)
+        copied = original.copy()
+        self.assertEqual(copied, original)
+        self.assertEqual(copied.name, "p")
+        copied.sections[0].options["o"] = "changed"
+        copied.sections[1].options["l"].append("three")
+        copied.sections[1].name = "renamed"
+        copied.sections.append(Section("c"))
+        self.assertEqual(serialize(original), text)
+
+    def test_keywords_and_defaults(self):
+        """``Package`` still takes its fields by keyword and defaults them."""
+        self.assertEqual(Package(), Package([], None))
+        self.assertEqual(Package(name="n", sections=[Section("a")]).sections, [Section("a")])
+        self.assertIsNot(Package().sections, Package().sections)
