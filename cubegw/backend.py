@@ -179,7 +179,8 @@ class _FilesMixin:
         return self._path(os.path.join("etc", "config", config_name))
 
     def is_openwrt(self):
-        return os.path.exists(self._path("/etc/openwrt_release"))
+        # access(), not exists(): no exception made and dropped off OpenWrt (every apply)
+        return os.access(self._path("/etc/openwrt_release"), os.F_OK)
 
     def routes(self):
         return parse_routes(self._read_or_empty("/proc/net/route"))
