@@ -10,7 +10,7 @@ import json
 from hypothesis import HealthCheck, given, settings, strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from cubegw import wire
+from cubegw import wire, wire_codec
 from cubegw.record import FrozenRecordError, fields
 from cubegw.wire import WireError
 
@@ -608,3 +608,65 @@ class PropertyTests(SynchronousTestCase):
         for decode in (wire.decode_datagram, wire.decode_frame, wire.decode_parameter):
             only_wire_errors(decode, text)
             only_wire_errors(decode, "{" + text)
+
+
+def loads_outcome(read, text):
+    """``read(text)``'s value, or the kind of error it raised."""
+    try:
+        return ("value", read(text))
+    except (ValueError, RecursionError) as e:
+        return ("error", type(e))
+
+
+def dumps_outcome(write, obj):
+    try:
+        return ("value", write(obj))
+    except (TypeError, ValueError) as e:
+        return ("error", type(e))
+
+
+def strict_dumps(obj):
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+class JsonShortcutTests(SynchronousTestCase):
+    """The codec's JSON reading and writing skip json's Python layers: they must give
+    exactly what ``json.loads`` and ``json.dumps`` give."""
+
+    def test_loads_edges(self):
+        """Around the usual payload: blanks, extra data, a BOM, broken and deep objects,
+        other values, as json.loads."""
+        for text in ['{"a":1}', ' {"a":1}', '{"a":1} ', '{"a":1}{"b":2}', '{"a":1}}',
+                     '\ufeff{"a":1}', '{"a":}', '{', '}', '{}', '', '[1]', '"{}"',
+                     '{"a":{"b":[1,2.5,null,true,"\\u00e9"]}}', '{"a":1,"a":2}',
+                     '{"a":NaN}', '{"a":1}\n', "{'a':1}", '{"a":01}',
+                     "{" * 100000 + "}" * 100000]:
+            self.assertEqual(loads_outcome(wire_codec._loads, text),
+                             loads_outcome(json.loads, text), text[:40])
+
+    @PROPERTY
+    @given(JSONISH)
+    def test_loads_values(self, value):
+        """Any JSON value, compact and spaced, reads as json.loads reads it."""
+        for text in (json.dumps(value), json.dumps(value, separators=(",", ":")),
+                     json.dumps({"v": value}), json.dumps({"v": value}) + " x"):
+            self.assertEqual(loads_outcome(wire_codec._loads, text),
+                             loads_outcome(json.loads, text))
+
+    @PROPERTY
+    @given(JSONISH)
+    def test_dumps_values(self, value):
+        """Any JSON value writes as json.dumps writes it."""
+        for obj in (value, {"v": value, "\u00e9": [value]}):
+            self.assertEqual(dumps_outcome(wire_codec._to_json, obj),
+                             dumps_outcome(strict_dumps, obj))
+
+    def test_dumps_edges(self):
+        """Floats, NaN, non-text keys, what JSON cannot hold and a loop, as json.dumps."""
+        loop = []
+        loop.append(loop)
+        for obj in [{"f": 1.5, "n": float("nan"), "i": float("inf"), "big": 10**30},
+                    {1: "a", None: "b", False: "c", 2.5: "d"}, {"s": {1, 2}}, {("t",): 1},
+                    {"b": b"x"}, loop, "text \u2028", 7, None, {"l": loop}]:
+            self.assertEqual(dumps_outcome(wire_codec._to_json, obj),
+                             dumps_outcome(strict_dumps, obj))
