@@ -670,3 +670,27 @@ class JsonShortcutTests(SynchronousTestCase):
                     {"b": b"x"}, loop, "text \u2028", 7, None, {"l": loop}]:
             self.assertEqual(dumps_outcome(wire_codec._to_json, obj),
                              dumps_outcome(strict_dumps, obj))
+
+    @PROPERTY
+    @given(st.text(alphabet="AQZaz09+/=\n -_\u00e9\u0661", max_size=12) | st.text(max_size=8))
+    def test_base64_as_b64decode(self, text):
+        """A Parameter is refused as base64 exactly when ``b64decode(validate=True)``
+        refuses it (what it accepts then fails as JSON, or decodes)."""
+        if text.strip() != text or text.startswith("{"):
+            return                      # stripped first; a "{" is read as raw JSON
+        try:
+            base64.b64decode(text, validate=True)
+            b64_refused = False
+        except ValueError:
+            b64_refused = True
+        try:
+            wire.decode_parameter(text)
+            refused = False
+        except WireError as e:
+            refused = e.reason == "Parameter is neither base64 nor a JSON object"
+        self.assertEqual(refused, b64_refused)
+
+    def test_base64_payloads(self):
+        """base64 JSON objects, padded or not, decode to the object."""
+        for payload in ({}, {"a": "1"}, {"ab": "\u00e9"}, {"abc": [1, 2]}):
+            self.assertEqual(wire.decode_parameter(b64json(payload)), payload)
