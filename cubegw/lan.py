@@ -90,6 +90,7 @@ class LanProtocol(Int32Receiver):
         self._gone = False
         self._deadline = None        # clock time the request must be complete by, or None
 
+    host = None                      # the client's address (LanFactory.buildProtocol)
     _idle_call = None
     _for_deadline = False            # the idle timer runs out at the request deadline
 
@@ -192,9 +193,8 @@ class LanProtocol(Int32Receiver):
             self.log.warn("LAN client {peer}: bad Post1: {reason}; closing",
                           peer=self._peer(), reason=e.reason)
             return self._close()
-        peer = self.transport.getPeer()
-        d = self.factory.dispatcher.dispatch("local", request.Parameter,
-                                             source=getattr(peer, "host", None))
+        # the peer's address as the factory noted it (getPeer builds a new one per call)
+        d = self.factory.dispatcher.dispatch("local", request.Parameter, source=self.host)
         if not d.called:
             self.setTimeout(None)    # the dispatcher's own time limit applies now
         # most calls are answered at once: the idle timer then runs on into _close,
