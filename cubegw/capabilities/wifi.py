@@ -114,20 +114,19 @@ def iface_info(index, iface, device):
             "Enable": iface.get("disabled", "0") != "1" and device.get("disabled", "0") != "1"}
 
 
-def _write_apply(backend, wireless):
-    """Write (on disk before the answer), then apply: a Deferred of apply's problem.
-    A chain, not a coroutine: both steps have usually fired already, and the
-    coroutine's machinery was a tenth of a SET."""
-    d = backend.write_uci("wireless", wireless)
-    d.addCallback(lambda _: backend.apply("wireless"))
-    return d.addCallback(_log_not_applied)
+def _write_apply(backend, wireless, reply=None):
+    """Write (on disk before the answer), then apply: a Deferred of ``reply``.
+    A chain, not a coroutine, and one callback a step: both steps have usually fired
+    already, and the coroutine's machinery was a tenth of a SET."""
+    return backend.write_uci("wireless", wireless).addCallback(
+        lambda _: backend.apply("wireless").addCallback(_log_not_applied, reply))
 
 
-def _log_not_applied(problem):
+def _log_not_applied(problem, reply):
     if problem:     # in a lab (not OpenWrt) every SET would say so: debug there
         (log.debug if problem == NOT_OPENWRT else log.info)(
             "wireless stored; not applied: {problem}", problem=problem)
-    return problem
+    return reply
 
 
 class WifiInfo(Capability):
@@ -211,7 +210,7 @@ class WifiInfo(Capability):
         wireless = load_wireless(context.backend)
         _, iface = _index(payload, wireless)
         iface.options["disabled"] = "1"
-        return _write_apply(context.backend, wireless).addCallback(lambda _: {})
+        return _write_apply(context.backend, wireless, {})
 
     def handle_GET_WLAN_INTF_INFO(self, payload, context):
         wireless = load_wireless(context.backend)
