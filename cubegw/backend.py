@@ -9,31 +9,30 @@ loaded when first named, as a running gateway needs neither.
 
 import importlib
 import os
-import socket
 
 import psutil
 from twisted.internet import defer, error, protocol
 
-from cubegw.backend_parse import (BLOCK_RULE_PREFIX, cpu_busy_percent,  # noqa: F401
-                                  firewall_block_rules, parse_arp, parse_dhcp_leases,
-                                  parse_resolv_conf, parse_routes)
 from cubegw.logs import Logger
 from cubegw.store import uci
 from cubegw.ucifiles import UciFiles, write_file
 
-__all__ = ["BackendError", "LinuxBackend", "cpu_busy_percent",
-           "APPLY_COMMANDS", "NOT_OPENWRT", "parse_routes", "parse_resolv_conf",
-           "parse_arp", "parse_dhcp_leases", "firewall_block_rules", "BLOCK_RULE_PREFIX"]
+__all__ = ["BackendError", "LinuxBackend", "APPLY_COMMANDS", "NOT_OPENWRT", "BLOCK_RULE_PREFIX"]
 
 log = Logger()
 
-#: Names this module gives from the modules they live in, imported when first named.
+#: Names this module gives from the modules they live in, imported when first named: the
+#: interface, the test double and the parsers of what the system reads (a running
+#: gateway needs them only once a capability asks the router for those reads).
 _ELSEWHERE = {"ISystemBackend": "cubegw.backend_interface",
-              "TempDirBackend": "cubegw.backend_testing"}
+              "TempDirBackend": "cubegw.backend_testing",
+              **{name: "cubegw.backend_parse" for name in (
+                  "cpu_busy_percent", "parse_routes", "parse_resolv_conf", "parse_arp",
+                  "parse_dhcp_leases", "firewall_block_rules", "addrs_from_psutil")}}
 
 
 def __getattr__(name):
-    """``ISystemBackend`` and ``TempDirBackend`` from their own modules (PEP 562)."""
+    """The names of ``_ELSEWHERE`` from their own modules (PEP 562)."""
     if name in _ELSEWHERE:
         return getattr(importlib.import_module(_ELSEWHERE[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -56,6 +55,8 @@ APPLY_COMMANDS = {
     "dhcp": ["/etc/init.d/dnsmasq", "reload"],
 }
 NOT_OPENWRT = "not OpenWrt"
+#: The ``name`` of the firewall rules ``set_blocked_macs`` owns: prefix + MAC hex.
+BLOCK_RULE_PREFIX = "cubegw_block_"
 _RESOLV_FILES = ("/tmp/resolv.conf.d/resolv.conf.auto", "/tmp/resolv.conf.auto",
                  "/etc/resolv.conf")
 _SYS_NET = "/sys/class/net"
@@ -93,9 +94,11 @@ class _FilesMixin:
         return os.path.exists(self._path("/etc/openwrt_release"))
 
     def routes(self):
+        from cubegw.backend_parse import parse_routes
         return parse_routes(self._read_or_empty("/proc/net/route"))
 
     def dns_servers(self):
+        from cubegw.backend_parse import parse_resolv_conf
         for path in _RESOLV_FILES:
             try:
                 text = self.read_file(path)
@@ -107,9 +110,11 @@ class _FilesMixin:
         return []
 
     def arp_table(self):
+        from cubegw.backend_parse import parse_arp
         return parse_arp(self._read_or_empty("/proc/net/arp"))
 
     def dhcp_leases(self):
+        from cubegw.backend_parse import parse_dhcp_leases
         return parse_dhcp_leases(self._read_or_empty("/tmp/dhcp.leases"))
 
     def read_uci(self, config_name):
@@ -158,17 +163,10 @@ class _FilesMixin:
             return defer.succeed(f"UCI firewall config unreadable: {e}")
         if package is None:
             return defer.succeed("no UCI firewall config")
+        from cubegw.backend_parse import firewall_block_rules
         d = self.write_uci("firewall", firewall_block_rules(package, macs))
         return d.addCallback(lambda _: self.apply("firewall"))
 
-
-def _addrs_from_psutil(raw):
-    families = {socket.AF_INET: "ipv4", socket.AF_INET6: "ipv6",
-                getattr(psutil, "AF_LINK", -1): "mac"}
-    return {name: [{"family": families[a.family], "address": a.address,
-                    "netmask": a.netmask or ""}
-                   for a in addrs if a.family in families]
-            for name, addrs in raw.items()}
 
 
 class _Collect(protocol.ProcessProtocol):
@@ -218,6 +216,7 @@ class LinuxBackend(_FilesMixin):
         self.uci_files = UciFiles(self.uci_path)
 
     def cpu_percent(self):
+        from cubegw.backend_parse import cpu_busy_percent
         now = self._psutil.cpu_times()
         value = cpu_busy_percent(self._cpu_last, now)
         if value is not None:
@@ -259,7 +258,8 @@ class LinuxBackend(_FilesMixin):
         return d
 
     def net_if_addrs(self):
-        return _addrs_from_psutil(self._psutil.net_if_addrs())
+        from cubegw.backend_parse import addrs_from_psutil
+        return addrs_from_psutil(self._psutil.net_if_addrs())
 
     def net_if_stats(self):
         try:

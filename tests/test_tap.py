@@ -20,21 +20,32 @@ from tests.helpers.gateway import UdpMemoryReactor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-#: Modules a started gateway does not load until something asks for them.
+#: Modules a started gateway that served GET_SN_INFO does not load until something asks
+#: for them (syslogging: without --syslog).
 LOADED_WHEN_NEEDED = ("cubegw.backend_interface", "cubegw.backend_testing",
-                      "cubegw.store.repair")
+                      "cubegw.backend_parse", "cubegw.store.repair", "cubegw.syslogging",
+                      "cubegw.capabilities.wan")
 
 #: Builds and starts the tree of the config argv[1] on a memory reactor, in a fresh
-#: process, and prints which of argv[2:] it loaded.
+#: process with the launcher's imports, answers one GET_SN_INFO, and prints which of
+#: argv[2:] it loaded.
 START_PROBE = """
 import sys
+import cubegw.daemon
 from cubegw import tap
+from cubegw.lan import LanServer
 from tests.helpers.gateway import UdpMemoryReactor
 options = tap.Options()
 options.parseOptions(["--config", sys.argv[1]])
 top = tap.makeService(options, UdpMemoryReactor())
 top.privilegedStartService()
 top.startService()
+lan = next(s for s in top if isinstance(s, LanServer))
+answered = []
+lan.factory.dispatcher.dispatch("remote", {"CmdType": "GET_SN_INFO",
+                                           "SequenceId": "00000001"}).addCallback(
+    lambda outcome: answered.append(outcome.payload["Status"]))
+assert answered == ["0"], answered
 print(" ".join(m for m in sys.argv[2:] if m in sys.modules))
 """
 
@@ -135,9 +146,10 @@ class StartPathTests(SynchronousTestCase):
         self.assertEqual(out.returncode, 0, out.stderr)
         return out.stdout.split()
 
-    def test_start_loads_no_interface_test_double_or_repair(self):
-        """A fresh gateway's start loads neither the backend's interface, its test double
-        nor the store's repair."""
+    def test_start_loads_nothing_it_does_not_use(self):
+        """A fresh gateway's start and a GET_SN_INFO load neither the backend's interface,
+        its test double, its parsers, the store's repair, the syslog writer, nor the WAN
+        lookups."""
         tmp = os.path.abspath(self.mktemp())
         os.makedirs(tmp)
         self.assertEqual(self.loaded(gateway_config(tmp)), [])

@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import NamedTuple, Optional, Tuple
 
-from cubegw.backend_parse import BLOCK_RULE_PREFIX
+from cubegw.backend import BLOCK_RULE_PREFIX
 from cubegw.capabilities.base import RIGHT_BOTH, CapabilityFailure
 from cubegw.capabilities.stored import ACCESS_TYPE, REDIRECT_CONF, REDIRECT_TYPE, TIMER_TYPE
 from cubegw.logs import Logger
