@@ -24,7 +24,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: for them (syslogging: without --syslog).
 LOADED_WHEN_NEEDED = ("cubegw.backend_interface", "cubegw.backend_testing",
                       "cubegw.backend_parse", "cubegw.store.repair", "cubegw.syslogging",
-                      "cubegw.capabilities.wan")
+                      "cubegw.capabilities.wan", "cubegw.capabilities.system")
 
 #: Builds and starts the tree of the config argv[1] on a memory reactor, in a fresh
 #: process with the launcher's imports, answers one GET_SN_INFO, and prints which of
@@ -148,8 +148,8 @@ class StartPathTests(SynchronousTestCase):
 
     def test_start_loads_nothing_it_does_not_use(self):
         """A fresh gateway's start and a GET_SN_INFO load neither the backend's interface,
-        its test double, its parsers, the store's repair, the syslog writer, nor the WAN
-        lookups."""
+        its test double, its parsers, the store's repair, the syslog writer, the WAN
+        lookups, nor the other system capabilities."""
         tmp = os.path.abspath(self.mktemp())
         os.makedirs(tmp)
         self.assertEqual(self.loaded(gateway_config(tmp)), [])

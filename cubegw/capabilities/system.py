@@ -1,4 +1,5 @@
-"""System capabilities: identity, load, uptime, version, reboot, APP reset."""
+"""System capabilities: load, uptime, version, device description, reboot, APP reset
+(GET_SN_INFO, every app's first call, is ``capabilities.binding``)."""
 
 import json
 import platform
@@ -18,17 +19,6 @@ DEV_TYPE1 = "0"
 #: Seconds between the reboot reply being written and the reboot command, so
 #: the bytes leave the socket buffer before the network goes down.
 REBOOT_DELAY = 2.0
-
-
-class SnInfo(Capability):
-    """GET_SN_INFO: the first step of binding (deck 6.2)."""
-
-    cmd_types = ("GET_SN_INFO",)
-    default_right = RIGHT_BOTH
-
-    def handle_GET_SN_INFO(self, payload, context):
-        return {"MAC": context.identity.mac,
-                "BussinessStatus": "SUCCESS" if context.registered() else "FAIL"}
 
 
 class CpuInfo(Capability):
@@ -166,7 +156,6 @@ class LocalRecovery(Capability):
         return {}
 
 
-sn_info = SnInfo()
 cpu_info = CpuInfo()
 status = Status()
 reboot = Reboot()
