@@ -3,8 +3,9 @@
 Capabilities talk to an ``ISystemBackend`` (``cubegw.backend_interface``);
 ``LinuxBackend`` is the real one, ``TempDirBackend`` (``cubegw.backend_testing``) the
 test double (files under a temporary directory, values set by the test, reboots and
-commands recorded, nothing run).  Both names are importable from here too: they are
-loaded when first named, as a running gateway needs neither.
+commands recorded, nothing run).  Both, and the parsers of ``cubegw.backend_parse``,
+are importable from here too: they are loaded when first named, as a running gateway
+needs none of them until a capability asks the router for those reads.
 """
 
 import importlib
