@@ -1,29 +1,42 @@
 """The one place that touches the router: files, load, reboot, commands.
 
-Capabilities talk to an ``ISystemBackend``; ``LinuxBackend`` is the real one,
-``TempDirBackend`` the test double (files under a temporary directory, values
-set by the test, reboots and commands recorded, nothing run).
+Capabilities talk to an ``ISystemBackend`` (``cubegw.backend_interface``);
+``LinuxBackend`` is the real one, ``TempDirBackend`` (``cubegw.backend_testing``) the
+test double (files under a temporary directory, values set by the test, reboots and
+commands recorded, nothing run).  Both, and the parsers of ``cubegw.backend_parse``,
+are importable from here too: they are loaded when first named, as a running gateway
+needs none of them until a capability asks the router for those reads.
 """
 
+import importlib
 import os
-import socket
 
 import psutil
 from twisted.internet import defer, error, protocol
-from zope.interface import Interface, implementer
 
-from cubegw.backend_parse import (BLOCK_RULE_PREFIX, cpu_busy_percent,  # noqa: F401
-                                  firewall_block_rules, parse_arp, parse_dhcp_leases,
-                                  parse_resolv_conf, parse_routes)
 from cubegw.logs import Logger
 from cubegw.store import uci
 from cubegw.ucifiles import UciFiles, write_file
 
-__all__ = ["BackendError", "ISystemBackend", "LinuxBackend", "TempDirBackend", "cpu_busy_percent",
-           "APPLY_COMMANDS", "NOT_OPENWRT", "parse_routes", "parse_resolv_conf",
-           "parse_arp", "parse_dhcp_leases", "firewall_block_rules", "BLOCK_RULE_PREFIX"]
+__all__ = ["BackendError", "LinuxBackend", "APPLY_COMMANDS", "NOT_OPENWRT", "BLOCK_RULE_PREFIX"]
 
 log = Logger()
+
+#: Names this module gives from the modules they live in, imported when first named: the
+#: interface, the test double and the parsers of what the system reads (a running
+#: gateway needs them only once a capability asks the router for those reads).
+_ELSEWHERE = {"ISystemBackend": "cubegw.backend_interface",
+              "TempDirBackend": "cubegw.backend_testing",
+              **{name: "cubegw.backend_parse" for name in (
+                  "cpu_busy_percent", "parse_routes", "parse_resolv_conf", "parse_arp",
+                  "parse_dhcp_leases", "firewall_block_rules", "addrs_from_psutil")}}
+
+
+def __getattr__(name):
+    """The names of ``_ELSEWHERE`` from their own modules (PEP 562)."""
+    if name in _ELSEWHERE:
+        return getattr(importlib.import_module(_ELSEWHERE[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class BackendError(Exception):
@@ -35,108 +48,6 @@ class BackendError(Exception):
         self.reason = reason
 
 
-class ISystemBackend(Interface):
-    """What capabilities may do to the router; nothing here blocks the reactor
-    for longer than reading a small file."""
-
-    def read_file(path):
-        """The text of ``path`` (an absolute router path); raises OSError."""
-
-    def cpu_percent():
-        """CPU use in percent (0-100) since the previous call (or since the
-        backend was made); never sleeps."""
-
-    def memory():
-        """A dict: ``total`` and ``available`` bytes, ``percent`` in use (0-100);
-        may be up to a second old."""
-
-    def boot_time():
-        """When the system booted, in seconds since the epoch."""
-
-    def uptime():
-        """Seconds since boot, by the backend's clock."""
-
-    def reboot():
-        """Reboot the router (a Deferred firing when the command was started)."""
-
-    def run(argv):
-        """Run ``argv`` (argv[0] looked up on PATH) with no shell; a Deferred
-        firing with ``(exit_code, stdout_bytes, stderr_bytes)``; a process
-        killed by signal N gives exit code -N."""
-
-    def uci_path(config_name):
-        """The path of the UCI file ``config_name`` (``/etc/config/<name>``)."""
-
-    def is_openwrt():
-        """Whether this is an OpenWrt system (``/etc/openwrt_release`` exists)."""
-
-    def net_if_addrs():
-        """``{ifname: [{"family": "ipv4"|"ipv6"|"mac", "address", "netmask"}]}``."""
-
-    def net_if_stats():
-        """``{ifname: {"isup": bool, "speed": Mbit/s, "mtu": int}}``; speed and mtu
-        are 0 when unknown.  Raises ``BackendError`` when the interfaces
-        cannot be read at all."""
-
-    def net_io_counters():
-        """``{ifname: {"bytes_sent": int, "bytes_recv": int}}`` since boot."""
-
-    def routes():
-        """The IPv4 routing table (``/proc/net/route``): a list of dicts
-        ``iface, destination, gateway, mask`` (dotted quads), ``flags`` (int)."""
-
-    def dns_servers():
-        """The name servers in use: the upstream list of dnsmasq on OpenWrt
-        (``/tmp/resolv.conf.d/resolv.conf.auto``, ``/tmp/resolv.conf.auto``),
-        else ``/etc/resolv.conf``; a list of address strings."""
-
-    def arp_table():
-        """Complete entries of ``/proc/net/arp``: dicts ``ip, mac`` (upper
-        case, colons), ``iface``."""
-
-    def dhcp_leases():
-        """dnsmasq's leases (``/tmp/dhcp.leases``): dicts ``expires`` (int),
-        ``mac``, ``ip``, ``hostname`` ("" for "*"); [] when there is no file."""
-
-    def read_uci(config_name):
-        """The ``uci.Package`` of ``/etc/config/<name>`` (the caller's copy), or None
-        without the file; raises ``uci.UciError`` for a file that does not parse.  A
-        package written is read back at once, even before it is on disk."""
-
-    def write_uci(config_name, package):
-        """Write the package back atomically (mode 0644): raises ``uci.UciError`` at
-        once for a value it refuses, else a Deferred firing None once the file is on
-        disk (fsynced and renamed); writes close together share one disk write."""
-
-    def apply(config_name):
-        """Make the service reload ``config_name`` (network, wireless, firewall,
-        dhcp).  A Deferred firing with None when the reload command succeeded,
-        else a reason string ("not OpenWrt", "reload failed: ...")."""
-
-    def write_file(path, text):
-        """Write ``text`` to ``path`` (a router path) atomically, making its folder."""
-
-    def remove_file(path):
-        """Remove ``path``; True if it was there."""
-
-    def list_dir(path):
-        """The sorted names in the folder ``path``; [] when it does not exist."""
-
-    def which(program):
-        """The router path of ``program`` in the standard PATH folders (an
-        executable file under the root), or None."""
-
-    def set_led(name, on):
-        """Turn the LED ``/sys/class/leds/<name>`` on (its max_brightness) or off;
-        raises OSError."""
-
-    def set_blocked_macs(macs):
-        """Internet access control: make the UCI firewall hold exactly one
-        REJECT rule (src lan, src_mac, dest wan) per MAC of ``macs`` among the
-        rules we own, then ``apply("firewall")``.  A Deferred as ``apply``'s;
-        fires with "no UCI firewall config" when there is none."""
-
-
 #: What ``apply`` runs for each UCI config on OpenWrt.
 APPLY_COMMANDS = {
     "network": ["ubus", "call", "network", "reload"],
@@ -145,6 +56,8 @@ APPLY_COMMANDS = {
     "dhcp": ["/etc/init.d/dnsmasq", "reload"],
 }
 NOT_OPENWRT = "not OpenWrt"
+#: The ``name`` of the firewall rules ``set_blocked_macs`` owns: prefix + MAC hex.
+BLOCK_RULE_PREFIX = "cubegw_block_"
 _RESOLV_FILES = ("/tmp/resolv.conf.d/resolv.conf.auto", "/tmp/resolv.conf.auto",
                  "/etc/resolv.conf")
 _SYS_NET = "/sys/class/net"
@@ -183,9 +96,11 @@ class _FilesMixin:
         return os.access(self._path("/etc/openwrt_release"), os.F_OK)
 
     def routes(self):
+        from cubegw.backend_parse import parse_routes
         return parse_routes(self._read_or_empty("/proc/net/route"))
 
     def dns_servers(self):
+        from cubegw.backend_parse import parse_resolv_conf
         for path in _RESOLV_FILES:
             try:
                 text = self.read_file(path)
@@ -197,9 +112,11 @@ class _FilesMixin:
         return []
 
     def arp_table(self):
+        from cubegw.backend_parse import parse_arp
         return parse_arp(self._read_or_empty("/proc/net/arp"))
 
     def dhcp_leases(self):
+        from cubegw.backend_parse import parse_dhcp_leases
         return parse_dhcp_leases(self._read_or_empty("/tmp/dhcp.leases"))
 
     def read_uci(self, config_name):
@@ -248,17 +165,10 @@ class _FilesMixin:
             return defer.succeed(f"UCI firewall config unreadable: {e}")
         if package is None:
             return defer.succeed("no UCI firewall config")
+        from cubegw.backend_parse import firewall_block_rules
         d = self.write_uci("firewall", firewall_block_rules(package, macs))
         return d.addCallback(lambda _: self.apply("firewall"))
 
-
-def _addrs_from_psutil(raw):
-    families = {socket.AF_INET: "ipv4", socket.AF_INET6: "ipv6",
-                getattr(psutil, "AF_LINK", -1): "mac"}
-    return {name: [{"family": families[a.family], "address": a.address,
-                    "netmask": a.netmask or ""}
-                   for a in addrs if a.family in families]
-            for name, addrs in raw.items()}
 
 
 class _Collect(protocol.ProcessProtocol):
@@ -282,7 +192,6 @@ class _Collect(protocol.ProcessProtocol):
             self.deferred.callback((code, b"".join(self.out), b"".join(self.err)))
 
 
-@implementer(ISystemBackend)
 class LinuxBackend(_FilesMixin):
     """The real router, through psutil, /proc and ``reactor.spawnProcess``.
 
@@ -309,6 +218,7 @@ class LinuxBackend(_FilesMixin):
         self.uci_files = UciFiles(self.uci_path)
 
     def cpu_percent(self):
+        from cubegw.backend_parse import cpu_busy_percent
         now = self._psutil.cpu_times()
         value = cpu_busy_percent(self._cpu_last, now)
         if value is not None:
@@ -350,7 +260,8 @@ class LinuxBackend(_FilesMixin):
         return d
 
     def net_if_addrs(self):
-        return _addrs_from_psutil(self._psutil.net_if_addrs())
+        from cubegw.backend_parse import addrs_from_psutil
+        return addrs_from_psutil(self._psutil.net_if_addrs())
 
     def net_if_stats(self):
         try:
@@ -403,63 +314,3 @@ class LinuxBackend(_FilesMixin):
                 return f"reload failed: {' '.join(argv)} exited {code}"
             return None
         return self.run(argv).addCallback(done)
-
-
-
-@implementer(ISystemBackend)
-class TempDirBackend(_FilesMixin):
-    """A router in a directory: files under ``tmpdir``, load values set by the
-    test, commands answered from ``results`` and recorded, reboots counted."""
-
-    def __init__(self, tmpdir, clock):
-        self.root = os.fspath(tmpdir)
-        self.clock = clock
-        self.cpu = 12.5
-        self.mem = {"total": 256 * 2 ** 20, "available": 192 * 2 ** 20, "percent": 25.0}
-        self.booted = 0.0
-        self.reboots = []             # clock time of each reboot
-        self.commands = []            # every argv run
-        self.results = {}             # argv[0] -> (code, out, err) or a Deferred
-        self.addrs = {}               # net_if_addrs(): name -> [{"family", "address", "netmask"}]
-        self.stats = {}               # net_if_stats(): name -> {"isup", "speed", "mtu"}
-        self.counters = {}            # net_io_counters(): name -> {"bytes_sent", "bytes_recv"}
-        self.applied = []             # every config_name given to apply()
-        self.uci_files = UciFiles(self.uci_path)      # written at once: no thread
-
-    def cpu_percent(self):
-        return self.cpu
-
-    def memory(self):
-        return dict(self.mem)
-
-    def boot_time(self):
-        return self.booted
-
-    def uptime(self):
-        return max(0.0, self.clock.seconds() - self.booted)
-
-    def reboot(self):
-        self.reboots.append(self.clock.seconds())
-        return defer.succeed(None)
-
-    def run(self, argv):
-        self.commands.append(list(argv))
-        result = self.results.get(argv[0], (0, b"", b""))
-        return result if isinstance(result, defer.Deferred) else defer.succeed(result)
-
-    def net_if_addrs(self):
-        return {name: [dict(a) for a in addrs] for name, addrs in self.addrs.items()}
-
-    def net_if_stats(self):
-        return {name: dict(st) for name, st in self.stats.items()}
-
-    def net_io_counters(self):
-        return {name: dict(c) for name, c in self.counters.items()}
-
-    def apply(self, config_name):
-        self.applied.append(config_name)
-        if not self.is_openwrt():
-            return defer.succeed(NOT_OPENWRT)
-        argv = APPLY_COMMANDS.get(config_name, ["/etc/init.d/" + config_name, "reload"])
-        return self.run(argv).addCallback(
-            lambda r: f"reload failed: {' '.join(argv)} exited {r[0]}" if r[0] else None)

@@ -1,19 +1,21 @@
 """What the backend reads, parsed: pure functions over text and psutil samples.
 
-``cubegw.backend`` re-exports them; they live here so the backend module stays one
-screenful of I/O.
+``cubegw.backend`` re-exports them (imported when first named); they live here so the
+backend module stays one screenful of I/O, and its methods import them when first
+called: a running gateway loads them only once a capability asks for these reads.
 """
 
 import ipaddress
 import socket
 
+import psutil
+
+from cubegw.backend import BLOCK_RULE_PREFIX
 from cubegw.store import uci
 
 __all__ = ["cpu_busy_percent", "parse_routes", "parse_resolv_conf", "parse_arp",
-           "parse_dhcp_leases", "firewall_block_rules", "BLOCK_RULE_PREFIX"]
-
-#: The ``name`` of the firewall rules ``set_blocked_macs`` owns: prefix + MAC hex.
-BLOCK_RULE_PREFIX = "cubegw_block_"
+           "parse_dhcp_leases", "firewall_block_rules", "addrs_from_psutil",
+           "BLOCK_RULE_PREFIX"]
 
 
 def _split_times(times):
@@ -111,3 +113,11 @@ def firewall_block_rules(package, macs):
     return package
 
 
+def addrs_from_psutil(raw):
+    """psutil's ``net_if_addrs()`` as ``ISystemBackend.net_if_addrs`` gives it."""
+    families = {socket.AF_INET: "ipv4", socket.AF_INET6: "ipv6",
+                getattr(psutil, "AF_LINK", -1): "mac"}
+    return {name: [{"family": families[a.family], "address": a.address,
+                    "netmask": a.netmask or ""}
+                   for a in addrs if a.family in families]
+            for name, addrs in raw.items()}

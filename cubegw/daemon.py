@@ -18,7 +18,6 @@ from twisted.python import usage
 
 from cubegw import __version__
 from cubegw.config import DEFAULT_CONFIG
-from cubegw.syslogging import PRIORITY, send_line
 
 
 class LauncherOptions(usage.Options):
@@ -135,6 +134,8 @@ def main(argv=None, run_twistd=None, report=None, warn=None, net_if_addrs=None,
     def say(priority):
         def line(text):
             if args["syslog"]:        # ident cubegw: "cubegw[pid]: <text>"
+                # loaded when used: without --syslog the daemon never needs it
+                from cubegw.syslogging import PRIORITY, send_line
                 send_line(text, PRIORITY[priority])
             else:
                 sys.stderr.write(f"cubegw: {text}\n")

@@ -3,6 +3,8 @@ opens the store, installs the signal handlers and listens; stopping puts them ba
 
 import os
 import signal
+import subprocess
+import sys
 
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
@@ -15,6 +17,37 @@ from cubegw.signals import SIGNAL_RELOAD, SIGNAL_STATUS
 
 from tests.helpers.config import gateway_config
 from tests.helpers.gateway import UdpMemoryReactor
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+#: Modules a started gateway that served GET_SN_INFO does not load until something asks
+#: for them (syslogging: without --syslog).
+LOADED_WHEN_NEEDED = ("cubegw.backend_interface", "cubegw.backend_testing",
+                      "cubegw.backend_parse", "cubegw.store.repair", "cubegw.syslogging",
+                      "cubegw.capabilities.wan", "cubegw.capabilities.system")
+
+#: Builds and starts the tree of the config argv[1] on a memory reactor, in a fresh
+#: process with the launcher's imports, answers one GET_SN_INFO, and prints which of
+#: argv[2:] it loaded.
+START_PROBE = """
+import sys
+import cubegw.daemon
+from cubegw import tap
+from cubegw.lan import LanServer
+from tests.helpers.gateway import UdpMemoryReactor
+options = tap.Options()
+options.parseOptions(["--config", sys.argv[1]])
+top = tap.makeService(options, UdpMemoryReactor())
+top.privilegedStartService()
+top.startService()
+lan = next(s for s in top if isinstance(s, LanServer))
+answered = []
+lan.factory.dispatcher.dispatch("remote", {"CmdType": "GET_SN_INFO",
+                                           "SequenceId": "00000001"}).addCallback(
+    lambda outcome: answered.append(outcome.payload["Status"]))
+assert answered == ["0"], answered
+print(" ".join(m for m in sys.argv[2:] if m in sys.modules))
+"""
 
 
 class TapTests(SynchronousTestCase):
@@ -101,3 +134,30 @@ class TapTests(SynchronousTestCase):
         e = self.assertRaises(usage.UsageError, self.options,
                               store={"confdir": os.path.join(self.tmp, "afile", "config")})
         self.assertIn("not a directory", str(e))
+
+
+class StartPathTests(SynchronousTestCase):
+    """What a started gateway leaves unloaded (memory a router keeps for nothing)."""
+
+    def loaded(self, config):
+        argv = [sys.executable, "-c", START_PROBE, config, *LOADED_WHEN_NEEDED]
+        out = subprocess.run(argv, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT),
+                             capture_output=True, text=True, timeout=60)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        return out.stdout.split()
+
+    def test_start_loads_nothing_it_does_not_use(self):
+        """A fresh gateway's start and a GET_SN_INFO load neither the backend's interface,
+        its test double, its parsers, the store's repair, the syslog writer, the WAN
+        lookups, nor the other system capabilities."""
+        tmp = os.path.abspath(self.mktemp())
+        os.makedirs(tmp)
+        self.assertEqual(self.loaded(gateway_config(tmp)), [])
+
+    def test_damaged_store_loads_the_repair(self):
+        """A damaged store file is rebuilt at start: then, and only then, the repair loads."""
+        tmp = os.path.abspath(self.mktemp())
+        os.makedirs(os.path.join(tmp, "config"))
+        with open(os.path.join(tmp, "config", STORE_FILE), "wb") as f:
+            f.write(b"config mgt 'X_CT-COM_Mgt'\n\toption MgtURL '\x00\x01")
+        self.assertEqual(self.loaded(gateway_config(tmp)), ["cubegw.store.repair"])

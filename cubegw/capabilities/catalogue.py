@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import NamedTuple, Optional, Tuple
 
-from cubegw.backend_parse import BLOCK_RULE_PREFIX
+from cubegw.backend import BLOCK_RULE_PREFIX
 from cubegw.capabilities.base import RIGHT_BOTH, CapabilityFailure
 from cubegw.capabilities.stored import ACCESS_TYPE, REDIRECT_CONF, REDIRECT_TYPE, TIMER_TYPE
 from cubegw.logs import Logger
@@ -62,6 +62,7 @@ class Entry(NamedTuple):
 
 
 BUILTIN = (
+    Entry("binding", "sn_info", ("GET_SN_INFO",)),
     Entry("diagnostics", "diagnostics", ("PING_DIAG_REQ", "GET_PING_RESULT",
                                          "TRACEROUTE_DIAG_REQ")),
     Entry("diagnostics", "traceroute_result", ("GET_TRACEROUTE_RESULT",)),
@@ -91,7 +92,6 @@ BUILTIN = (
                                             "SET_BUSSINESS_PLATFORM_PARAM")),
     Entry("platform", "set_right", ("SET_RIGHT",)),
     Entry("redirect", "dns_redirect", ("SET_REDIRECT_INFO",), boot=_redirect_work),
-    Entry("system", "sn_info", ("GET_SN_INFO",)),
     Entry("system", "cpu_info", ("QUERY_CPU_INFO",)),
     Entry("system", "status", ("QUERY_MEM_INFO", "GET_TIME_DURATION", "GET_VERSION",
                                "QUERY_SYSTEM_INFO")),

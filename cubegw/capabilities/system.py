@@ -1,10 +1,10 @@
-"""System capabilities: identity, load, uptime, version, reboot, APP reset."""
+"""System capabilities: load, uptime, version, device description, reboot, APP reset
+(GET_SN_INFO, every app's first call, is ``capabilities.binding``)."""
 
 import json
 import platform
 
 from cubegw import wire
-from cubegw.capabilities import wan
 from cubegw.capabilities.base import RIGHT_BOTH, Capability, CapabilityFailure
 from cubegw.logs import Logger
 from cubegw.store import MGT_SECTION
@@ -21,17 +21,6 @@ DEV_TYPE1 = "0"
 REBOOT_DELAY = 2.0
 
 
-class SnInfo(Capability):
-    """GET_SN_INFO: the first step of binding (deck 6.2)."""
-
-    cmd_types = ("GET_SN_INFO",)
-    default_right = RIGHT_BOTH
-
-    def handle_GET_SN_INFO(self, payload, context):
-        return {"MAC": context.identity.mac,
-                "BussinessStatus": "SUCCESS" if context.registered() else "FAIL"}
-
-
 class CpuInfo(Capability):
     """QUERY_CPU_INFO: CPU use since the previous sample, in percent."""
 
@@ -43,6 +32,7 @@ class CpuInfo(Capability):
 
 
 def _wans(backend):
+    from cubegw.capabilities import wan   # with the two calls that read the WANs only
     try:
         return wan.wan_interfaces(backend)
     except (CapabilityFailure, OSError):
@@ -52,6 +42,7 @@ def _wans(backend):
 def wan_ipv4(backend):
     """The IPv4 address of the first WAN that is up with one, else "0.0.0.0" (the
     field's WanIPAddr: the default-route WAN's address while it is up)."""
+    from cubegw.capabilities import wan
     stats = backend.net_if_stats()
     for _, device, _ in _wans(backend):
         address, _ = wan.ipv4_of(backend, device) if device else ("", "")
@@ -62,6 +53,7 @@ def wan_ipv4(backend):
 
 def lan_ipv4(backend):
     """The LAN address: UCI network ``lan`` ipaddr, else br-lan's IPv4 address."""
+    from cubegw.capabilities import wan
     try:
         package = backend.read_uci("network")
     except Exception:
@@ -76,6 +68,7 @@ async def pppoe_duration(backend):
     """Seconds the Internet PPPoE WAN has been up (netifd's ``uptime`` from
     ``ubus call network.interface.<wan> status``), 0 when there is none, it is down or
     ubus cannot tell: the field's PPPoEDuration."""
+    from cubegw.capabilities import wan
     stats = backend.net_if_stats()
     for name, device, section in _wans(backend):
         if section is None or section.get("proto") != "pppoe":
@@ -163,7 +156,6 @@ class LocalRecovery(Capability):
         return {}
 
 
-sn_info = SnInfo()
 cpu_info = CpuInfo()
 status = Status()
 reboot = Reboot()

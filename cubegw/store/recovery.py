@@ -6,7 +6,8 @@ keeps a copy of it as ``<path>.corrupt-<timestamp>`` and rewrites it in place (u
 libuci's lock) from the backup ``<path>.bak``, which every write keeps a complete copy
 of the file; without a complete backup, from what still parses of the file, the
 X_CT-COM_Mgt and registration values a damaged backup still holds, the mirror (if
-configured), and the defaults.  The damaged file is never removed before its
+configured), and the defaults (that rewrite is ``cubegw.store.repair``, imported only
+when there is damage).  The damaged file is never removed before its
 replacement is on disk: if the copy or the rewrite fails (a full disk), the file stays
 as it is, an event says so, and the Store reads the backup until a write succeeds.  A
 missing file with a complete backup is restored too.  Plain Python, no Twisted:
@@ -22,7 +23,6 @@ from typing import Callable, List, Optional, Tuple
 
 from cubegw.record import Record
 from cubegw.store import integrity, uci
-from cubegw.store.integrity import RECOVERED_OWNERS
 from cubegw.store.schema import DEFAULT_SCHEMA, StoreError
 from cubegw.store.store import FileSystem, Store, backup_path_for
 
@@ -92,8 +92,9 @@ def recover_file(path, backup_path: Optional[str] = None,
             verdict = integrity.assess(current, schema, reference)
             if verdict.good or (current is None and reference is None):
                 return events               # good, or a fresh router: defaults, no file
-            _recover(fs, file, current, verdict, backup, backup_path, schema, now,
-                     mirrored, event)
+            from cubegw.store.repair import rebuild     # on damage only
+            rebuild(fs, file, current, verdict, backup, backup_path, schema, now, mirrored,
+                    event)
     except OSError as e:
         raise StoreError(f"{path}: cannot recover: {e.strerror or e}") from e
     return events
@@ -134,51 +135,6 @@ def _read_backup(fs, backup_path, schema) -> integrity.Verdict:
     return integrity.assess(data, schema)
 
 
-def _recover(fs, file, current, verdict, backup, backup_path, schema, now, mirrored, event):
-    path = file.path
-    aside = _aside_name(fs, path, now()) if current else None
-    if current is None:
-        event("missing", f"{path} is missing")
-    else:
-        event("corrupt", f"{path} is damaged ({'; '.join(verdict.problems)}); "
-                         f"a copy is kept as {aside}")
-    if backup.good:
-        package = backup.package
-        event("restored", f"restored {path} from {backup_path}")
-    else:
-        package = integrity.salvage(current)
-        for section in schema.defaults_package().sections:
-            _fill(package, section)
-        restored = _restore_from_backup(fs, backup_path, backup, schema, package, event)
-        if restored:
-            event("restored", f"restored {', '.join(restored)} from {backup_path}")
-        if mirrored:
-            from cubegw.store.mirror_codec import merge
-            package, _ = merge(package, mirrored)
-            event("mirror-restored", f"restored {', '.join(s.name for s in mirrored)} "
-                                     f"from the mirror")
-    data = uci.serialize(package).encode("utf-8", "surrogateescape")
-    try:
-        if current:
-            fs.write_atomic(aside, current)
-        file.overwrite(data, current)
-    except OSError as e:
-        event("not-repaired", f"{path} left as it is: {e.strerror or e}; "
-                              f"the store reads {backup_path} until a write succeeds")
-        return
-
-
-def _fill(package, defaults_section):
-    """Add the defaults' section and options that ``package`` lacks."""
-    section = package.section(defaults_section.name)
-    if section is None:
-        package.sections.append(uci.Section(defaults_section.type, defaults_section.name,
-                                            dict(defaults_section.options)))
-        return
-    for name, value in defaults_section.options.items():
-        section.options.setdefault(name, value)
-
-
 def _load_mirror(mirror, schema, event):
     """The mirror's sections, or None (no mirror, none saved, or unusable: said)."""
     if mirror is None:
@@ -193,61 +149,6 @@ def _load_mirror(mirror, schema, event):
 
 def _as_package(sections):
     return None if not sections else uci.Package(list(sections))
-
-
-def _aside_name(fs, path, when):
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(when))
-    candidate, n = f"{path}.corrupt-{stamp}", 1
-    while _exists(fs, candidate):
-        n += 1
-        candidate = f"{path}.corrupt-{stamp}.{n}"
-    return candidate
-
-
-def _exists(fs, path):
-    try:
-        fs.os.stat(path)
-    except FileNotFoundError:
-        return False
-    return True
-
-
-def _restore_from_backup(fs, backup_path, verdict, schema, package, event):
-    """Put the mgt and registration values of a damaged backup into ``package``."""
-    backup = verdict.package
-    if backup is None:
-        if verdict.problems == ["missing"]:
-            event("no-backup", f"no backup {backup_path}: defaults only")
-        else:
-            event("backup-unusable", f"backup {backup_path}: {'; '.join(verdict.problems)}: "
-                                     f"defaults only")
-        return []
-    restored = []
-    for spec in schema.params(RECOVERED_OWNERS):
-        if not spec.writable:
-            continue
-        found = backup.section(spec.section)
-        raw = None if found is None else found.options.get(spec.name)
-        if raw is None:
-            continue
-        try:
-            if not isinstance(raw, str):
-                raise StoreError(f"{spec.label}: must be a single value, not a list")
-            text = spec.to_text(spec.convert(raw))
-            uci.check_value(text, spec.label)
-        except (StoreError, uci.UciError) as e:
-            event("value-skipped", f"backup {backup_path}: {e}; using the default")
-            continue
-        section = package.section(spec.section)
-        if section is None:
-            section = uci.Section(spec.section, spec.section)
-            package.sections.append(section)
-        if text:
-            section.options[spec.name] = text
-        else:
-            section.options.pop(spec.name, None)
-        restored.append(spec.label)
-    return restored
 
 
 def _remove_stale_temps(fs, paths, event):
