@@ -42,11 +42,11 @@ class FailingStore(MemoryStore):
         super().__init__()
         self.fail = fail
 
-    def save(self, rows, deleted):
+    def save(self, rows, deleted, beats=()):
         if self.fail:
             self.fail -= 1
             return defer.fail(OSError("disk full"))
-        return super().save(rows, deleted)
+        return super().save(rows, deleted, beats)
 
 
 class RecordTests(SynchronousTestCase):
@@ -333,6 +333,41 @@ class RegistryTests(SynchronousTestCase):
         self.assertEqual(store.rows[MAC][1], SN)
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
+    def test_failed_heartbeat_write_retried(self):
+        """A heartbeat's write (its two columns) that fails is retried with the next
+        flush, and a whole row pending for the same device carries it instead."""
+        store = FailingStore(fail=0)
+        registry = Registry(store, self.clock, flush_delay=1.0)
+        addr = ("127.0.0.9", 40000)
+        record = registry.add(MAC, sn=SN, registered=True, hb_addr=addr)
+        self.clock.advance(1)
+        self.clock.advance(HB_SAVE_INTERVAL)                # written a minute ago
+        store.fail = 1
+        registry.heartbeat(record, self.clock.seconds(), addr)
+        self.clock.advance(1)
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+        self.assertFalse(store.rows[MAC][15])
+        self.clock.advance(1)
+        self.assertEqual(store.rows[MAC], record.row())
+        self.clock.advance(HB_SAVE_INTERVAL)
+        registry.heartbeat(record, self.clock.seconds(), addr)  # a beat, and a new SN:
+        registry.update(MAC, sn="SN2")                          # one whole row
+        self.clock.advance(1)
+        self.assertEqual(store.rows[MAC], record.row())
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_forgotten_device_heartbeat_not_written(self):
+        """A device removed before its heartbeat's write is not written back."""
+        addr = ("127.0.0.9", 40000)
+        record = self.registry.add(MAC, registered=True, hb_addr=addr)
+        self.clock.advance(1)
+        self.clock.advance(HB_SAVE_INTERVAL)
+        self.assertEqual(self.store.rows[MAC], record.row())
+        self.registry.heartbeat(record, self.clock.seconds(), addr)
+        self.registry.remove(MAC)
+        self.clock.advance(1)
+        self.assertNotIn(MAC, self.store.rows)
+
     def test_close(self):
         """close writes what is pending, and later changes schedule no writes."""
         self.registry.add(MAC)
@@ -387,6 +422,26 @@ class SQLitePersistenceTests(TestCase):
         yield d
         rows = yield registry.store.pool.runQuery("SELECT mac, sn FROM devices")
         self.assertEqual([tuple(r) for r in rows], [(MAC, SN)])
+
+    @defer.inlineCallbacks
+    def test_heartbeat_updates_the_row_in_place(self):
+        """A routine heartbeat's write changes online and last_hb of the stored row and
+        keeps the row where it is (same rowid: an UPDATE, not a delete and insert), and
+        the database keeps a write-ahead log."""
+        registry = yield self.open()
+        self.addCleanup(registry.close)
+        addr = ("127.0.0.9", 40000)
+        record = registry.add(MAC, sn=SN, registered=True, hb_addr=addr)
+        yield registry.flush()
+        query = "SELECT rowid, sn, online, last_hb FROM devices"
+        (rowid, _, _, _), = yield registry.store.pool.runQuery(query)
+        when = record.hb_saved + HB_SAVE_INTERVAL
+        registry.heartbeat(record, when, addr)
+        yield registry.flush()
+        rows = yield registry.store.pool.runQuery(query)
+        self.assertEqual([tuple(r) for r in rows], [(rowid, SN, 1, when)])
+        mode = yield registry.store.pool.runQuery("PRAGMA journal_mode")
+        self.assertEqual(mode[0][0], "wal")
 
     @defer.inlineCallbacks
     def test_newer_schema_refused(self):

@@ -960,6 +960,47 @@ class RoutineHbTests(SynchronousTestCase):
             (json.dumps(dict(BOOT, RPCMethod="Boot", FLAG="0")).encode(), False),
         ])
 
+    def test_gateway_spelling(self):
+        """Heartbeats spelt as cubegw's gateway spells them (compact JSON, the protocol's
+        key order) are read without the JSON parser and answered as any spelling is;
+        near misses (escapes, control characters, long or non-ASCII IPAddr, another
+        MAC, FLAG or spacing) are read as JSON, routine or not as JSON says."""
+        from cubegw.platform import operation
+        parsed = []
+        scan = operation._scan_json
+
+        def counting(text, at):
+            if text.startswith('{"RPCMethod":"Hb"'):       # not the setup's spaced Hb
+                parsed.append(text)
+            return scan(text, at)
+        self.patch(operation, "_scan_json", counting)
+
+        def spelt(mac=MAC, **fields):
+            return json.dumps(hb_msg(mac, **fields), separators=(",", ":"),
+                              ensure_ascii=False).encode()
+        self.same([
+            (spelt(), True),
+            (spelt(IPAddr=""), True),
+            (spelt(IPAddr="2001:db8::1"), True),
+            (spelt(IPAddr="x" * 256), True),
+        ])
+        self.assertEqual(parsed, [])
+        fast, _ = self.same([
+            (spelt(IPAddr="x" * 257), False),
+            (spelt(IPAddr='a"b'), True),                 # an escape: JSON reads it
+            (spelt(IPAddr="a\\b"), True),
+            (spelt(IPAddr="198.51.100.١"), True),   # not ASCII
+            (spelt(IPAddr="a\x01b").replace(b"\\u0001", b"\x01"), False),  # raw control
+            (spelt(MAC.lower()), False),
+            (spelt(OTHER), False),
+            (spelt(FLAG="1"), False),
+            (spelt() + b" ", False),
+            (spelt(Extra=1), True),
+            (spelt(), True),
+        ])
+        self.assertEqual(len(parsed), 9)                 # all but OTHER's and the last
+        self.assertEqual(fast.registry.get(MAC).wan_ip, "192.0.2.10")
+
     def test_odd_registry_key(self):
         """A registry key that is not a MAC as the wire gives it (say, a hand-edited
         database) does not make a heartbeat routine: it is looked up as the wire reads it."""

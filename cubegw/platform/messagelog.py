@@ -106,8 +106,16 @@ class MessageLog:
         seq = self._seq + 1
         self._seq = seq + 1
         device = self._devices.get(mac) or self._device(mac)
-        self._add(mac, device, (seq, self.clock.seconds() if when is None else when, None,
-                                server, peer, request, device.number, reply))
+        entry = (seq, self.clock.seconds() if when is None else when, None, server, peer,
+                 request, device.number, reply)
+        ring = self._ring
+        if len(ring) >= self.size:
+            self._drop_oldest(ring)
+        ring.append(entry)
+        device.count_in += 1
+        device.count_out += 1
+        device.kept += 2
+        device.last = entry
 
     def _device(self, key):
         device = self._devices.get(key)
@@ -116,30 +124,30 @@ class MessageLog:
             self._numbered.append(device)
         return device
 
+    def _drop_oldest(self, ring):
+        """Push the oldest entry out; entries hold their device's number (index 6), so
+        it is counted off without a lookup by MAC (at 200k devices each lookup in a large
+        dict is a few cache misses on the heartbeat's path)."""
+        old = ring.popleft()
+        gone = self._numbered[old[6]]
+        if old[2] is None:                  # an exchange: one in, one out
+            gone.kept -= 2
+            if gone.last is old:            # its newest message stays, the request's
+                gone.last = _reply(old)     # bytes need not
+        else:
+            gone.kept -= 1
+
     def _add(self, key, device, entry):
-        """Append ``entry``; entries hold their device's number (index 6), so the one
-        pushed out is counted off without a lookup by MAC (at 200k devices each lookup
-        in a large dict is a few cache misses on the heartbeat's path)."""
+        """Append ``entry``, a message one way (an exchange is ``exchange``'s)."""
         ring = self._ring
         if len(ring) >= self.size:
-            old = ring.popleft()
-            gone = self._numbered[old[6]]
-            gone.kept -= 1 if old[2] else 2
-            if gone.last is old and old[2] is None:
-                # its newest message stays, the request's bytes need not
-                gone.last = _reply(old)
+            self._drop_oldest(ring)
         ring.append(entry)
-        direction = entry[2]
-        if direction is None:               # an exchange: one in, one out
+        if entry[2] == IN:
             device.count_in += 1
-            device.count_out += 1
-            device.kept += 2
         else:
-            if direction == IN:
-                device.count_in += 1
-            else:
-                device.count_out += 1
-            device.kept += 1
+            device.count_out += 1
+        device.kept += 1
         device.last = entry
         if self._listeners:
             for listener in tuple(self._listeners):

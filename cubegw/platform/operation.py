@@ -14,6 +14,7 @@ heartbeat goes the general way.
 import collections
 import json
 import os
+import re
 
 from twisted.internet import defer, task
 
@@ -25,6 +26,39 @@ from cubegw.platform.udp import ANSWERED, PlatformProtocol, fail
 #: One JSON value at the start of a string -> (value, where it ends): ``json.loads``
 #: without its two whitespace searches (StopIteration when no value starts there).
 _scan_json = json.JSONDecoder().scan_once
+
+#: A routine heartbeat spelt as cubegw's gateway and protocol.md spell it (compact JSON,
+#: keys in the protocol's order, ASCII values without escapes) -> a match with MAC and
+#: IPAddr, without building a dict and its strings (~0.6 us an Hb); what it matches, JSON
+#: reads the same, and any other spelling is read as JSON.
+_canonical_hb = re.compile(
+    rb'\{"RPCMethod":"Hb","MAC":"([0-9A-F]{12})",'
+    rb'"IPAddr":"([\x20\x21\x23-\x5b\x5d-\x7e]{0,256})","FLAG":"0"\}').fullmatch
+
+
+def _hb_fields(data):
+    """``(MAC, IPAddr)`` of ``data`` if it is a JSON object with RPCMethod "Hb", FLAG "0",
+    MAC and IPAddr strings, IPAddr at most 256 characters; else None."""
+    match = _canonical_hb(data)
+    if match is not None:
+        mac, ip = match.group(1, 2)
+        return mac.decode("ascii"), ip.decode("ascii")
+    try:
+        text = data.decode("utf-8")
+        # Boot, Register, ...: not parsed twice.  Looked for in the text, not the
+        # bytes: bytes' "in" first tries its operand as an int (0.2 us an Hb)
+        if '"Hb"' not in text:
+            return None
+        msg, end = _scan_json(text, 0)
+    except (ValueError, StopIteration, RecursionError):  # bad UTF-8 is a ValueError
+        return None
+    if end != len(text) or type(msg) is not dict or msg.get("RPCMethod") != "Hb" \
+            or msg.get("FLAG") != "0":
+        return None
+    mac, ip = msg.get("MAC"), msg.get("IPAddr")
+    if type(mac) is not str or type(ip) is not str or len(ip) > 256:
+        return None
+    return mac, ip
 
 
 class TriggerError(Exception):
@@ -92,21 +126,10 @@ class OperationProtocol(PlatformProtocol):
         registry = self.registry
         if not registry.loaded or self.faults.active() or len(data) > wire.MAX_DATAGRAM:
             return False
-        try:
-            text = data.decode("utf-8")
-            # Boot, Register, ...: not parsed twice.  Looked for in the text, not the
-            # bytes: bytes' "in" first tries its operand as an int (0.2 us an Hb)
-            if '"Hb"' not in text:
-                return False
-            msg, end = _scan_json(text, 0)
-        except (ValueError, StopIteration, RecursionError):  # bad UTF-8 is a ValueError
+        fields = _hb_fields(data)
+        if fields is None:
             return False
-        if end != len(text) or type(msg) is not dict or msg.get("RPCMethod") != "Hb" \
-                or msg.get("FLAG") != "0":
-            return False
-        mac, ip = msg.get("MAC"), msg.get("IPAddr")
-        if type(mac) is not str or type(ip) is not str or len(ip) > 256:
-            return False
+        mac, ip = fields
         # the registry's keys are MACs the codecs or the configuration checked (upper
         # case), so finding the device is the MAC's check (a regex was 0.4 us an Hb)
         record = registry.get(mac)

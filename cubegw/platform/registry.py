@@ -48,6 +48,7 @@ _COLUMNS = (
     "user_id TEXT",
 )
 _NAMES = tuple(c.split()[0] for c in _COLUMNS)
+_ONLINE, _LAST_HB = _NAMES.index("online"), _NAMES.index("last_hb")
 
 
 class DeviceRecord:
@@ -123,8 +124,10 @@ class IDeviceStore(Interface):
     def load():
         """Fire with every stored row (tuples in ``DeviceRecord.row()`` order)."""
 
-    def save(rows, deleted):
-        """Insert or replace ``rows`` and delete the MACs in ``deleted``, in one transaction."""
+    def save(rows, deleted, beats=()):
+        """Insert or replace ``rows``, delete the MACs in ``deleted`` and apply ``beats``
+        (``(online, last_hb, mac)``: a heartbeat's two columns of a row already stored),
+        in one transaction."""
 
     def close():
         """Release the store; fires when done."""
@@ -141,10 +144,15 @@ class MemoryStore:
     def load(self):
         return defer.succeed(list(self.rows.values()))
 
-    def save(self, rows, deleted):
+    def save(self, rows, deleted, beats=()):
         self.saves += 1
         for row in rows:
             self.rows[row[0]] = row
+        for online, last_hb, mac in beats:
+            row = self.rows.get(mac)
+            if row is not None:
+                self.rows[mac] = row[:_ONLINE] + (online,) + row[_ONLINE + 1:_LAST_HB] + \
+                    (last_hb,) + row[_LAST_HB + 1:]
         for mac in deleted:
             self.rows.pop(mac, None)
         return defer.succeed(None)
@@ -201,8 +209,19 @@ class SQLiteStore:
             private_file(self.path)
         extra = {} if self.reactor is None else {"cp_reactor": self.reactor}
         self.pool = adbapi.ConnectionPool(
-            "sqlite3", self.path, check_same_thread=False, cp_min=1, cp_max=1, **extra)
+            "sqlite3", self.path, check_same_thread=False, cp_min=1, cp_max=1,
+            cp_openfun=self._journal, **extra)
         return self.pool.runInteraction(self._load)
+
+    @staticmethod
+    def _journal(conn):
+        """Write-ahead log, synced at checkpoints: a flush is one append to the log, not
+        a copy of every page it touches to a rollback journal and two fsyncs (a minute
+        of 200k gateways' heartbeats touches most pages).  A power cut may lose the last
+        flushes, never the database's consistency: the registry is written behind
+        anyway (``flush_delay``, ``HB_SAVE_INTERVAL``)."""
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
 
     @staticmethod
     def _load(txn):
@@ -220,14 +239,18 @@ class SQLiteStore:
         txn.execute("CREATE TABLE IF NOT EXISTS devices (%s)" % ", ".join(_COLUMNS))
         txn.execute("PRAGMA user_version = %d" % SCHEMA_VERSION)
 
-    def save(self, rows, deleted):
-        return self.pool.runInteraction(self._save, rows, deleted)
+    def save(self, rows, deleted, beats=()):
+        return self.pool.runInteraction(self._save, rows, deleted, beats)
 
     @staticmethod
-    def _save(txn, rows, deleted):
+    def _save(txn, rows, deleted, beats=()):
         if rows:
             txn.executemany("INSERT OR REPLACE INTO devices (%s) VALUES (%s)" % (
                 ", ".join(_NAMES), ", ".join("?" * len(_NAMES))), rows)
+        if beats:
+            # the row stays in place (a REPLACE deletes it and inserts it again, index
+            # entry included): ~2.5x cheaper a row, and 200k gateways beat every minute
+            txn.executemany("UPDATE devices SET online = ?, last_hb = ? WHERE mac = ?", beats)
         if deleted:
             txn.executemany("DELETE FROM devices WHERE mac = ?", [(m,) for m in deleted])
 
@@ -273,7 +296,8 @@ class Registry:
         self.loaded = False
         self._devices = {}
         self._reports = {}
-        self._dirty = set()
+        self._dirty = set()             # MACs whose whole row is to be written
+        self._beats = set()             # records whose heartbeat alone is to be written
         self._deleted = set()
         self._timer = None
         self._closed = False
@@ -294,23 +318,31 @@ class Registry:
     def flush(self):
         """Write every pending change now; fires when the store has them."""
         self._cancel_timer()
-        if not self._dirty and not self._deleted:
+        if not self._dirty and not self._deleted and not self._beats:
             return defer.succeed(None)
-        records = [self._devices[mac] for mac in self._dirty if mac in self._devices]
+        devices, dirty = self._devices, self._dirty
+        records = [devices[mac] for mac in dirty if mac in devices]
         rows = [record.row() for record in records]
+        # a whole row written carries the heartbeat too; records, not MACs: no lookup
+        # in a dict of 200k devices per beat (``remove`` takes its record out)
+        beaten = [record for record in self._beats if record.mac not in dirty]
+        beats = [(int(record.online), record.last_hb, record.mac) for record in beaten]
         now = self.clock.seconds()
         for record in records:
             record.hb_saved = now
+        for record in beaten:
+            record.hb_saved = now
         deleted = sorted(self._deleted)
-        self._dirty, self._deleted = set(), set()
-        d = defer.maybeDeferred(self.store.save, rows, deleted)
+        self._dirty, self._deleted, self._beats = set(), set(), set()
+        d = defer.maybeDeferred(self.store.save, rows, deleted, beats)
 
         def failed(reason):
             self.log.failure("registry write of {count} devices failed; will retry",
-                             reason, LogLevel.error, count=len(rows) + len(deleted))
-            for row in rows:
-                if row[0] in self._devices:
-                    self._dirty.add(row[0])
+                             reason, LogLevel.error,
+                             count=len(rows) + len(beats) + len(deleted))
+            self._dirty.update(row[0] for row in rows if row[0] in self._devices)
+            self._beats.update(record for record in beaten
+                               if self._devices.get(record.mac) is record)
             self._deleted.update(m for m in deleted if m not in self._devices)
             self._schedule()
             return reason
@@ -377,23 +409,26 @@ class Registry:
         The same as ``update(mac, online=True, last_hb=now, hb_addr=addr, wan_ip=...)``,
         without the per-field checks: the operation platform calls it for every Hb.
         """
-        news = now - record.hb_saved >= HB_SAVE_INTERVAL
+        changed = False
         record.online = True
         record.last_hb = now
         # an address or WAN IP equal to the one held is not stored again: 200k records
         # then hold one copy each, not the last datagram's
         if record.hb_addr != addr:
             record.hb_addr = addr
-            news = True
+            changed = True
         if wan_ip and wan_ip != record.wan_ip:
             record.wan_ip = wan_ip
-            news = True
-        if news:
+            changed = True
+        if changed:
             self._touch(record.mac)
+        elif now - record.hb_saved >= HB_SAVE_INTERVAL:
+            self._beats.add(record)
+            self._schedule()
 
     def remove(self, mac):
         """Forget a device (its reports too)."""
-        del self._devices[mac]
+        self._beats.discard(self._devices.pop(mac))
         self._reports.pop(mac, None)
         self._dirty.discard(mac)
         self._deleted.add(mac)
