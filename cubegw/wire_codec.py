@@ -51,7 +51,10 @@ def _decode_object(data, limit, what):
     return obj
 
 
-_SCAN = json.scanner.make_scanner(json.JSONDecoder())   # what json.loads scans with
+#: One JSON value at the start of a string -> (value, where it ends): what json.loads
+#: scans with, without its two whitespace searches (StopIteration when no value starts
+#: there).  The platform's routine heartbeat reads with it too.
+scan_json = json.scanner.make_scanner(json.JSONDecoder())
 
 
 def _loads(text):
@@ -60,7 +63,7 @@ def _loads(text):
     frame's decode).  Anything else, errors included, is json.loads' own reading."""
     if text[:1] == "{" and text[-1:] == "}":
         try:
-            obj, end = _SCAN(text, 0)
+            obj, end = scan_json(text, 0)
         except (ValueError, StopIteration):
             pass
         else:

@@ -967,13 +967,13 @@ class RoutineHbTests(SynchronousTestCase):
         MAC, FLAG or spacing) are read as JSON, routine or not as JSON says."""
         from cubegw.platform import operation
         parsed = []
-        scan = operation._scan_json
+        scan = operation.scan_json
 
         def counting(text, at):
             if text.startswith('{"RPCMethod":"Hb"'):       # not the setup's spaced Hb
                 parsed.append(text)
             return scan(text, at)
-        self.patch(operation, "_scan_json", counting)
+        self.patch(operation, "scan_json", counting)
 
         def spelt(mac=MAC, **fields):
             return json.dumps(hb_msg(mac, **fields), separators=(",", ":"),

@@ -12,7 +12,6 @@ heartbeat goes the general way.
 """
 
 import collections
-import json
 import os
 import re
 
@@ -22,10 +21,7 @@ from cubegw import identity, logs, wire
 from cubegw.platform.faults import TRIGGER_ACTIONS, on_send
 from cubegw.platform.origin import public, same_address, same_host
 from cubegw.platform.udp import ANSWERED, PlatformProtocol, fail
-
-#: One JSON value at the start of a string -> (value, where it ends): ``json.loads``
-#: without its two whitespace searches (StopIteration when no value starts there).
-_scan_json = json.JSONDecoder().scan_once
+from cubegw.wire_codec import scan_json
 
 #: A routine heartbeat spelt as cubegw's gateway and protocol.md spell it (compact JSON,
 #: keys in the protocol's order, ASCII values without escapes) -> a match with MAC and
@@ -49,7 +45,7 @@ def _hb_fields(data):
         # bytes: bytes' "in" first tries its operand as an int (0.2 us an Hb)
         if '"Hb"' not in text:
             return None
-        msg, end = _scan_json(text, 0)
+        msg, end = scan_json(text, 0)
     except (ValueError, StopIteration, RecursionError):  # bad UTF-8 is a ValueError
         return None
     if end != len(text) or type(msg) is not dict or msg.get("RPCMethod") != "Hb" \
