@@ -39,6 +39,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from cubegw import identity  # noqa: E402
+from bench.common import cpu_ns  # noqa: E402
 
 
 def _addr(text):
@@ -295,6 +296,11 @@ class LoadGen:
         # measured windows: keep going from where the warm-up is
         self.phase = f"Hb measured ({count} gateways)"
         rates, echo_rates = [], []
+        # CPU (all threads, ns) per reply of the server each window went to, when its pid
+        # is known (--cpu-pids): the same comparison without the other processes' noise
+        pids = {False: self.a.cpu_pids[0], True: self.a.cpu_pids[1]} \
+            if self.a.cpu_pids else None
+        cpu, echo_cpu = [], []
         ok0, lost_m0, sent0 = ok[0], self.stats["lost"], self.stats["sent"]
         t_end = time.monotonic() + seconds
         while time.monotonic() < t_end - window / 2:
@@ -302,9 +308,13 @@ class LoadGen:
                 to_echo[0] = len(echo_rates) < len(rates)
                 target[0] = echo if to_echo[0] else self.oper
             c0, t1 = ok[0], time.monotonic()
+            ns0 = cpu_ns(pids[to_echo[0]]) if pids else 0
             self.loop(slots, lambda s: None, handle, t1 + window, lambda: False)
             (echo_rates if alternate and to_echo[0] else rates).append(
                 (ok[0] - c0) / (time.monotonic() - t1))
+            if pids and ok[0] > c0:
+                (echo_cpu if to_echo[0] else cpu).append(
+                    (cpu_ns(pids[to_echo[0]]) - ns0) / (ok[0] - c0))
         # drain: stop sending, wait for the outstanding replies
         stop[0] = True
         self.loop(slots, lambda s: None, handle, time.monotonic() + self.a.timeout + 0.5,
@@ -313,6 +323,7 @@ class LoadGen:
         self.progress(force=True)
         sys.stderr.write("\n")
         return {"gateways": count, "warmup": warm, "rates": rates, "echo_rates": echo_rates,
+                "cpu_ns_per_reply": cpu, "echo_cpu_ns_per_reply": echo_cpu,
                 "replies_by_source": {"platform": got[False], "echo": got[True]},
                 "replies": ok[0] - ok0, "sent": self.stats["sent"] - sent0,
                 "lost": self.stats["lost"] - lost_m0, "lost_warmup": lost_m0 - lost0,
@@ -339,8 +350,11 @@ def main(argv=None):
     p.add_argument("--register-limit", type=float, default=240.0,
                    help="at most this many seconds for registration / the warm-up round")
     p.add_argument("--mac-prefix", default="02CB")
+    p.add_argument("--cpu-pids", default="", help="PLATFORM_PID,ECHO_PID: CPU per reply of "
+                                                  "each window's server (with --alternate)")
     p.add_argument("--json", default="")
     a = p.parse_args(argv)
+    a.cpu_pids = [int(x) for x in a.cpu_pids.split(",")] if a.cpu_pids else None
     if len(a.mac_prefix) != 4:
         p.error("--mac-prefix is 4 hex digits (8 more come from the index)")
     gen = LoadGen(a)

@@ -147,7 +147,7 @@ def run_platform(args, workdir):
     """Register each scale's gateways, then Hb windows alternating between cubeplat and
     a bare Twisted UDP echo (the baseline), same loadgen, same sockets."""
     scales = [int(x) for x in args.scales.split(",")]
-    res = {"scales": [], "baseline": []}
+    res = {"scales": [], "baseline": [], "window_s": args.hb_window}
     sockets = 64
     base = port_block(sockets)      # cubeplat takes Hb from the address that registered
     port = free_port()
@@ -165,7 +165,8 @@ def run_platform(args, workdir):
                         "--gateways", n, "--start", done, "--register",
                         "--hb-seconds", 2 * args.hb_seconds, "--window", args.hb_window,
                         "--sockets", sockets, "--port-base", base,
-                        "--echo", f"{LOOPBACK}:{port}", "--alternate")
+                        "--echo", f"{LOOPBACK}:{port}", "--alternate",
+                        "--cpu-pids", f"{plat.proc.pid},{echo.pid}")
             done = n
             c0, t0 = cpu_ns(plat.proc.pid), time.monotonic()
             time.sleep(2.5)                      # the write-behind flush (flush_delay 1 s)
@@ -403,13 +404,22 @@ def platform_figures(pl):
         n = hb["gateways"]
         lossless = hb["lost"] == 0 and hb["bad"] == 0
         add(f"platform Hb answered/s, {n} simulated gateways",
-            f"loadgen, {sc['sockets']} sockets stop-and-wait, {len(hb['rates'])} windows, "
+            f"loadgen, {sc['sockets']} sockets stop-and-wait, {len(hb['rates'])} windows "
+            f"of {pl.get('window_s', '?')} s, "
             f"every gateway in turn; lost {hb['lost']} (+{hb['lost_warmup']} in warm-up), "
             f"non-0 {hb['bad']}; wire message log on at its default; baseline: bare "
             "Twisted UDP echo, the same traffic from the same sockets, its windows "
             "alternating with the platform's",
             g, b, "replies/s", f">= {HB_RATIO} x baseline, no loss",
             g["median"] >= HB_RATIO * b["median"] and lossless)
+        if hb.get("cpu_ns_per_reply") and hb.get("echo_cpu_ns_per_reply"):
+            add(f"platform CPU per Hb answered, {n} simulated gateways (for reference)",
+                "schedstat CPU of all cubeplat threads over each of its windows above / the "
+                "replies counted in it; baseline: the UDP echo's CPU over its windows; "
+                "the machine's other load moves the replies/s of a window more than this",
+                summary([x / 1e3 for x in hb["cpu_ns_per_reply"]]),
+                summary([x / 1e3 for x in hb["echo_cpu_ns_per_reply"]]), "us", "(reference)",
+                None)
     rss_at = {sc["hb"]["gateways"]: summary(sc["rss"])["median"] for sc in pl["scales"]}
     ns = sorted(rss_at)
     for n in ns:
@@ -607,7 +617,10 @@ NOTES = [
     "against the same cubeplat (gateway i always sends from the same port: cubeplat takes "
     "Hb only from the address that registered). The Hb windows alternate between cubeplat "
     "and the UDP echo (platform, echo, platform, ...), the same loadgen and sockets, so a "
-    "load that comes and goes on this shared machine weighs on both; the warm-up round "
+    "load that comes and goes on this shared machine weighs on both (2 s windows, 6 of "
+    "each a scale: with 4 s windows, 3 of each, one slow window decided a median); "
+    "loadgen also reads each window's server CPU (all threads, schedstat), for the "
+    "reference rows of CPU per reply; the warm-up round "
     "just before (every gateway's first Hb, which the registry writes behind) is not in "
     "the windows, but its writes may still run during the first ones.",
     "- **Plugin-center baseline: a wire echo, not a raw echo.** Issue #8 names \"bare "
@@ -638,7 +651,7 @@ def main(argv=None):
     p.add_argument("--scales", default="10000,200000")
     p.add_argument("--hb-seconds", type=float, default=12.0)
     p.add_argument("--baseline-seconds", type=float, default=8.0)
-    p.add_argument("--hb-window", type=float, default=4.0)
+    p.add_argument("--hb-window", type=float, default=2.0)
     p.add_argument("--no-profile", action="store_true")
     p.add_argument("--quick", action="store_true", help="short phases, to try the harness")
     p.add_argument("--out", default=os.path.join(BENCH, "RESULTS.md"))

@@ -12,7 +12,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from cubegw import wire
 from cubegw.platform.config import ConfigError, parse_config
-from cubegw.platform.messagelog import UNKNOWN, MessageLog, decode, json_lines
+from cubegw.platform.messagelog import (CANONICAL_HB, UNKNOWN, MessageLog, _messages,
+                                       decode, json_lines)
 
 from tests.helpers import MAC
 
@@ -79,6 +80,32 @@ class RingTests(SynchronousTestCase):
         log = MessageLog(self.clock, 0)
         log.exchange(MAC, "operation", ("h", 1), b"{}", b"{}")
         self.assertEqual((log.macs(), log.last_seq), ([], 0))
+
+    def test_heartbeat_kept_as_its_ip_reads_back_as_sent(self):
+        """heartbeat keeps a canonically spelt Hb as its IPAddr, and every reader (the
+        ring, last, a listener) gets the datagram back byte for byte, one slot, two seqs;
+        the drop of the oldest counts it as an exchange."""
+        log = MessageLog(self.clock, 2)
+        sent = {}
+        for i, ip in enumerate(("", "192.0.2.1", "2001:db8::1", "a b!#[]~" * 32)):
+            data = CANONICAL_HB % (MAC, ip)
+            sent[i] = json.loads(data)
+            self.clock.advance(1)
+            log.heartbeat(MAC, "operation", ("h", 1), ip, b'{"Result":0}')
+            entry = log._ring[-1]
+            self.assertEqual(_messages(entry, MAC)[0][5], data.encode("ascii"))
+            self.assertFalse(data.encode("ascii") in entry)
+        got = log.messages(MAC)
+        self.assertEqual([(m["seq"], m["direction"], m["message"]) for m in got],
+                         [(5, "in", sent[2]), (6, "out", {"Result": 0}),
+                          (7, "in", sent[3]), (8, "out", {"Result": 0})])
+        self.assertEqual(log.counts(MAC), {"in": 4, "out": 4, "kept": 4})
+        self.assertEqual(log.messages(MAC, since=6), got[2:])
+        seen = []
+        log.subscribe(lambda mac, entry: seen.append(entry[5]))
+        log.heartbeat(MAC, "operation", ("h", 1), "198.51.100.7", b'{"Result":0}')
+        self.assertEqual(seen, [(CANONICAL_HB % (MAC, "198.51.100.7")).encode("ascii"),
+                                b'{"Result":0}'])
 
     def test_messages_with_since_reads_from_the_newest(self):
         """since stops the read where the older entries start; limit keeps the newest;

@@ -25,6 +25,7 @@ from cubegw.platform.config import (
     ConfigError, DeviceConfig, Endpoint, PlatformConfig, load_config, parse_config)
 from cubegw.platform.distribution import DistributionProtocol
 from cubegw.platform.faults import FaultRules
+from cubegw.platform.messagelog import MessageLog
 from cubegw.platform.operation import OperationProtocol, TriggerError, TriggerTimeout
 from cubegw.platform.registry import MemoryStore, Registry
 from cubegw.platform.udp import (
@@ -54,10 +55,12 @@ class Platform:
         self.faults = FaultRules(faults)
         self.events = []
         self.n = 0
+        self.wirelog = MessageLog(self.clock)
         self.oper = OperationProtocol(self.registry, self.faults, self.config, self.clock,
-                                      urandom=self._urandom)
+                                      urandom=self._urandom, wirelog=self.wirelog)
         self.dist = DistributionProtocol(self.registry, self.faults, self.config,
-                                         self.clock, urandom=self._urandom)
+                                         self.clock, urandom=self._urandom,
+                                         wirelog=self.wirelog)
         for protocol in (self.oper, self.dist):
             protocol.log = Logger(observer=self.events.append)
             protocol.makeConnection(FakeDatagramTransport())
@@ -892,6 +895,8 @@ class RoutineHbTests(SynchronousTestCase):
             for mac in (MAC, OTHER):
                 self.assertEqual(fast.registry.get(mac).as_dict(),
                                  slow.registry.get(mac).as_dict(), data)
+                self.assertEqual(fast.oper.wirelog.messages(mac),
+                                 slow.oper.wirelog.messages(mac), data)
         self.assertEqual(fast.oper.counters, slow.oper.counters)
         for p in (fast, slow):
             p.clock.advance(60)
@@ -1114,7 +1119,7 @@ class DirectReplyTests(SynchronousTestCase):
         self.port.socket.error = errno.ECONNREFUSED
         seen = len(self.p.events)
         self.p.oper.datagramReceived(hb_data(), GW)
-        self.assertEqual((self.p.oper.counters["unsent"], self.p.events[seen:]), (0, []))
+        self.assertEqual((self.p.oper.counters.get("unsent", 0), self.p.events[seen:]), (0, []))
 
     def test_error_logged(self):
         """Any other error loses that reply, counted and logged; serving goes on."""

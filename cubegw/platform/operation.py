@@ -19,26 +19,25 @@ from twisted.internet import defer, task
 
 from cubegw import identity, logs, wire
 from cubegw.platform.faults import TRIGGER_ACTIONS, on_send
+from cubegw.platform.messagelog import CANONICAL_HB
 from cubegw.platform.origin import public, same_address, same_host
 from cubegw.platform.udp import ANSWERED, PlatformProtocol, fail
 from cubegw.wire_codec import scan_json
 
-#: A routine heartbeat spelt as cubegw's gateway and protocol.md spell it (compact JSON,
-#: keys in the protocol's order, ASCII values without escapes) -> a match with MAC and
-#: IPAddr, without building a dict and its strings (~0.6 us an Hb); what it matches, JSON
-#: reads the same, and any other spelling is read as JSON.
-_canonical_hb = re.compile(
-    rb'\{"RPCMethod":"Hb","MAC":"([0-9A-F]{12})",'
-    rb'"IPAddr":"([\x20\x21\x23-\x5b\x5d-\x7e]{0,256})","FLAG":"0"\}').fullmatch
+#: A routine heartbeat spelt as cubegw's gateway and protocol.md spell it
+#: (``messagelog.CANONICAL_HB``: compact JSON, keys in the protocol's order, ASCII values
+#: without escapes), matched in the datagram read as Latin-1 (one byte, one character: no
+#: decoding error, and MAC and IPAddr come out as strings) -> a match with MAC and IPAddr,
+#: without building a dict and its strings; what it matches, JSON reads the same, and
+#: any other spelling is read as JSON.
+_canonical_hb = re.compile(re.escape(CANONICAL_HB) % (
+    r"([0-9A-F]{12})", r"([\x20\x21\x23-\x5b\x5d-\x7e]{0,256})")).fullmatch
 
 
-def _hb_fields(data):
+def _hb_fields_json(data):
     """``(MAC, IPAddr)`` of ``data`` if it is a JSON object with RPCMethod "Hb", FLAG "0",
-    MAC and IPAddr strings, IPAddr at most 256 characters; else None."""
-    match = _canonical_hb(data)
-    if match is not None:
-        mac, ip = match.group(1, 2)
-        return mac.decode("ascii"), ip.decode("ascii")
+    MAC and IPAddr strings, IPAddr at most 256 characters; else None (any spelling: the
+    routine one is matched by ``_canonical_hb`` first)."""
     try:
         text = data.decode("utf-8")
         # Boot, Register, ...: not parsed twice.  Looked for in the text, not the
@@ -122,7 +121,8 @@ class OperationProtocol(PlatformProtocol):
         registry = self.registry
         if not registry.loaded or self.faults.active() or len(data) > wire.MAX_DATAGRAM:
             return False
-        fields = _hb_fields(data)
+        match = _canonical_hb(data.decode("latin-1"))
+        fields = match.group(1, 2) if match is not None else _hb_fields_json(data)
         if fields is None:
             return False
         mac, ip = fields
@@ -134,7 +134,8 @@ class OperationProtocol(PlatformProtocol):
             return False
         now = self.clock.seconds()
         registry.heartbeat(record, now, addr, ip)
-        self.counters["Hb"] += 1
+        counters = self.counters        # self.count("Hb") without its call
+        counters["Hb"] = counters.get("Hb", 0) + 1
         self._hb_count += 1
         if record.summary_mark != self._hb_round:
             record.summary_mark = self._hb_round
@@ -145,8 +146,14 @@ class OperationProtocol(PlatformProtocol):
             answer = wire.encode_datagram({"Result": 0, "Interval": interval})
             self._hb_reply = interval, answer
         self.reply(answer, addr)
-        # the registry's MAC string: the log's key for the device is not a copy
-        self.wirelog.exchange(record.mac, "operation", record.hb_addr, data, answer, now)
+        # the registry's strings: the log's key for the device is not a copy, nor is a
+        # WAN IP the record holds already
+        if match is not None:
+            wan_ip = record.wan_ip
+            self.wirelog.heartbeat(record.mac, "operation", record.hb_addr,
+                                   wan_ip if wan_ip == ip else ip, answer, now)
+        else:
+            self.wirelog.exchange(record.mac, "operation", record.hb_addr, data, answer, now)
         if logs.debug_enabled():
             self.log.debug(ANSWERED, mac=mac, method="Hb", result=0, note="",
                            reply={"Result": 0, "Interval": interval}, addr=addr)

@@ -12,7 +12,6 @@ The sockets themselves: ``distribution.DistributionProtocol``,
 ``MessageServerProtocol`` below.
 """
 
-import collections
 import errno
 import os
 import socket
@@ -67,7 +66,7 @@ class PlatformProtocol(DatagramProtocol):
         self.config = config
         self.clock = clock
         self.urandom = urandom
-        self.counters = collections.Counter()
+        self.counters = {}      # by RPCMethod, "dropped", "unsent": see count
         self._later = Delayed(clock)
         self._sendto = None     # the socket's own sendto, for replies (see reply)
         # routine info lines: ROUTINE_INFO_LIMIT a minute, the rest counted
@@ -106,7 +105,7 @@ class PlatformProtocol(DatagramProtocol):
         if request.METHOD not in self.methods:
             return self._drop(addr, f"{request.METHOD} is not served by the {self.server} "
                                     "platform")
-        self.counters[request.METHOD] += 1
+        self.count(request.METHOD)
         fault = self.faults.decide(request.MAC, request.METHOD, self.server, UDP_ACTIONS)
         on_request(fault, self, request, addr)
 
@@ -207,7 +206,7 @@ class PlatformProtocol(DatagramProtocol):
         except OSError as e:
             if e.errno == errno.ECONNREFUSED:
                 return
-            self.counters["unsent"] += 1
+            self.count("unsent")
             self.log.warn("{server}: reply to {addr} not sent: {error}",
                           server=self.server, addr=addr, error=e)
 
@@ -217,8 +216,13 @@ class PlatformProtocol(DatagramProtocol):
         if self.transport is not None:
             self.transport.write(wire.encode_datagram(message), addr)
 
+    def count(self, key):
+        """One more of ``key`` in ``counters`` (a plain dict: a Counter's ``+= 1`` was
+        0.25 us, on the heartbeat's path)."""
+        self.counters[key] = self.counters.get(key, 0) + 1
+
     def _drop(self, addr, reason):
-        self.counters["dropped"] += 1
+        self.count("dropped")
         self.log.warn("{server}: dropped a datagram from {addr}: {reason}",
                       server=self.server, addr=addr, reason=reason)
 
