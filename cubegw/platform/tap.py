@@ -14,6 +14,7 @@ import socket
 from twisted.application import internet, service
 from twisted.internet import defer, endpoints
 from twisted.internet.abstract import isIPv6Address
+from twisted.internet.posixbase import PosixReactorBase
 from twisted.logger import Logger
 from twisted.python import usage
 from twisted.python.failure import Failure
@@ -26,7 +27,7 @@ from cubegw.platform.messagelog import MessageLog
 from cubegw.platform.plugincenter import PluginCenter
 from cubegw.platform.registry import BACKENDS, Registry
 from cubegw.platform.distribution import DistributionProtocol
-from cubegw.platform.operation import OperationProtocol
+from cubegw.platform.operation import HeartbeatPort, OperationProtocol
 from cubegw.platform.udp import MessageServerProtocol
 
 
@@ -162,7 +163,23 @@ def build_registry(reactor, config):
 
 def build_operation(reactor, config, registry, faults, wirelog=None):
     protocol = OperationProtocol(registry, faults, config, reactor, wirelog=wirelog)
-    return protocol, _udp_server(reactor, "operation", config.operation, protocol)
+    server = _HeartbeatServer(config.operation.port, protocol,
+                              interface=config.operation.host, reactor=reactor)
+    server.setName("operation")
+    return protocol, server
+
+
+class _HeartbeatServer(internet.UDPServer):
+    """The operation socket's service: a ``HeartbeatPort`` where the reactor's own
+    ``listenUDP`` would make a ``udp.Port`` (the POSIX reactors); elsewhere (a test's
+    memory reactor) ``listenUDP`` as before."""
+
+    def _getPort(self):
+        if not isinstance(self.reactor, PosixReactorBase):
+            return super()._getPort()
+        port = HeartbeatPort(*self.args, reactor=self.reactor, **self.kwargs)
+        port.startListening()
+        return port
 
 
 def build_distribution(reactor, config, registry, faults, operation, wirelog=None):
