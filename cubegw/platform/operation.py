@@ -17,9 +17,9 @@ import re
 import socket
 
 from twisted.internet import defer, task, udp
-from twisted.logger import Logger
 
 from cubegw import identity, logs, wire
+from cubegw.logs import Logger
 from cubegw.platform.faults import TRIGGER_ACTIONS, on_send
 from cubegw.platform.messagelog import CANONICAL_HB
 from cubegw.platform.origin import public, same_address, same_host
