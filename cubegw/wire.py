@@ -188,10 +188,7 @@ def _hb_reply(kind, msg):
     if type(msg) is dict:
         result, every = msg.get("Result"), msg.get("Interval")
         if type(result) is int and (every is None or type(every) is int):
-            reply = _new(Message)
-            _set(reply, "kind", kind)
-            _set(reply, "__dict__", {"Result": result, "Interval": every})
-            return reply
+            return _message(kind, {"Result": result, "Interval": every})
     return decode_fields(kind, msg)
 
 
