@@ -5,14 +5,15 @@ Capabilities talk to an ``ISystemBackend`` (``cubegw.backend_interface``);
 test double (files under a temporary directory, values set by the test, reboots and
 commands recorded, nothing run).  Both, and the parsers of ``cubegw.backend_parse``,
 are importable from here too: they are loaded when first named, as a running gateway
-needs none of them until a capability asks the router for those reads.
+needs none of them until a capability asks the router for those reads; the running of a
+command (``cubegw.backend_process``) loads at the first command.
 """
 
 import importlib
 import os
 
 import psutil
-from twisted.internet import defer, error, protocol
+from twisted.internet import defer
 
 from cubegw.logs import Logger
 from cubegw.store import uci
@@ -170,28 +171,6 @@ class _FilesMixin:
         return d.addCallback(lambda _: self.apply("firewall"))
 
 
-
-class _Collect(protocol.ProcessProtocol):
-    def __init__(self, deferred):
-        self.deferred = deferred
-        self.out, self.err = [], []
-
-    def connectionMade(self):
-        self.transport.closeStdin()
-
-    def outReceived(self, data):
-        self.out.append(data)
-
-    def errReceived(self, data):
-        self.err.append(data)
-
-    def processEnded(self, reason):
-        value = reason.value
-        code = -value.signal if value.signal else (value.exitCode or 0)
-        if not self.deferred.called:  # not cancelled
-            self.deferred.callback((code, b"".join(self.out), b"".join(self.err)))
-
-
 class LinuxBackend(_FilesMixin):
     """The real router, through psutil, /proc and ``reactor.spawnProcess``.
 
@@ -245,19 +224,8 @@ class LinuxBackend(_FilesMixin):
         return self.run(["reboot"])
 
     def run(self, argv):
-        argv = [os.fsdecode(a) for a in argv]
-        spawned = []
-
-        def cancel(_):
-            for process in spawned:
-                try:
-                    process.signalProcess("KILL")
-                except error.ProcessExitedAlready:
-                    pass
-        d = defer.Deferred(cancel)
-        spawned.append(self.reactor.spawnProcess(
-            _Collect(d), argv[0], argv, env=dict(os.environ), path=self.root))
-        return d
+        from cubegw.backend_process import run
+        return run(self.reactor, argv, self.root)
 
     def net_if_addrs(self):
         from cubegw.backend_parse import addrs_from_psutil

@@ -401,7 +401,7 @@ class PluginChannel(service.Service):
     # -------------------------------------------------- requests we make
 
     def _request(self, message):
-        self._pending = (type(message), self.clock.callLater(self.reply_timeout, self._timed_out))
+        self._pending = (message.kind, self.clock.callLater(self.reply_timeout, self._timed_out))
         self._proto.send(message)
 
     def _timed_out(self):
@@ -469,7 +469,7 @@ class PluginChannel(service.Service):
                           id=ident, reason=e.reason)
             proto.send({"Result": RESULT_NOT_ALLOWED, "ID": ident})
             return
-        if isinstance(request, wire.Disconnect):
+        if request.kind is wire.Disconnect:
             self.log.info("plugin center {address} said Disconnect; down until the next "
                           "RequestPlug-in", address="%s:%s" % self.address)
             self._leave(DISCONNECTED)

@@ -160,7 +160,7 @@ class RegistrationMachine:
         self.routine = False
         if self.pending is None:
             raise wire.WireError("no request is waiting for a reply")
-        cls = type(self.pending)
+        cls = self.pending.kind
         reply = wire.decode_reply(cls, msg)
         if reply.Result not in _ACCEPTED[cls]:
             raise wire.WireError(f"Result {reply.Result} is no {cls.METHOD} reply")

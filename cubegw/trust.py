@@ -7,9 +7,10 @@ A pattern is a CIDR or an address (``192.0.2.0/24``, ``2001:db8::1``), a domain 
 folded).  An empty list trusts any host, as the field gateway does.
 """
 
-import hmac
 import ipaddress
 from collections import deque
+
+from cubegw.identity import compare_digest
 
 #: The heartbeat Interval a platform may set (s); outside it the value is ignored.
 INTERVAL_RANGE = (1, 86400)
@@ -107,7 +108,7 @@ class TriggerGate:
         expected = expected_key()
         if expected is None:
             return "not registered: no DevRND for the Key"
-        if not hmac.compare_digest(trigger.Key, expected):
+        if not compare_digest(trigger.Key, expected):
             return "wrong Key"
         while self._times and now - self._times[0] >= 60:
             self._times.popleft()

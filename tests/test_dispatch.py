@@ -502,6 +502,16 @@ class AfterReplyTests(SynchronousTestCase):
         self.assertEqual(ran, [1, 2])
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
+    def test_outcome_equal_by_value(self):
+        """Outcomes are equal when result, payload and actions are; any one differing
+        makes them differ; the repr names all three."""
+        self.assertEqual(Outcome(0, {"A": "1"}), Outcome(0, {"A": "1"}, ()))
+        for other in (Outcome(-5, {"A": "1"}), Outcome(0, {"A": "2"}), Outcome(0, None),
+                      Outcome(0, {"A": "1"}, (print,))):
+            self.assertNotEqual(Outcome(0, {"A": "1"}), other)
+        self.assertNotEqual(Outcome(0, None), (0, None, ()))
+        self.assertEqual(repr(Outcome(-12, None)), "Outcome(result=-12, payload=None, after=())")
+
     def test_after_dropped_on_failure(self):
         """Actions registered by a call that then fails are dropped."""
         class Half(Capability):

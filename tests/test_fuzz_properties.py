@@ -404,14 +404,14 @@ class RegistrationPropertyTests(SynchronousTestCase):
         elif kind == "reply":
             if gw.machine.pending is None:
                 return
-            extra = event[2].draw(reply_fields(type(gw.machine.pending)))
+            extra = event[2].draw(reply_fields(gw.machine.pending.kind))
             msg = dict(extra, Result=event[1])
             data = only_wire_errors(wire.encode_datagram, msg)
             if data is not None:
                 gw.protocol.datagramReceived(data, gw.protocol._reply_from)
         elif kind == "good":
             if gw.machine.pending is not None:
-                msg = good_reply(type(gw.machine.pending), event[1], event[2])
+                msg = good_reply(gw.machine.pending.kind, event[1], event[2])
                 gw.protocol.datagramReceived(wire.encode_datagram(msg), gw.protocol._reply_from)
         elif kind == "stray":
             gw.protocol.datagramReceived(json.dumps({"Result": event[1]}).encode(),
@@ -468,14 +468,14 @@ class RegistrationPropertyTests(SynchronousTestCase):
             elif kind == "good":
                 if m.pending is None:
                     continue
-                commands = m.reply_received(good_reply(type(m.pending), event[1], event[2]))
+                commands = m.reply_received(good_reply(m.pending.kind, event[1], event[2]))
                 self.assertEqual(self._timers(commands), 1, f"reply left no timer in {m.state}")
             elif kind == "reply":
                 if m.pending is None:
                     with self.assertRaises(WireError):
                         m.reply_received({"Result": 0})
                     continue
-                extra = event[2].draw(reply_fields(type(m.pending)))
+                extra = event[2].draw(reply_fields(m.pending.kind))
                 try:
                     commands = m.reply_received(dict(extra, Result=event[1]))
                 except WireError:

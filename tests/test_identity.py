@@ -1,6 +1,7 @@
 """Identity formats and digests (protocol.md section 2), checked against hashlib directly."""
 
 import hashlib
+import hmac
 import re
 import socket
 from collections import namedtuple
@@ -34,6 +35,18 @@ def inet(address):
 
 def inet6(address):
     return Addr(socket.AF_INET6, address, "ffff:ffff:ffff:ffff::", None, None)
+
+
+class CompareDigestTests(SynchronousTestCase):
+    def test_as_hmac(self):
+        """compare_digest answers as hmac.compare_digest: equal or not, str or bytes,
+        and refuses what it refuses (mixed types, non-ASCII str) with TypeError."""
+        for a, b in [("AB12", "AB12"), ("AB12", "AB13"), ("", ""), ("A", "AB"),
+                     (b"\x00\xff", b"\x00\xff"), (b"x", b"y"), (bytearray(b"k"), b"k")]:
+            self.assertEqual(identity.compare_digest(a, b), hmac.compare_digest(a, b), (a, b))
+        for a, b in [("AB", b"AB"), ("网", "网"), (1, 1)]:
+            self.assertRaises(TypeError, hmac.compare_digest, a, b)
+            self.assertRaises(TypeError, identity.compare_digest, a, b)
 
 
 class MacTests(SynchronousTestCase):

@@ -21,10 +21,11 @@ from tests.helpers.gateway import UdpMemoryReactor
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 #: Modules a started gateway that served GET_SN_INFO does not load until something asks
-#: for them (syslogging: without --syslog).
+#: for them (syslogging: without --syslog; hmac: never, ``identity.compare_digest``).
 LOADED_WHEN_NEEDED = ("cubegw.backend_interface", "cubegw.backend_testing",
                       "cubegw.backend_parse", "cubegw.store.repair", "cubegw.syslogging",
-                      "cubegw.capabilities.wan", "cubegw.capabilities.system")
+                      "cubegw.capabilities.wan", "cubegw.capabilities.system",
+                      "cubegw.backend_process", "hmac")
 
 #: Builds and starts the tree of the config argv[1] on a memory reactor, in a fresh
 #: process with the launcher's imports, answers one GET_SN_INFO, and prints which of
@@ -148,8 +149,8 @@ class StartPathTests(SynchronousTestCase):
 
     def test_start_loads_nothing_it_does_not_use(self):
         """A fresh gateway's start and a GET_SN_INFO load neither the backend's interface,
-        its test double, its parsers, the store's repair, the syslog writer, the WAN
-        lookups, nor the other system capabilities."""
+        its test double, its parsers, its command runner, the store's repair, the syslog
+        writer, the WAN lookups, the other system capabilities, nor hmac."""
         tmp = os.path.abspath(self.mktemp())
         os.makedirs(tmp)
         self.assertEqual(self.loaded(gateway_config(tmp)), [])

@@ -135,6 +135,28 @@ class MessageObjectTests(SynchronousTestCase):
         self.assertRaises(FrozenRecordError, delattr, hb, "FLAG")
         self.assertEqual(hb.FLAG, "1")
 
+    def test_kind_and_isinstance(self):
+        """A message names its kind; isinstance holds for its kind and the kind it was
+        made from (Boot from BootFirst, Post1 from Post), never the other way."""
+        boot, post1 = SAMPLES[wire.Boot], SAMPLES[wire.Post1]
+        self.assertIs(boot.kind, wire.Boot)
+        self.assertEqual(boot.METHOD, "Boot")
+        self.assertIsInstance(boot, wire.Message)
+        self.assertTrue(isinstance(boot, (wire.Hb, wire.BootFirst)))
+        self.assertIsInstance(post1, wire.Post)
+        self.assertNotIsInstance(SAMPLES[wire.BootFirst], wire.Boot)
+        self.assertNotIsInstance(SAMPLES[wire.PluginBoot], wire.BootFirst)
+        self.assertNotIsInstance(boot.to_wire(), wire.Boot)
+
+    def test_replace(self):
+        """replace gives a new message of the same kind; an unknown field is a TypeError."""
+        trigger = SAMPLES[wire.RequestPlugin]
+        moved = trigger.replace(ServerAddr="elsewhere", ServerPort=1)
+        self.assertEqual(moved, wire.RequestPlugin(Key=HEX, ServerAddr="elsewhere",
+                                                   ServerPort=1))
+        self.assertEqual(trigger.ServerPort, 8000)
+        self.assertRaises(TypeError, trigger.replace, Port=1)
+
     def test_construction_errors(self):
         """Missing, unknown or positional fields are a TypeError."""
         self.assertRaises(TypeError, wire.Hb, MAC=MAC, IPAddr="192.0.2.10")
@@ -521,8 +543,8 @@ class DispatchTests(SynchronousTestCase):
     def test_same_method_per_channel(self):
         """Boot and Register decode to the operation or plugin-center class by table."""
         boot = {"RPCMethod": "Boot", **BOOT_FIELDS}
-        self.assertIs(type(wire.decode_request(boot, wire.TO_PLATFORM_UDP)), wire.Boot)
-        self.assertIs(type(wire.decode_request(boot, wire.TO_PLUGIN_CENTER)), wire.PluginBoot)
+        self.assertIs(wire.decode_request(boot, wire.TO_PLATFORM_UDP).kind, wire.Boot)
+        self.assertIs(wire.decode_request(boot, wire.TO_PLUGIN_CENTER).kind, wire.PluginBoot)
 
     def test_reply_without_result(self):
         """decode_reply refuses a reply without Result, or with a null Result."""

@@ -9,12 +9,12 @@ CmdType, SequenceId and Status and turns every value into a string.
 
 from __future__ import annotations
 
-import hmac
 from typing import Any, Callable, List, Optional
 
 from twisted.plugin import IPlugin
 from zope.interface import Attribute, Interface, implementer
 
+from cubegw.identity import compare_digest
 from cubegw.record import Record, field
 from cubegw.store import SectionType
 
@@ -174,8 +174,8 @@ def text_values(value: Any) -> Any:
 def _same(given: Any, expected: str) -> bool:
     if not isinstance(given, str) or not expected:
         return False
-    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"),
-                               expected.encode("utf-8", "surrogatepass"))
+    return compare_digest(given.encode("utf-8", "surrogatepass"),
+                          expected.encode("utf-8", "surrogatepass"))
 
 
 def check_account(accounts: Any, payload: dict) -> bool:

@@ -12,7 +12,7 @@ cannot drift.  Vendor plugins are found with ``getPlugins`` at start as before.
 from __future__ import annotations
 
 import importlib
-from typing import NamedTuple, Optional, Tuple
+from typing import Optional, Tuple
 
 from cubegw.backend import BLOCK_RULE_PREFIX
 from cubegw.capabilities.base import RIGHT_BOTH, CapabilityFailure
@@ -50,15 +50,20 @@ def _timer_set(store, backend):
     return bool(store.list_sections(TIMER_TYPE.type))
 
 
-class Entry(NamedTuple):
+class Entry:
     """One built-in provider: ``module`` (in this package) and ``name`` (the module-level
-    instance); ``boot(store, backend)``: whether it must start with the daemon."""
+    instance); ``boot(store, backend)``: whether it must start with the daemon.  (A
+    ``NamedTuple`` class cost ~8 KiB of the daemon's memory.)"""
 
-    module: str
-    name: str
-    cmd_types: Tuple[str, ...]
-    default_right: int = RIGHT_BOTH
-    boot: Optional[object] = None
+    __slots__ = ("module", "name", "cmd_types", "default_right", "boot")
+
+    def __init__(self, module: str, name: str, cmd_types: Tuple[str, ...],
+                 default_right: int = RIGHT_BOTH, boot: Optional[object] = None):
+        self.module, self.name, self.cmd_types = module, name, cmd_types
+        self.default_right, self.boot = default_right, boot
+
+    def __repr__(self):
+        return f"Entry({self.module!r}, {self.name!r}, {self.cmd_types!r})"
 
 
 BUILTIN = (
@@ -128,14 +133,22 @@ class LazyProvider:
     every call of its CmdTypes with a FailReason, logged once with its traceback.
     """
 
+    __slots__ = ("entry", "cmd_types", "default_right", "package", "provider", "error",
+                 "hooks")
+
     def __init__(self, entry: Entry, package: str = PACKAGE):
         self.entry = entry
         self.cmd_types = entry.cmd_types
         self.default_right = entry.default_right
-        self.path = f"{package}.{entry.module}"
+        self.package = package
         self.provider = None            # the real one, once loaded
         self.error = None               # why it could not be loaded
         self.hooks = []
+
+    @property
+    def path(self):
+        """The module's dotted name."""
+        return f"{self.package}.{self.entry.module}"
 
     def load(self):
         """The real provider, imported now if it was not; CapabilityFailure if it cannot be."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 import math
 import re
-from typing import Any, Callable, Dict, Iterable, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Optional, Tuple
 
 from twisted.internet import defer
 from twisted.python import failure
@@ -80,17 +80,31 @@ class DuplicateCmdType(ValueError):
     """Two providers claim one CmdType: refused at start."""
 
 
-class Outcome(NamedTuple):
+class Outcome:
     """What a call came to.
 
     ``result``: the Post/Post1 ``Result``; ``payload``: the reply payload (all
     values strings) to send as ``return_Parameter``, or None for none;
     ``after``: callables to run, in order, once the reply bytes are written.
+    Equal by value.  (A ``NamedTuple`` class cost ~8 KiB of the daemon's memory.)
     """
 
-    result: int
-    payload: Optional[Dict[str, Any]]
-    after: Tuple[Callable[[], Any], ...] = ()
+    __slots__ = ("result", "payload", "after")
+
+    def __init__(self, result: int, payload: Optional[Dict[str, Any]],
+                 after: Tuple[Callable[[], Any], ...] = ()):
+        self.result, self.payload, self.after = result, payload, after
+
+    def __eq__(self, other):
+        if type(other) is not Outcome:
+            return NotImplemented
+        return (self.result, self.payload, self.after) == \
+            (other.result, other.payload, other.after)
+
+    __hash__ = None                     # the payload is a dict
+
+    def __repr__(self):
+        return f"Outcome(result={self.result!r}, payload={self.payload!r}, after={self.after!r})"
 
     def run_after(self) -> None:
         """Run the after-reply actions; one that raises is logged, the rest run."""

@@ -57,8 +57,9 @@ class CapabilityRuntime(service.Service):
         stored.ensure_schema(self.context.store.schema)
         for provider in self.providers:
             provider.ensure_schema(self.context.store.schema)
+        adopt = self.adopt              # one bound method for all of them
         for lazy in self.lazy:
-            lazy.hooks.append(self.adopt)
+            lazy.hooks.append(adopt)
 
     def adopt(self, provider):
         """A provider loaded after the tree was built: its schema, and its start if the

@@ -40,7 +40,6 @@ UDP platforms and the plugin center carry out through ``on_request`` and ``on_se
 """
 
 from cubegw import identity
-from cubegw.record import replace
 
 REQUESTS = ("BootFirst", "RegisterFirst", "Boot", "Register", "Hb", "Report",
             "Heartbeat", "Post")
@@ -292,7 +291,7 @@ def _result_instead(fault, sender, pending, message):
 
 def _send_elsewhere(fault, sender, pending, message):
     host, port = fault.target
-    sender.send_now(pending, replace(message, ServerAddr=host, ServerPort=port))
+    sender.send_now(pending, message.replace(ServerAddr=host, ServerPort=port))
     return 0.0
 
 

@@ -57,7 +57,7 @@ class FakeDispatcher:
         side, parameter, d = self.calls[index]
         if outcome is None:
             outcome = self.sn_info(parameter)
-        d.callback(Outcome(*outcome))
+        d.callback(outcome if isinstance(outcome, Outcome) else Outcome(*outcome))
 
 
 def frame(obj):
