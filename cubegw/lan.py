@@ -19,6 +19,7 @@ from twisted.internet.protocol import Factory
 from twisted.internet.task import LoopingCall
 
 from cubegw import wire
+from cubegw.capabilities.base import PENDING, fired
 from cubegw.capabilities.dispatch import RESULT_NOT_ALLOWED, encode_reply, request_id
 from cubegw.framing import Int32Receiver
 from cubegw.logs import Logger
@@ -195,10 +196,12 @@ class LanProtocol(Int32Receiver):
             return self._close()
         # the peer's address as the factory noted it (getPeer builds a new one per call)
         d = self.factory.dispatcher.dispatch("local", request.Parameter, source=self.host)
-        if not d.called:
-            self.setTimeout(None)    # the dispatcher's own time limit applies now
-        # most calls are answered at once: the idle timer then runs on into _close,
-        # which moves it, rather than being cancelled here and made anew there
+        outcome = fired(d)
+        if outcome is not PENDING:
+            # most calls are answered at once: the idle timer then runs on into _close,
+            # which moves it, rather than being cancelled here and made anew there
+            return self._answer(outcome, request.ID)
+        self.setTimeout(None)        # the dispatcher's own time limit applies now
         d.addCallback(self._answer, request.ID)
 
     def _answer(self, outcome, ident):

@@ -19,8 +19,9 @@ from twisted.python import failure
 from cubegw import wire
 from cubegw.backend import BackendError
 from cubegw.capabilities.base import (
-    LOCAL, RIGHT_BOTH, SIDE_RIGHT, CapabilityFailure, CapabilityUnavailable,
-    IGatewayCapability, PasswordGuesses, allows, check_account, field_right, text_values,
+    LOCAL, PENDING, RIGHT_BOTH, SIDE_RIGHT, CapabilityFailure, CapabilityUnavailable,
+    IGatewayCapability, PasswordGuesses, allows, check_account, field_right, fired,
+    text_values,
 )
 from cubegw.capabilities.catalogue import LazyProvider
 from cubegw.capabilities.lanauth import (
@@ -323,6 +324,10 @@ class Dispatcher:
             result = failure.Failure()
         if inspect.iscoroutine(result):
             result = defer.ensureDeferred(result)
+        if isinstance(result, defer.Deferred):
+            value = fired(result)       # done already (a write made at once): no chain
+            if value is not PENDING:
+                result = value
         if not proven:
             if isinstance(result, defer.Deferred):
                 result.addCallback(lambda fields: blank_secrets(cmd_type, fields))
