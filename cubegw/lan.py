@@ -92,42 +92,36 @@ class LanProtocol(Int32Receiver):
         self._deadline = None        # clock time the request must be complete by, or None
 
     host = None                      # the client's address (LanFactory.buildProtocol)
-    _idle_call = None
+    _expires = None                  # clock time the idle timer runs out, or None
     _for_deadline = False            # the idle timer runs out at the request deadline
 
     def setTimeout(self, period):
         """(Re)start the idle timer for ``period`` s, or stop it (None): TimeoutMixin's
-        one timer, without twisted.protocols.policies (~0.1 MiB in a running gateway)."""
-        if self._idle_call is not None and self._idle_call.active():
-            self._idle_call.cancel()
-        self._idle_call = None
+        one timer, without twisted.protocols.policies (~0.1 MiB in a running gateway).
+        The factory's one DelayedCall runs every connection's (``LanFactory.wake_at``):
+        none is made, moved and cancelled per connection."""
         self._idle_period = period
-        if period is not None:
-            self._idle_call = self.factory.clock.callLater(self._idle_delay(), self._idle)
+        if period is None:
+            self._expires = None
+        else:
+            self._arm()
 
     def resetTimeout(self):
-        if self._idle_call is not None and self._idle_call.active():
-            self._idle_call.reset(self._idle_delay())
+        if self._expires is not None:
+            self._arm()
 
-    def _idle_delay(self):
-        """The idle period, cut short by the request deadline while one runs: one timer
-        per connection serves both (no second DelayedCall made and cancelled)."""
-        left = None if self._deadline is None else \
-            self._deadline - self.factory.clock.seconds()
+    def _arm(self):
+        """The idle period from now, cut short by the request deadline while one runs:
+        one expiry per connection serves both."""
+        now = self.factory.clock.seconds()
+        left = None if self._deadline is None else self._deadline - now
         self._for_deadline = left is not None and left < self._idle_period
-        return max(0.0, left) if self._for_deadline else self._idle_period
-
-    def _restart_idle(self):
-        """The idle timer from now: the running call moved (``reset``: no new
-        DelayedCall per reply), or a new one if it was stopped or has fired."""
-        if self._idle_call is not None and self._idle_call.active():
-            self._idle_period = self.factory.idle_timeout
-            self._idle_call.reset(self._idle_delay())
-        else:
-            self.setTimeout(self.factory.idle_timeout)
+        self._expires = now + (max(0.0, left) if self._for_deadline else self._idle_period)
+        self.factory.wake_at(self._expires)
 
     def _idle(self):
-        self._idle_call = None
+        """The idle timer ran out (``LanFactory``'s timer says so)."""
+        self._expires = None
         if self._for_deadline and self._deadline is not None and not self._request_seen:
             return self._request_too_slow()
         self.timeoutConnection()
@@ -222,7 +216,7 @@ class LanProtocol(Int32Receiver):
         """Close after the buffered reply is written; abort if the client will not read it."""
         self._request_seen = True
         self._cancel_deadline()
-        self._restart_idle()
+        self.setTimeout(self.factory.idle_timeout)
         self.transport.loseConnection()
 
     def connectionLost(self, reason):
@@ -294,6 +288,34 @@ class LanFactory(Factory):
 
     def released(self, proto):
         self.active.discard(proto)
+        if not self.active and self._timer is not None:
+            self._timer, timer = None, self._timer
+            timer.cancel()              # nothing left to time out: no wake-up
+
+    _timer = None                    # the one DelayedCall of every connection's timeout
+    _timer_due = None                # the clock time it was set for
+
+    def wake_at(self, when):
+        """Have the timer run by ``when``, a connection's timeout.  Later ones need
+        nothing: at each run it times out what is due and waits for the next."""
+        if self._timer is None:
+            self._timer_due = when
+            self._timer = self.clock.callLater(max(0.0, when - self.clock.seconds()),
+                                               self._expire)
+        elif when < self._timer_due:
+            self._timer_due = when
+            self._timer.reset(max(0.0, when - self.clock.seconds()))
+
+    def _expire(self):
+        # due: the time the call was set for (clock.seconds() may be an ulp short of it)
+        self._timer, due = None, max(self.clock.seconds(), self._timer_due)
+        timed = sorted((p for p in self.active if p._expires is not None),
+                       key=lambda p: p._expires)
+        for proto in timed:
+            if proto._expires > due:
+                self.wake_at(proto._expires)
+                break
+            proto._idle()
 
 
 class LanServer(service.Service):
