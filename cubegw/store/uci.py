@@ -95,8 +95,13 @@ class Package(MutableRecord):
     def copy(self) -> "Package":
         """A copy to change freely: new sections, option dicts and lists (the values are
         strings); much cheaper than a parse, ``deepcopy`` or Record's ``__init__``."""
-        return Package([Section(s.type, s.name, _own_options(s.options))
-                        for s in self.sections], self.name)
+        sections = []
+        for section in self.sections:
+            options = section.options.copy()         # in C; lists are rare: own copies
+            if list in map(type, options.values()):
+                options = _own_options(options)
+            sections.append(Section(section.type, section.name, options))
+        return Package(sections, self.name)
 
 
 def _own_options(options: dict) -> dict:
