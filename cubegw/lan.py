@@ -147,8 +147,9 @@ class LanProtocol(Int32Receiver):
     def dataReceived(self, data):
         if self._request_seen or self._gone:
             return                   # one request per connection; the rest is ignored
-        self.resetTimeout()
         Int32Receiver.dataReceived(self, data)
+        if not self._request_seen:   # bytes came: the idle timer restarts (a request read
+            self.resetTimeout()      # has its timer set by its answer, or none meanwhile)
 
     def lengthLimitExceeded(self, length):
         self.log.warn("LAN client {peer} announced a {length}-byte frame (limit {limit}); "
