@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import math
 import re
+from types import CoroutineType
 from typing import Any, Callable, Dict, Iterable, NamedTuple, Optional, Tuple
 
 from twisted.internet import defer
@@ -322,7 +323,7 @@ class Dispatcher:
             result = provider.call(cmd_type, parameter, context)
         except Exception:
             result = failure.Failure()
-        if inspect.iscoroutine(result):
+        if isinstance(result, CoroutineType):       # inspect.iscoroutine, without the call
             result = defer.ensureDeferred(result)
         if isinstance(result, defer.Deferred):
             value = fired(result)       # done already (a write made at once): no chain
@@ -400,7 +401,7 @@ class Dispatcher:
 
     def _reply(self, cmd_type, seq, fields, fail_reason, after=()):
         payload = {"CmdType": cmd_type, "SequenceId": seq}
-        if fields is not None:
+        if fields:                      # most SETs answer {}: nothing to add
             payload.update((k, v) for k, v in text_values(dict(fields)).items()
                            if k not in ("CmdType", "SequenceId", "Status", "FailReason"))
         if fail_reason is None:
