@@ -316,7 +316,10 @@ class LanFactory(Factory):
             if proto._expires > due:
                 self.wake_at(proto._expires)
                 break
-            proto._idle()
+            try:                        # one failing leaves the others' timeouts running
+                proto._idle()
+            except Exception:
+                self.log.failure("LAN client {peer}: timing out failed", peer=proto.host)
 
 
 class LanServer(service.Service):

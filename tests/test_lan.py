@@ -292,6 +292,25 @@ class SharedTimerTests(SynchronousTestCase):
         lose(answered)
         self.assertEqual(h.clock.getDelayedCalls(), [])
 
+    def test_one_failing_timeout_spares_the_others(self):
+        """A connection whose abort raises is logged; the others due then are still
+        closed, and those due later still have the call."""
+        h = LanHarness()
+        broken, _ = h.connect(40000)
+        first, _ = h.connect(40001)
+        broken.transport.abortConnection = lambda: 1 / 0
+        h.clock.advance(5)
+        later, _ = h.connect(40002)
+        h.clock.advance(5)
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        self.assertTrue(first.transport.disconnected)
+        self.assertFalse(later.transport.disconnected)
+        h.clock.advance(5)
+        self.assertTrue(later.transport.disconnected)
+        for p in (broken, first, later):
+            lose(p)
+        self.assertEqual(h.clock.getDelayedCalls(), [])
+
     def test_dispatching_connection_not_timed_out_beside_others(self):
         """While its call runs a connection has no idle timeout, though the shared call
         runs for another connection."""
