@@ -19,6 +19,7 @@ from twisted.internet.protocol import Factory
 from twisted.internet.task import LoopingCall
 
 from cubegw import wire
+from cubegw.capabilities.base import PENDING, fired
 from cubegw.capabilities.dispatch import RESULT_NOT_ALLOWED, encode_reply, request_id
 from cubegw.framing import Int32Receiver
 from cubegw.logs import Logger
@@ -91,42 +92,36 @@ class LanProtocol(Int32Receiver):
         self._deadline = None        # clock time the request must be complete by, or None
 
     host = None                      # the client's address (LanFactory.buildProtocol)
-    _idle_call = None
+    _expires = None                  # clock time the idle timer runs out, or None
     _for_deadline = False            # the idle timer runs out at the request deadline
 
     def setTimeout(self, period):
         """(Re)start the idle timer for ``period`` s, or stop it (None): TimeoutMixin's
-        one timer, without twisted.protocols.policies (~0.1 MiB in a running gateway)."""
-        if self._idle_call is not None and self._idle_call.active():
-            self._idle_call.cancel()
-        self._idle_call = None
+        one timer, without twisted.protocols.policies (~0.1 MiB in a running gateway).
+        The factory's one DelayedCall runs every connection's (``LanFactory.wake_at``):
+        none is made, moved and cancelled per connection."""
         self._idle_period = period
-        if period is not None:
-            self._idle_call = self.factory.clock.callLater(self._idle_delay(), self._idle)
+        if period is None:
+            self._expires = None
+        else:
+            self._arm()
 
     def resetTimeout(self):
-        if self._idle_call is not None and self._idle_call.active():
-            self._idle_call.reset(self._idle_delay())
+        if self._expires is not None:
+            self._arm()
 
-    def _idle_delay(self):
-        """The idle period, cut short by the request deadline while one runs: one timer
-        per connection serves both (no second DelayedCall made and cancelled)."""
-        left = None if self._deadline is None else \
-            self._deadline - self.factory.clock.seconds()
+    def _arm(self):
+        """The idle period from now, cut short by the request deadline while one runs:
+        one expiry per connection serves both."""
+        now = self.factory.clock.seconds()
+        left = None if self._deadline is None else self._deadline - now
         self._for_deadline = left is not None and left < self._idle_period
-        return max(0.0, left) if self._for_deadline else self._idle_period
-
-    def _restart_idle(self):
-        """The idle timer from now: the running call moved (``reset``: no new
-        DelayedCall per reply), or a new one if it was stopped or has fired."""
-        if self._idle_call is not None and self._idle_call.active():
-            self._idle_period = self.factory.idle_timeout
-            self._idle_call.reset(self._idle_delay())
-        else:
-            self.setTimeout(self.factory.idle_timeout)
+        self._expires = now + (max(0.0, left) if self._for_deadline else self._idle_period)
+        self.factory.wake_at(self._expires)
 
     def _idle(self):
-        self._idle_call = None
+        """The idle timer ran out (``LanFactory``'s timer says so)."""
+        self._expires = None
         if self._for_deadline and self._deadline is not None and not self._request_seen:
             return self._request_too_slow()
         self.timeoutConnection()
@@ -152,8 +147,9 @@ class LanProtocol(Int32Receiver):
     def dataReceived(self, data):
         if self._request_seen or self._gone:
             return                   # one request per connection; the rest is ignored
-        self.resetTimeout()
         Int32Receiver.dataReceived(self, data)
+        if not self._request_seen:   # bytes came: the idle timer restarts (a request read
+            self.resetTimeout()      # has its timer set by its answer, or none meanwhile)
 
     def lengthLimitExceeded(self, length):
         self.log.warn("LAN client {peer} announced a {length}-byte frame (limit {limit}); "
@@ -195,10 +191,12 @@ class LanProtocol(Int32Receiver):
             return self._close()
         # the peer's address as the factory noted it (getPeer builds a new one per call)
         d = self.factory.dispatcher.dispatch("local", request.Parameter, source=self.host)
-        if not d.called:
-            self.setTimeout(None)    # the dispatcher's own time limit applies now
-        # most calls are answered at once: the idle timer then runs on into _close,
-        # which moves it, rather than being cancelled here and made anew there
+        outcome = fired(d)
+        if outcome is not PENDING:
+            # most calls are answered at once: the idle timer then runs on into _close,
+            # which moves it, rather than being cancelled here and made anew there
+            return self._answer(outcome, request.ID)
+        self.setTimeout(None)        # the dispatcher's own time limit applies now
         d.addCallback(self._answer, request.ID)
 
     def _answer(self, outcome, ident):
@@ -219,7 +217,7 @@ class LanProtocol(Int32Receiver):
         """Close after the buffered reply is written; abort if the client will not read it."""
         self._request_seen = True
         self._cancel_deadline()
-        self._restart_idle()
+        self.setTimeout(self.factory.idle_timeout)
         self.transport.loseConnection()
 
     def connectionLost(self, reason):
@@ -291,6 +289,37 @@ class LanFactory(Factory):
 
     def released(self, proto):
         self.active.discard(proto)
+        if not self.active and self._timer is not None:
+            self._timer, timer = None, self._timer
+            timer.cancel()              # nothing left to time out: no wake-up
+
+    _timer = None                    # the one DelayedCall of every connection's timeout
+    _timer_due = None                # the clock time it was set for
+
+    def wake_at(self, when):
+        """Have the timer run by ``when``, a connection's timeout.  Later ones need
+        nothing: at each run it times out what is due and waits for the next."""
+        if self._timer is None:
+            self._timer_due = when
+            self._timer = self.clock.callLater(max(0.0, when - self.clock.seconds()),
+                                               self._expire)
+        elif when < self._timer_due:
+            self._timer_due = when
+            self._timer.reset(max(0.0, when - self.clock.seconds()))
+
+    def _expire(self):
+        # due: the time the call was set for (clock.seconds() may be an ulp short of it)
+        self._timer, due = None, max(self.clock.seconds(), self._timer_due)
+        timed = sorted((p for p in self.active if p._expires is not None),
+                       key=lambda p: p._expires)
+        for proto in timed:
+            if proto._expires > due:
+                self.wake_at(proto._expires)
+                break
+            try:                        # one failing leaves the others' timeouts running
+                proto._idle()
+            except Exception:
+                self.log.failure("LAN client {peer}: timing out failed", peer=proto.host)
 
 
 class LanServer(service.Service):

@@ -1,6 +1,7 @@
 """WiFi capabilities over an OpenWrt wireless fixture, the WiFi timer on a Clock."""
 
 
+from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
@@ -72,6 +73,18 @@ class WifiInfoTests(SynchronousTestCase):
         self.h.call(self, "SET_WLAN_SSID_DISABLE", SSIDIndex="1")
         self.assertEqual(self.h.backend.read_uci("wireless").section("default_radio0")
                          .options["disabled"], "1")
+
+    def test_ssid_disable_answered_after_the_reload(self):
+        """On OpenWrt the SET is answered once ``wifi reload`` has run, not before; a
+        failed reload still answers Status 0 (stored; the failure is logged)."""
+        for code, cmd_id in ((0, "0000000A"), (1, "0000000B")):
+            reload = self.h.backend.results["wifi"] = defer.Deferred()
+            d = self.h.dispatcher.dispatch("local", {"CmdType": "SET_WLAN_SSID_DISABLE",
+                                                     "SequenceId": cmd_id, "SSIDIndex": "1"})
+            self.assertNoResult(d)
+            reload.callback((code, b"", b""))
+            self.assertEqual(self.successResultOf(d).payload["Status"], "0")
+        self.assertEqual(self.h.backend.commands, [["wifi", "reload"]] * 2)
 
     def test_intf_info(self):
         """One entry per radio with band, channel and its SSID indexes."""

@@ -10,6 +10,7 @@ from twisted.logger import Logger
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
+from cubegw.capabilities.base import PENDING, fired
 from cubegw.capabilities import (
     RIGHT_BOTH, RIGHT_LOCAL, RIGHT_NONE, RIGHT_REMOTE, Capability, CapabilityContext,
     CapabilityFailure, CapabilityUnavailable, DuplicateCmdType,
@@ -270,6 +271,52 @@ class ResultCodeTests(SynchronousTestCase):
         self.patch(self.h.clock, "callLater", lambda *a, **kw: timers.append(a))
         self.h.call(self, "ECHO")
         self.assertEqual(timers, [])
+
+
+class Fired(Capability):
+    """Answers with a Deferred that has already fired: a value, or a failure."""
+
+    cmd_types = ("FIRED", "FIRED_FAILING")
+
+    def handle_FIRED(self, payload, context):
+        return defer.succeed({"Value": 7})
+
+    def handle_FIRED_FAILING(self, payload, context):
+        return defer.fail(CapabilityFailure("refused at once"))
+
+
+class FiredDeferredTests(SynchronousTestCase):
+    """A Deferred that has fired is read (``fired``), not chained on: same Outcome."""
+
+    def test_fired_reads_a_value(self):
+        """``fired`` gives the value of a fired Deferred, PENDING otherwise."""
+        self.assertEqual(fired(defer.succeed(3)), 3)
+        self.assertIs(fired(defer.Deferred()), PENDING)
+        inner = defer.Deferred()
+        waiting = defer.succeed(1).addCallback(lambda _: inner)
+        self.assertIs(fired(waiting), PENDING)            # paused on ``inner``
+        inner.callback(5)
+        self.assertEqual(fired(waiting), 5)
+
+    def test_fired_leaves_a_failure_to_the_chain(self):
+        """A failed Deferred is PENDING: its failure stays for the errback chain."""
+        failed = defer.fail(ValueError("x"))
+        self.assertIs(fired(failed), PENDING)
+        self.failureResultOf(failed, ValueError)
+
+    def test_same_outcome_as_a_value(self):
+        """A provider's fired Deferred gives the Outcome its value gives, with no timer
+        asked of the clock; a fired failure is still the provider's Status 1."""
+        h = Harness(self, [Fired(), Echo()])
+        timers = []
+        self.patch(h.clock, "callLater", lambda *a, **kw: timers.append(a))
+        outcome = h.call(self, "FIRED")
+        self.assertEqual(outcome, Outcome(0, {"CmdType": "FIRED", "SequenceId": SEQ,
+                                              "Value": "7", "Status": "0"}))
+        payload = h.call(self, "FIRED_FAILING").payload
+        self.assertEqual((payload["Status"], payload["FailReason"]), ("1", "refused at once"))
+        self.assertEqual(timers, [])
+        self.assertEqual(h.dispatcher.in_flight, 0)
 
 
 class StatusTests(SynchronousTestCase):

@@ -245,6 +245,90 @@ class LanProtocolTests(SynchronousTestCase):
         self.assertEqual(ran, [])
 
 
+class SharedTimerTests(SynchronousTestCase):
+    """Every connection's idle timer and request deadline run on the factory's one
+    DelayedCall: each still times out at its own time, and none is left once all are gone."""
+
+    def test_one_call_for_many_connections(self):
+        """Three connections opened a second apart: one DelayedCall, and each connection
+        is closed idle_timeout after its own start, in turn."""
+        h = LanHarness()
+        protos = []
+        for _ in range(3):
+            protos.append(h.connect(40000 + len(protos))[0])
+            self.assertEqual(len(h.clock.getDelayedCalls()), 1)
+            h.clock.advance(1)
+        h.clock.advance(6.9)                                    # t = 9.9
+        self.assertEqual([p.transport.disconnected for p in protos], [False] * 3)
+        for n in range(3):
+            h.clock.advance(0.1)                                # t = 10, 11, 12
+            self.assertEqual([p.transport.disconnected for p in protos],
+                             [True] * (n + 1) + [False] * (2 - n))
+            h.clock.advance(0.9)
+        for p in protos:
+            lose(p)
+        self.assertEqual(h.clock.getDelayedCalls(), [])
+
+    def test_sooner_timeout_moves_the_call(self):
+        """A connection due before the time the call is set for moves it sooner: a
+        request deadline (3 s) under an answered connection's idle timer (10 s)."""
+        events = capture_logs(self)
+        h = LanHarness(dispatcher=FakeDispatcher(auto=True), request_timeout=3.0)
+        answered, _ = h.connect(40000)
+        answered.dataReceived(frame(post(1)))                   # reply unread: due at 10
+        h.clock.advance(4)
+        slow, _ = h.connect(40001)                              # request due at 7
+        slow.dataReceived(frame(post(2))[:3])
+        h.clock.advance(2.9)
+        self.assertFalse(slow.transport.disconnected)
+        h.clock.advance(0.1)
+        self.assertTrue(slow.transport.disconnected)
+        self.assertTrue(logged(events, "did not complete a request"))
+        self.assertFalse(answered.transport.disconnected)
+        h.clock.advance(3)
+        self.assertTrue(answered.transport.disconnected)
+        self.assertTrue(logged(events, "does not take its reply"))
+        lose(slow)
+        lose(answered)
+        self.assertEqual(h.clock.getDelayedCalls(), [])
+
+    def test_one_failing_timeout_spares_the_others(self):
+        """A connection whose abort raises is logged; the others due then are still
+        closed, and those due later still have the call."""
+        h = LanHarness()
+        broken, _ = h.connect(40000)
+        first, _ = h.connect(40001)
+        broken.transport.abortConnection = lambda: 1 / 0
+        h.clock.advance(5)
+        later, _ = h.connect(40002)
+        h.clock.advance(5)
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        self.assertTrue(first.transport.disconnected)
+        self.assertFalse(later.transport.disconnected)
+        h.clock.advance(5)
+        self.assertTrue(later.transport.disconnected)
+        for p in (broken, first, later):
+            lose(p)
+        self.assertEqual(h.clock.getDelayedCalls(), [])
+
+    def test_dispatching_connection_not_timed_out_beside_others(self):
+        """While its call runs a connection has no idle timeout, though the shared call
+        runs for another connection."""
+        h = LanHarness()
+        busy, _ = h.connect(40000)
+        busy.dataReceived(frame(post(1)))
+        h.clock.advance(5)
+        idle, _ = h.connect(40001)
+        h.clock.advance(10)
+        self.assertTrue(idle.transport.disconnected)
+        self.assertFalse(busy.transport.disconnecting)
+        h.dispatcher.answer(0)
+        self.assertEqual(unframe(busy.transport.value())[0]["ID"], 1)
+        lose(idle)
+        lose(busy)
+        self.assertEqual(h.clock.getDelayedCalls(), [])
+
+
 class LanFactoryTests(SynchronousTestCase):
     def test_sixth_connection_refused(self):
         """Five connections are served at once; the sixth gets no protocol (closed unread)."""

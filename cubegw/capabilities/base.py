@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Callable, List, Optional
 
 from twisted.plugin import IPlugin
+from twisted.python.failure import Failure
 from zope.interface import Attribute, Interface, implementer
 
 from cubegw.identity import compare_digest
@@ -22,6 +23,7 @@ __all__ = [
     "RIGHT_NONE", "RIGHT_LOCAL", "RIGHT_REMOTE", "RIGHT_BOTH", "LOCAL", "REMOTE",
     "SIDE_RIGHT", "IGatewayCapability", "ICapabilityLifecycle", "CapabilityFailure", "CapabilityUnavailable",
     "CapabilityContext", "Capability", "check_account", "allows", "field_right", "text_values",
+    "PENDING", "fired",
 ]
 
 #: SET_RIGHT's RIGHT values: a bit for each side.
@@ -153,6 +155,21 @@ class CapabilityContext(Record):
     @property
     def after(self) -> List[Callable[[], Any]]:
         return list(self._after)
+
+
+#: ``fired(d)`` for a Deferred with no value to read yet: chain on it as usual.
+PENDING = object()
+
+
+def fired(d: Any) -> Any:
+    """The value ``d`` has fired with, read as ``await`` reads it, or ``PENDING`` (not
+    fired, waiting on another Deferred, or failed).  Most calls are done when they
+    return: reading the value saves a callback and its chain machinery each time."""
+    if d.called and not d.paused:
+        result = d.result
+        if not isinstance(result, Failure):
+            return result
+    return PENDING
 
 
 def text_values(value: Any) -> Any:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import math
 import re
+from types import CoroutineType
 from typing import Any, Callable, Dict, Iterable, Optional, Tuple
 
 from twisted.internet import defer
@@ -19,8 +20,9 @@ from twisted.python import failure
 from cubegw import wire
 from cubegw.backend import BackendError
 from cubegw.capabilities.base import (
-    LOCAL, RIGHT_BOTH, SIDE_RIGHT, CapabilityFailure, CapabilityUnavailable,
-    IGatewayCapability, PasswordGuesses, allows, check_account, field_right, text_values,
+    LOCAL, PENDING, RIGHT_BOTH, SIDE_RIGHT, CapabilityFailure, CapabilityUnavailable,
+    IGatewayCapability, PasswordGuesses, allows, check_account, field_right, fired,
+    text_values,
 )
 from cubegw.capabilities.catalogue import LazyProvider
 from cubegw.capabilities.lanauth import (
@@ -335,8 +337,12 @@ class Dispatcher:
             result = provider.call(cmd_type, parameter, context)
         except Exception:
             result = failure.Failure()
-        if inspect.iscoroutine(result):
+        if isinstance(result, CoroutineType):       # inspect.iscoroutine, without the call
             result = defer.ensureDeferred(result)
+        if isinstance(result, defer.Deferred):
+            value = fired(result)       # done already (a write made at once): no chain
+            if value is not PENDING:
+                result = value
         if not proven:
             if isinstance(result, defer.Deferred):
                 result.addCallback(lambda fields: blank_secrets(cmd_type, fields))
@@ -409,7 +415,7 @@ class Dispatcher:
 
     def _reply(self, cmd_type, seq, fields, fail_reason, after=()):
         payload = {"CmdType": cmd_type, "SequenceId": seq}
-        if fields is not None:
+        if fields:                      # most SETs answer {}: nothing to add
             payload.update((k, v) for k, v in text_values(dict(fields)).items()
                            if k not in ("CmdType", "SequenceId", "Status", "FailReason"))
         if fail_reason is None:

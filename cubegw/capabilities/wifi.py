@@ -35,7 +35,7 @@ import time
 from twisted.internet import defer
 
 from cubegw.backend import NOT_OPENWRT
-from cubegw.capabilities.base import RIGHT_BOTH, Capability, CapabilityFailure
+from cubegw.capabilities.base import PENDING, RIGHT_BOTH, Capability, CapabilityFailure, fired
 from cubegw.capabilities.wan import read_uci_or_fail
 from cubegw.logs import Logger
 from cubegw.capabilities.stored import TIMER_KEY, TIMER_TYPE
@@ -115,11 +115,16 @@ def iface_info(index, iface, device):
 
 
 def _write_apply(backend, wireless, reply=None):
-    """Write (on disk before the answer), then apply: a Deferred of ``reply``.
-    A chain, not a coroutine, and one callback a step: both steps have usually fired
-    already, and the coroutine's machinery was a tenth of a SET."""
-    return backend.write_uci("wireless", wireless).addCallback(
-        lambda _: backend.apply("wireless").addCallback(_log_not_applied, reply))
+    """Write (on disk before the answer), then apply: a Deferred of ``reply``.  Steps done
+    when they return (a write made at once, apply off OpenWrt) are read, not chained on."""
+    written = backend.write_uci("wireless", wireless)
+    if fired(written) is PENDING:           # on its way, or failed: apply after it
+        written.addCallback(lambda _: backend.apply("wireless"))
+        return written.addCallback(_log_not_applied, reply)
+    applied = backend.apply("wireless")
+    problem = fired(applied)
+    return applied.addCallback(_log_not_applied, reply) if problem is PENDING \
+        else defer.succeed(_log_not_applied(problem, reply))
 
 
 def _log_not_applied(problem, reply):
