@@ -106,9 +106,10 @@ class MessageLog:
     def heartbeat(self, mac, server, peer, ip, reply, when=None):
         """``exchange`` for a heartbeat spelt ``CANONICAL_HB % (mac, ip)`` byte for byte
         (the routine heartbeat's path): only ``ip`` is kept, best the record's own
-        string, and the datagram is spelt again when read.  Every heartbeat's bytes
-        would otherwise live on in the ring: at 50,000 heartbeats a second, ~6 MB
-        streaming through the processor's caches and freed cold a second later."""
+        string, and the datagram is spelt again when read, so a full ring does not hold
+        every heartbeat's ~110 bytes as well (50,000 of them by default).  Not a speed-up
+        that could be measured: recording costs what it costs per Hb, not per byte kept
+        (bench/ANALYSIS.md)."""
         self._exchange(mac, server, peer, _HB, ip, reply, when)
 
     def _exchange(self, mac, server, peer, kind, request, reply, when):
