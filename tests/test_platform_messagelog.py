@@ -12,7 +12,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from cubegw import wire
 from cubegw.platform.config import ConfigError, parse_config
-from cubegw.platform.messagelog import (CANONICAL_HB, UNKNOWN, MessageLog, _messages,
+from cubegw.platform.messagelog import (CANONICAL_HB, HB_IP, UNKNOWN, MessageLog, _messages,
                                        decode, json_lines)
 
 from tests.helpers import MAC
@@ -84,14 +84,14 @@ class RingTests(SynchronousTestCase):
     def test_heartbeat_kept_as_its_ip_reads_back_as_sent(self):
         """heartbeat keeps a canonically spelt Hb as its IPAddr, and every reader (the
         ring, last, a listener) gets the datagram back byte for byte, one slot, two seqs;
-        the drop of the oldest counts it as an exchange."""
+        the ring counts it as an exchange (two messages kept)."""
         log = MessageLog(self.clock, 2)
         sent = {}
         for i, ip in enumerate(("", "192.0.2.1", "2001:db8::1", "a b!#[]~" * 32)):
             data = CANONICAL_HB % (MAC, ip)
             sent[i] = json.loads(data)
             self.clock.advance(1)
-            log.heartbeat(MAC, "operation", ("h", 1), ip, b'{"Result":0}')
+            log.exchange(MAC, "operation", ("h", 1), ip, b'{"Result":0}', kind=HB_IP)
             entry = log._ring[-1]
             self.assertEqual(_messages(entry, MAC)[0][5], data.encode("ascii"))
             self.assertFalse(data.encode("ascii") in entry)
@@ -103,9 +103,24 @@ class RingTests(SynchronousTestCase):
         self.assertEqual(log.messages(MAC, since=6), got[2:])
         seen = []
         log.subscribe(lambda mac, entry: seen.append(entry[5]))
-        log.heartbeat(MAC, "operation", ("h", 1), "198.51.100.7", b'{"Result":0}')
+        log.exchange(MAC, "operation", ("h", 1), "198.51.100.7", b'{"Result":0}', kind=HB_IP)
         self.assertEqual(seen, [(CANONICAL_HB % (MAC, "198.51.100.7")).encode("ascii"),
                                 b'{"Result":0}'])
+
+    def test_all_counts_are_each_devices_counts(self):
+        """all_counts reads the ring once for every device: the same as counts for each,
+        the messages an exchange keeps counted as two, those pushed out as none."""
+        log = MessageLog(self.clock, 4)
+        log.inbound(OTHER, "operation", ("h", 2), {"n": 0})
+        log.exchange(MAC, "operation", ("h", 1), b"{}", b"{}")
+        log.inbound(UNKNOWN, "operation", ("h", 3), b"?")
+        log.exchange(MAC, "operation", ("h", 1), "192.0.2.1", b"{}", kind=HB_IP)
+        every = log.all_counts()
+        self.assertEqual(every, {mac: log.counts(mac) for mac in log.macs()})
+        self.assertEqual(every[MAC], {"in": 2, "out": 2, "kept": 4})
+        self.assertEqual(every[OTHER], {"in": 1, "out": 0, "kept": 1})
+        log.exchange(MAC, "operation", ("h", 1), b"{}", b"{}")
+        self.assertEqual(log.all_counts()[OTHER], {"in": 1, "out": 0, "kept": 0})
 
     def test_messages_with_since_reads_from_the_newest(self):
         """since stops the read where the older entries start; limit keeps the newest;

@@ -104,7 +104,8 @@ def phase(record, api, now):
     return "known"
 
 
-def describe(record, api, now, full=False):
+def describe(record, api, now, full=False, counts=None):
+    """The device as the API shows it (``counts``: its log counters, if read already)."""
     last = api.wirelog.last(record.mac)
     out = {
         "mac": record.mac, "sn": record.sn, "loid": record.loid, "model": record.model,
@@ -113,7 +114,7 @@ def describe(record, api, now, full=False):
         "online": record.is_online(now, api.online_timeout),
         "last_heartbeat": record.last_hb or None, "wan_ip": record.wan_ip,
         "plugin_connected": api.plugin_center.is_connected(record.mac),
-        "counters": api.wirelog.counts(record.mac),
+        "counters": counts or api.wirelog.counts(record.mac),
         "last_message": last,
     }
     if full:
@@ -149,8 +150,11 @@ class DevicesResource(AdminResource):
     def do_GET(self, request, user_id):
         now = self.api.clock.seconds()
         records = sorted(self.api.registry, key=lambda r: r.mac)
-        return 200, {"devices": [describe(r, self.api, now) for r in records],
-                     "unknown": self.api.wirelog.counts(messagelog.UNKNOWN)}
+        counts = self.api.wirelog.all_counts()      # one pass over the log's ring
+        none = {"in": 0, "out": 0, "kept": 0}
+        return 200, {"devices": [describe(r, self.api, now, counts=counts.get(r.mac, none))
+                                 for r in records],
+                     "unknown": counts.get(messagelog.UNKNOWN, none)}
 
 
 class DeviceResource(Resource):

@@ -26,6 +26,7 @@ server-sent events of the API).
 """
 
 import collections
+import itertools
 import json
 import re
 
@@ -38,9 +39,10 @@ UNKNOWN = "-"
 DEFAULT_SIZE = 50000
 IN, OUT = "in", "out"
 #: A heartbeat as cubegw's gateway and protocol.md spell it: compact JSON, the protocol's
-#: key order (``heartbeat`` keeps one spelt so as its IPAddr alone).
+#: key order (``exchange`` keeps one spelt so as its IPAddr alone: ``HB_IP``).
 CANONICAL_HB = '{"RPCMethod":"Hb","MAC":"%s","IPAddr":"%s","FLAG":"0"}'
-_HB = "hb"          # ring entry kind: an exchange whose request is a CANONICAL_HB
+#: ``exchange``'s kind of a request given as the IPAddr of a heartbeat spelt CANONICAL_HB.
+HB_IP = "hb-ip"
 _HEX12 = re.compile(r"[0-9A-F]{12}").fullmatch
 
 
@@ -48,31 +50,37 @@ class _Device:
     """What the log knows of one device beyond the ring: its counters and newest entry,
     and its number, by which its ring entries name it."""
 
-    __slots__ = ("count_in", "count_out", "kept", "last", "number")
+    __slots__ = ("count_in", "count_out", "last", "number")
 
     def __init__(self, number):
-        self.count_in = self.count_out = self.kept = 0
+        self.count_in = self.count_out = 0
         self.last = None
         self.number = number
 
 
 class MessageLog:
     """The platform's wire messages, newest ``size`` kept; ``record`` them, read them by
-    device, decoded."""
+    device, decoded.
+
+    Recording never looks at the entry it pushes out of the ring: at 200,000 devices that
+    entry's device, its counters and the objects it names are cold, and reaching them
+    cost the heartbeat's path more than all the rest of the log (bench/ANALYSIS.md).  So
+    how many messages of a device the ring still holds is counted when asked (``counts``,
+    ``all_counts``: one pass over the ring), and a device's newest entry stays its
+    ``last`` whole, an exchange's request with it, until the device's next message."""
 
     def __init__(self, clock, size=DEFAULT_SIZE):
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:
             raise ValueError("size must be a whole number >= 0")
         self.clock = clock
         self.size = size
-        self._ring = collections.deque()
+        self._ring = collections.deque(maxlen=size)    # appending drops the oldest
         self._devices = {}
-        # Ring entries name their device by its number, an index in this list, not by
-        # the object: an entry then holds only strings, bytes and numbers, which the
-        # garbage collector stops tracking, so heartbeats' entries never reach its
-        # oldest generation, whose full collections over 200k devices' records took
-        # 0.2 s each, every few seconds.
-        self._numbered = []
+        # Ring entries name their device by its number, not by the object: an entry
+        # then holds only strings, bytes and numbers, which the garbage collector stops
+        # tracking, so heartbeats' entries never reach its oldest generation, whose full
+        # collections over 200k devices' records took 0.2 s each, every few seconds.
+        self._numbers = itertools.count()
         self._seq = 0
         self._listeners = []
 
@@ -96,27 +104,20 @@ class MessageLog:
         self._add(key, device, (self._seq, self.clock.seconds(), direction, server, peer,
                                 message, device.number))
 
-    def exchange(self, mac, server, peer, request, reply, when=None):
+    def exchange(self, mac, server, peer, request, reply, when=None, kind=None):
         """A request from ``mac`` and the reply sent to it at once: read back as two
         messages, ``seq`` and ``seq + 1``, at one time (``when``, the caller's clock
         reading, or now), but kept as one entry with one ring slot, which is half the
-        work and the memory of two ``record`` calls."""
-        self._exchange(mac, server, peer, None, request, reply, when)
+        work and the memory of two ``record`` calls.
 
-    def heartbeat(self, mac, server, peer, ip, reply, when=None):
-        """``exchange`` for a heartbeat spelt ``CANONICAL_HB % (mac, ip)`` byte for byte
-        (the routine heartbeat's path): only ``ip`` is kept, best the record's own
-        string, and the datagram is spelt again when read, so a full ring does not hold
-        every heartbeat's ~110 bytes as well (50,000 of them by default).  Not a speed-up
-        that could be measured: recording costs what it costs per Hb, not per byte kept
-        (bench/ANALYSIS.md)."""
-        self._exchange(mac, server, peer, _HB, ip, reply, when)
-
-    def _exchange(self, mac, server, peer, kind, request, reply, when):
+        ``kind=HB_IP``: the request is a heartbeat spelt ``CANONICAL_HB % (mac, ip)``
+        byte for byte, given as its ``ip`` (best the registry record's own string): it
+        is spelt again when read, so a full ring does not hold every heartbeat's ~110
+        bytes as well."""
         if not self.size:
             return
         if self._listeners:
-            if kind is _HB:
+            if kind is HB_IP:
                 request = _hb_bytes(mac, request)
             self.record(mac, IN, server, peer, request)
             self.record(mac, OUT, server, peer, reply)
@@ -126,46 +127,24 @@ class MessageLog:
         device = self._devices.get(mac) or self._device(mac)
         entry = (seq, self.clock.seconds() if when is None else when, kind, server, peer,
                  request, device.number, reply)
-        ring = self._ring
-        if len(ring) >= self.size:
-            self._drop_oldest(ring)
-        ring.append(entry)
+        self._ring.append(entry)
         device.count_in += 1
         device.count_out += 1
-        device.kept += 2
         device.last = entry
 
     def _device(self, key):
         device = self._devices.get(key)
         if device is None:
-            device = self._devices[key] = _Device(len(self._numbered))
-            self._numbered.append(device)
+            device = self._devices[key] = _Device(next(self._numbers))
         return device
-
-    def _drop_oldest(self, ring):
-        """Push the oldest entry out; entries hold their device's number (index 6), so
-        it is counted off without a lookup by MAC (at 200k devices each lookup in a large
-        dict is a few cache misses on the heartbeat's path)."""
-        old = ring.popleft()
-        gone = self._numbered[old[6]]
-        if old[2] is None or old[2] is _HB:     # an exchange: one in, one out
-            gone.kept -= 2
-            if gone.last is old:            # its newest message stays, the request's
-                gone.last = _reply(old)     # bytes need not
-        else:
-            gone.kept -= 1
 
     def _add(self, key, device, entry):
         """Append ``entry``, a message one way (an exchange is ``exchange``'s)."""
-        ring = self._ring
-        if len(ring) >= self.size:
-            self._drop_oldest(ring)
-        ring.append(entry)
+        self._ring.append(entry)
         if entry[2] == IN:
             device.count_in += 1
         else:
             device.count_out += 1
-        device.kept += 1
         device.last = entry
         if self._listeners:
             for listener in tuple(self._listeners):
@@ -185,11 +164,22 @@ class MessageLog:
 
     def counts(self, mac):
         """``{"in", "out"}``: messages recorded each way for ``mac`` since it was first
-        seen (or forgotten), ``kept``: how many of them the ring still holds."""
+        seen (or forgotten), ``kept``: how many of them the ring still holds (counted
+        now: one pass over the ring)."""
         device = self._devices.get(mac)
         if device is None:
             return {"in": 0, "out": 0, "kept": 0}
-        return {"in": device.count_in, "out": device.count_out, "kept": device.kept}
+        number = device.number
+        kept = sum(_width(e) for e in self._ring if e[6] == number)
+        return {"in": device.count_in, "out": device.count_out, "kept": kept}
+
+    def all_counts(self):
+        """``counts`` of every MAC with messages counted, in one pass over the ring."""
+        kept = collections.Counter()
+        for entry in self._ring:
+            kept[entry[6]] += _width(entry)
+        return {mac: {"in": d.count_in, "out": d.count_out, "kept": kept[d.number]}
+                for mac, d in self._devices.items()}
 
     def last(self, mac):
         """The newest message of ``mac``, decoded (even when the ring no longer holds
@@ -204,17 +194,18 @@ class MessageLog:
         with ``limit``, the newest ``limit`` of them.  Reads the ring from its newest
         end back to ``since`` (a poll with a recent ``since`` reads a few entries)."""
         device = self._devices.get(mac)
-        chosen, want = [], 0
-        if device is not None and device.kept and limit != 0:
-            want = device.kept if limit is None else min(limit, device.kept)
+        chosen = []
+        if device is not None and limit != 0:
+            number = device.number
             for entry in reversed(self._ring):
-                if entry[0] + (entry[2] is None or entry[2] is _HB) <= since:
+                if entry[0] + _width(entry) - 1 <= since:
                     break
-                if entry[6] == device.number:
+                if entry[6] == number:
                     chosen.extend(m for m in reversed(_messages(entry, mac)) if m[0] > since)
-                    if len(chosen) >= want:
+                    if limit is not None and len(chosen) >= limit:
+                        del chosen[limit:]
                         break
-        return [decode(mac, e) for e in reversed(chosen[:want])]
+        return [decode(mac, e) for e in reversed(chosen)]
 
     def subscribe(self, listener):
         """Call ``listener(mac, entry)`` for every message recorded from now on; returns
@@ -229,26 +220,29 @@ class MessageLog:
     def forget(self, mac):
         """Drop the messages of ``mac`` (from the ring too) and its counters."""
         device = self._devices.pop(mac, None)
-        if device is not None:      # its number stays taken; no entry names it any more
+        if device is not None:      # its number is not given again
             kept = [e for e in self._ring if e[6] != device.number]
             self._ring.clear()
             self._ring.extend(kept)
-            self._numbered[device.number] = None
+
+
+def _width(entry):
+    """How many messages a ring entry is: 2 for an exchange, else 1."""
+    return 2 if len(entry) == 8 else 1
 
 
 def _messages(entry, mac):
     """The messages of ``mac``'s ring entry: itself, or the two of an exchange."""
-    kind = entry[2]
-    if kind is not None and kind is not _HB:
+    if len(entry) != 8:
         return (entry,)
-    seq, when, _, server, peer, request, number, reply = entry
-    if kind is _HB:
+    seq, when, kind, server, peer, request, number, reply = entry
+    if kind is HB_IP:
         request = _hb_bytes(mac, request)
     return (seq, when, IN, server, peer, request, number), _reply(entry)
 
 
 def _hb_bytes(mac, ip):
-    """The heartbeat ``heartbeat`` kept as its IPAddr, as it came on the wire."""
+    """A heartbeat kept as its IPAddr (``HB_IP``), as it came on the wire."""
     return (CANONICAL_HB % (mac, ip)).encode("latin-1")
 
 

@@ -21,7 +21,7 @@ from twisted.internet import defer, task, udp
 from cubegw import identity, logs, wire
 from cubegw.logs import Logger
 from cubegw.platform.faults import TRIGGER_ACTIONS, on_send
-from cubegw.platform.messagelog import CANONICAL_HB
+from cubegw.platform.messagelog import CANONICAL_HB, HB_IP
 from cubegw.platform.origin import public, same_address, same_host
 from cubegw.platform.udp import ANSWERED, PlatformProtocol, fail
 from cubegw.wire_codec import scan_json
@@ -157,8 +157,8 @@ class OperationProtocol(PlatformProtocol):
         # WAN IP the record holds already
         if match is not None:
             wan_ip = record.wan_ip
-            self.wirelog.heartbeat(record.mac, "operation", record.hb_addr,
-                                   wan_ip if wan_ip == ip else ip, answer, now)
+            self.wirelog.exchange(record.mac, "operation", record.hb_addr,
+                                  wan_ip if wan_ip == ip else ip, answer, now, HB_IP)
         else:
             self.wirelog.exchange(record.mac, "operation", record.hb_addr, data, answer, now)
         if logs.debug_enabled():
