@@ -46,7 +46,8 @@ class RingTests(SynchronousTestCase):
         answered at once (exchange) is one slot, read as its two messages."""
         self.log.inbound(OTHER, "operation", ("h", 2), {"n": "other"})
         for i in range(3):
-            self.log.exchange(MAC, "operation", ("h", 1), b'{"n":%d}' % i, b'{"Result":0}')
+            self.log.exchange(self.log.device(MAC), "operation", ("h", 1), b'{"n":%d}' % i,
+                              b'{"Result":0}')
         self.assertEqual(self.log.messages(OTHER), [])
         self.assertEqual(self.log.counts(OTHER), {"in": 1, "out": 0, "kept": 0})
         self.assertEqual(self.log.last(OTHER)["message"], {"n": "other"})
@@ -59,7 +60,7 @@ class RingTests(SynchronousTestCase):
         self.assertEqual(self.log.last(MAC)["seq"], 7)
         self.assertEqual(self.log.macs(), [OTHER, MAC])
         for _ in range(3):                                     # MAC's exchanges leave
-            self.log.exchange(OTHER, "operation", ("h", 2), b"{}", b"{}")
+            self.log.exchange(self.log.device(OTHER), "operation", ("h", 2), b"{}", b"{}")
         self.assertEqual(self.log.counts(MAC), {"in": 3, "out": 3, "kept": 0})
         self.assertEqual(self.log.messages(MAC), [])
         self.assertEqual((self.log.last(MAC)["seq"], self.log.last(MAC)["message"]),
@@ -71,14 +72,15 @@ class RingTests(SynchronousTestCase):
         seen = []
         self.log.subscribe(lambda mac, entry: seen.append(decode(mac, entry)))
         self.clock.advance(7)
-        self.log.exchange(MAC, "operation", ("h", 1), b'{"RPCMethod":"Hb"}', b'{"Result":0}')
+        self.log.exchange(self.log.device(MAC), "operation", ("h", 1), b'{"RPCMethod":"Hb"}',
+                          b'{"Result":0}')
         got = self.log.messages(MAC)
         self.assertEqual(got, seen)
         self.assertEqual([(m["seq"], m["time"], m["direction"], m["peer"]) for m in got],
                          [(1, 7.0, "in", "h:1"), (2, 7.0, "out", "h:1")])
         self.assertEqual(got[1]["message"], {"Result": 0})
         log = MessageLog(self.clock, 0)
-        log.exchange(MAC, "operation", ("h", 1), b"{}", b"{}")
+        log.exchange(log.device(MAC), "operation", ("h", 1), b"{}", b"{}")
         self.assertEqual((log.macs(), log.last_seq), ([], 0))
 
     def test_heartbeat_kept_as_its_ip_reads_back_as_sent(self):
@@ -91,9 +93,9 @@ class RingTests(SynchronousTestCase):
             data = CANONICAL_HB % (MAC, ip)
             sent[i] = json.loads(data)
             self.clock.advance(1)
-            log.exchange(MAC, "operation", ("h", 1), ip, b'{"Result":0}', kind=HB_IP)
+            log.exchange(log.device(MAC), "operation", ("h", 1), ip, b'{"Result":0}', kind=HB_IP)
             entry = log._ring[-1]
-            self.assertEqual(_messages(entry, MAC)[0][5], data.encode("ascii"))
+            self.assertEqual(_messages(entry)[0][5], data.encode("ascii"))
             self.assertFalse(data.encode("ascii") in entry)
         got = log.messages(MAC)
         self.assertEqual([(m["seq"], m["direction"], m["message"]) for m in got],
@@ -103,7 +105,8 @@ class RingTests(SynchronousTestCase):
         self.assertEqual(log.messages(MAC, since=6), got[2:])
         seen = []
         log.subscribe(lambda mac, entry: seen.append(entry[5]))
-        log.exchange(MAC, "operation", ("h", 1), "198.51.100.7", b'{"Result":0}', kind=HB_IP)
+        log.exchange(log.device(MAC), "operation", ("h", 1), "198.51.100.7", b'{"Result":0}',
+                     kind=HB_IP)
         self.assertEqual(seen, [(CANONICAL_HB % (MAC, "198.51.100.7")).encode("ascii"),
                                 b'{"Result":0}'])
 
@@ -112,15 +115,32 @@ class RingTests(SynchronousTestCase):
         the messages an exchange keeps counted as two, those pushed out as none."""
         log = MessageLog(self.clock, 4)
         log.inbound(OTHER, "operation", ("h", 2), {"n": 0})
-        log.exchange(MAC, "operation", ("h", 1), b"{}", b"{}")
+        log.exchange(log.device(MAC), "operation", ("h", 1), b"{}", b"{}")
         log.inbound(UNKNOWN, "operation", ("h", 3), b"?")
-        log.exchange(MAC, "operation", ("h", 1), "192.0.2.1", b"{}", kind=HB_IP)
+        log.exchange(log.device(MAC), "operation", ("h", 1), "192.0.2.1", b"{}", kind=HB_IP)
         every = log.all_counts()
         self.assertEqual(every, {mac: log.counts(mac) for mac in log.macs()})
         self.assertEqual(every[MAC], {"in": 2, "out": 2, "kept": 4})
         self.assertEqual(every[OTHER], {"in": 1, "out": 0, "kept": 1})
-        log.exchange(MAC, "operation", ("h", 1), b"{}", b"{}")
+        log.exchange(log.device(MAC), "operation", ("h", 1), b"{}", b"{}")
         self.assertEqual(log.all_counts()[OTHER], {"in": 1, "out": 0, "kept": 0})
+
+    def test_device_handle_kept_by_a_caller(self):
+        """device() gives the same Device each time, which a caller may keep: after
+        forget it counts afresh under its MAC; an off log gives None and records
+        nothing for it."""
+        handle = self.log.device(MAC)
+        self.assertIs(self.log.device(MAC), handle)
+        self.log.exchange(handle, "operation", ("h", 1), b"{}", b"{}")
+        self.log.forget(MAC)
+        self.assertEqual((self.log.macs(), self.log.counts(MAC)),
+                         ([], {"in": 0, "out": 0, "kept": 0}))
+        self.log.exchange(handle, "operation", ("h", 1), b"{}", b"{}")
+        self.assertEqual(self.log.counts(MAC), {"in": 1, "out": 1, "kept": 2})
+        off = MessageLog(self.clock, 0)
+        self.assertIsNone(off.device(MAC))
+        off.exchange(None, "operation", ("h", 1), b"{}", b"{}")
+        self.assertEqual((off.macs(), off.last_seq), ([], 0))
 
     def test_messages_with_since_reads_from_the_newest(self):
         """since stops the read where the older entries start; limit keeps the newest;
@@ -139,7 +159,8 @@ class RingTests(SynchronousTestCase):
         not fill its oldest generation; its counters are still the device's."""
         log = MessageLog(self.clock, 10)
         for mac in (OTHER, MAC):
-            log.exchange(mac, "operation", ("127.0.0.1", 1), b'{"RPCMethod":"Hb"}', b"{}")
+            log.exchange(log.device(mac), "operation", ("127.0.0.1", 1), b'{"RPCMethod":"Hb"}',
+                         b"{}")
         gc.collect()
         self.assertEqual([gc.is_tracked(entry) for entry in log._ring], [False, False])
         self.assertEqual(log.counts(MAC), {"in": 1, "out": 1, "kept": 2})

@@ -26,7 +26,6 @@ server-sent events of the API).
 """
 
 import collections
-import itertools
 import json
 import re
 
@@ -46,16 +45,17 @@ HB_IP = "hb-ip"
 _HEX12 = re.compile(r"[0-9A-F]{12}").fullmatch
 
 
-class _Device:
-    """What the log knows of one device beyond the ring: its counters and newest entry,
-    and its number, by which its ring entries name it."""
+class Device:
+    """What the log knows of one device beyond the ring: its counters, its newest entry
+    and its MAC (the log's key), by which its ring entries name it.  ``MessageLog.device``
+    gives it to a caller that keeps it (the registry record, for the heartbeat path)."""
 
-    __slots__ = ("count_in", "count_out", "last", "number")
+    __slots__ = ("count_in", "count_out", "last", "mac")
 
-    def __init__(self, number):
+    def __init__(self, mac):
         self.count_in = self.count_out = 0
         self.last = None
-        self.number = number
+        self.mac = mac
 
 
 class MessageLog:
@@ -76,11 +76,10 @@ class MessageLog:
         self.size = size
         self._ring = collections.deque(maxlen=size)    # appending drops the oldest
         self._devices = {}
-        # Ring entries name their device by its number, not by the object: an entry
-        # then holds only strings, bytes and numbers, which the garbage collector stops
+        # Ring entries name their device by its MAC, not by the object: an entry then
+        # holds only strings, bytes and numbers, which the garbage collector stops
         # tracking, so heartbeats' entries never reach its oldest generation, whose full
         # collections over 200k devices' records took 0.2 s each, every few seconds.
-        self._numbers = itertools.count()
         self._seq = 0
         self._listeners = []
 
@@ -99,23 +98,34 @@ class MessageLog:
         if not self.size:
             return
         self._seq += 1
-        key = mac or UNKNOWN
-        device = self._device(key)
-        self._add(key, device, (self._seq, self.clock.seconds(), direction, server, peer,
-                                message, device.number))
+        device = self.device(mac or UNKNOWN)
+        self._add(device, (self._seq, self.clock.seconds(), direction, server, peer,
+                           message, device.mac))
 
-    def exchange(self, mac, server, peer, request, reply, when=None, kind=None):
-        """A request from ``mac`` and the reply sent to it at once: read back as two
-        messages, ``seq`` and ``seq + 1``, at one time (``when``, the caller's clock
-        reading, or now), but kept as one entry with one ring slot, which is half the
-        work and the memory of two ``record`` calls.
+    def device(self, mac):
+        """The log's ``Device`` of ``mac`` (made on first use); None while the log is
+        off.  A caller that keeps it spares ``exchange`` a lookup by MAC, which at
+        200,000 devices costs the heartbeat's path a few cache misses."""
+        if not self.size:
+            return None
+        device = self._devices.get(mac)
+        if device is None:
+            device = self._devices[mac] = Device(mac)
+        return device
+
+    def exchange(self, device, server, peer, request, reply, when=None, kind=None):
+        """A request from ``device`` (``self.device(mac)``; None: the log is off) and the
+        reply sent to it at once: read back as two messages, ``seq`` and ``seq + 1``, at
+        one time (``when``, the caller's clock reading, or now), but kept as one entry
+        with one ring slot, which is half the work and the memory of two ``record`` calls.
 
         ``kind=HB_IP``: the request is a heartbeat spelt ``CANONICAL_HB % (mac, ip)``
         byte for byte, given as its ``ip`` (best the registry record's own string): it
         is spelt again when read, so a full ring does not hold every heartbeat's ~110
         bytes as well."""
-        if not self.size:
+        if device is None:
             return
+        mac = device.mac
         if self._listeners:
             if kind is HB_IP:
                 request = _hb_bytes(mac, request)
@@ -124,21 +134,14 @@ class MessageLog:
             return
         seq = self._seq + 1
         self._seq = seq + 1
-        device = self._devices.get(mac) or self._device(mac)
         entry = (seq, self.clock.seconds() if when is None else when, kind, server, peer,
-                 request, device.number, reply)
+                 request, mac, reply)
         self._ring.append(entry)
         device.count_in += 1
         device.count_out += 1
         device.last = entry
 
-    def _device(self, key):
-        device = self._devices.get(key)
-        if device is None:
-            device = self._devices[key] = _Device(next(self._numbers))
-        return device
-
-    def _add(self, key, device, entry):
+    def _add(self, device, entry):
         """Append ``entry``, a message one way (an exchange is ``exchange``'s)."""
         self._ring.append(entry)
         if entry[2] == IN:
@@ -148,7 +151,7 @@ class MessageLog:
         device.last = entry
         if self._listeners:
             for listener in tuple(self._listeners):
-                listener(key, entry)
+                listener(device.mac, entry)
 
     def inbound(self, mac, server, peer, message):
         self.record(mac, IN, server, peer, message)
@@ -160,7 +163,7 @@ class MessageLog:
 
     def macs(self):
         """The MACs with messages counted in the log, sorted."""
-        return sorted(self._devices)
+        return sorted(mac for mac, d in self._devices.items() if d.count_in or d.count_out)
 
     def counts(self, mac):
         """``{"in", "out"}``: messages recorded each way for ``mac`` since it was first
@@ -169,8 +172,7 @@ class MessageLog:
         device = self._devices.get(mac)
         if device is None:
             return {"in": 0, "out": 0, "kept": 0}
-        number = device.number
-        kept = sum(_width(e) for e in self._ring if e[6] == number)
+        kept = sum(_width(e) for e in self._ring if e[6] == mac)
         return {"in": device.count_in, "out": device.count_out, "kept": kept}
 
     def all_counts(self):
@@ -178,8 +180,8 @@ class MessageLog:
         kept = collections.Counter()
         for entry in self._ring:
             kept[entry[6]] += _width(entry)
-        return {mac: {"in": d.count_in, "out": d.count_out, "kept": kept[d.number]}
-                for mac, d in self._devices.items()}
+        return {mac: {"in": d.count_in, "out": d.count_out, "kept": kept[mac]}
+                for mac, d in self._devices.items() if d.count_in or d.count_out}
 
     def last(self, mac):
         """The newest message of ``mac``, decoded (even when the ring no longer holds
@@ -187,7 +189,7 @@ class MessageLog:
         device = self._devices.get(mac)
         if device is None or device.last is None:
             return None
-        return decode(mac, _messages(device.last, mac)[-1])
+        return decode(mac, _messages(device.last)[-1])
 
     def messages(self, mac, since=0, limit=None):
         """The kept messages of ``mac`` with ``seq > since``, oldest first, decoded;
@@ -196,12 +198,11 @@ class MessageLog:
         device = self._devices.get(mac)
         chosen = []
         if device is not None and limit != 0:
-            number = device.number
             for entry in reversed(self._ring):
                 if entry[0] + _width(entry) - 1 <= since:
                     break
-                if entry[6] == number:
-                    chosen.extend(m for m in reversed(_messages(entry, mac)) if m[0] > since)
+                if entry[6] == mac:
+                    chosen.extend(m for m in reversed(_messages(entry)) if m[0] > since)
                     if limit is not None and len(chosen) >= limit:
                         del chosen[limit:]
                         break
@@ -218,10 +219,13 @@ class MessageLog:
         return stop
 
     def forget(self, mac):
-        """Drop the messages of ``mac`` (from the ring too) and its counters."""
-        device = self._devices.pop(mac, None)
-        if device is not None:      # its number is not given again
-            kept = [e for e in self._ring if e[6] != device.number]
+        """Drop the messages of ``mac`` (from the ring too) and its counters (its
+        ``Device`` stays: a caller may hold it)."""
+        device = self._devices.get(mac)
+        if device is not None:
+            device.count_in = device.count_out = 0
+            device.last = None
+            kept = [e for e in self._ring if e[6] != mac]
             self._ring.clear()
             self._ring.extend(kept)
 
@@ -231,14 +235,14 @@ def _width(entry):
     return 2 if len(entry) == 8 else 1
 
 
-def _messages(entry, mac):
-    """The messages of ``mac``'s ring entry: itself, or the two of an exchange."""
+def _messages(entry):
+    """The messages of a ring entry: itself, or the two of an exchange."""
     if len(entry) != 8:
         return (entry,)
-    seq, when, kind, server, peer, request, number, reply = entry
+    seq, when, kind, server, peer, request, mac, reply = entry
     if kind is HB_IP:
         request = _hb_bytes(mac, request)
-    return (seq, when, IN, server, peer, request, number), _reply(entry)
+    return (seq, when, IN, server, peer, request, mac), _reply(entry)
 
 
 def _hb_bytes(mac, ip):
@@ -248,8 +252,8 @@ def _hb_bytes(mac, ip):
 
 def _reply(exchange):
     """The reply of an exchange entry, as the message it is read back as."""
-    seq, when, _, server, peer, _, number, reply = exchange
-    return seq + 1, when, OUT, server, peer, reply, number
+    seq, when, _, server, peer, _, mac, reply = exchange
+    return seq + 1, when, OUT, server, peer, reply, mac
 
 
 def _peer(peer):

@@ -153,14 +153,17 @@ class OperationProtocol(PlatformProtocol):
             answer = wire.encode_datagram({"Result": 0, "Interval": interval})
             self._hb_reply = interval, answer
         self.reply(answer, addr)
-        # the registry's strings: the log's key for the device is not a copy, nor is a
-        # WAN IP the record holds already
+        # the log's Device is kept on the record (no lookup by MAC in a second large
+        # dict); a WAN IP the record holds already is not a copy
+        wirelog, device = self.wirelog, record.log_device
+        if device is None:
+            device = record.log_device = wirelog.device(record.mac)
         if match is not None:
             wan_ip = record.wan_ip
-            self.wirelog.exchange(record.mac, "operation", record.hb_addr,
-                                  wan_ip if wan_ip == ip else ip, answer, now, HB_IP)
+            wirelog.exchange(device, "operation", record.hb_addr,
+                             wan_ip if wan_ip == ip else ip, answer, now, HB_IP)
         else:
-            self.wirelog.exchange(record.mac, "operation", record.hb_addr, data, answer, now)
+            wirelog.exchange(device, "operation", record.hb_addr, data, answer, now)
         if logs.debug_enabled():
             self.log.debug(ANSWERED, mac=mac, method="Hb", result=0, note="",
                            reply={"Result": 0, "Interval": interval}, addr=addr)

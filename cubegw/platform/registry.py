@@ -62,8 +62,9 @@ class DeviceRecord:
 
     #: Not stored: ``hb_saved``, when the database last got the record (its last_hb
     #: when loaded); ``summary_mark``, the operation platform's heartbeat summary round
-    #: that counted this device.
-    __slots__ = FIELDS + ("hb_saved", "summary_mark")
+    #: that counted this device; ``log_device``, the platform's message log's
+    #: ``Device`` of this MAC, kept here by the operation platform's heartbeat path.
+    __slots__ = FIELDS + ("hb_saved", "summary_mark", "log_device")
 
     def __init__(self, mac, **values):
         for name in FIELDS[1:]:
@@ -73,6 +74,7 @@ class DeviceRecord:
         self.mac = mac
         self.hb_saved = self.last_hb    # when the database got it (see heartbeat)
         self.summary_mark = 0
+        self.log_device = None
         for name in _INTERNED:
             setattr(self, name, sys.intern(getattr(self, name)))
 
