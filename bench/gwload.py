@@ -920,7 +920,7 @@ def main(argv=None):
     p.add_argument("--idle-windows", type=int, default=2)
     p.add_argument("--settle", type=float, default=3.0,
                    help="seconds between the last Interval-1 heartbeat and the idle windows")
-    p.add_argument("--startup-runs", type=int, default=10)
+    p.add_argument("--startup-runs", type=int, default=20)
     p.add_argument("--lan-seconds", type=float, default=20.0)
     p.add_argument("--lan-seconds-1", type=float, default=10.0)
     p.add_argument("--lan-seconds-get", type=float, default=10.0,
