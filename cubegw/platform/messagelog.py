@@ -95,12 +95,8 @@ class MessageLog:
     def record(self, mac, direction, server, peer, message):
         """Keep ``message`` (bytes as on the wire, or a dict / typed message about to be
         encoded) under ``mac`` (None or "": ``UNKNOWN``)."""
-        if not self.size:
-            return
-        self._seq += 1
-        device = self.device(mac or UNKNOWN)
-        self._add(device, (self._seq, self.clock.seconds(), direction, server, peer,
-                           message, device.mac))
+        if self.size:
+            self._record(self.device(mac or UNKNOWN), direction, server, peer, message)
 
     def device(self, mac):
         """The log's ``Device`` of ``mac`` (made on first use); None while the log is
@@ -129,8 +125,8 @@ class MessageLog:
         if self._listeners:
             if kind is HB_IP:
                 request = _hb_bytes(mac, request)
-            self.record(mac, IN, server, peer, request)
-            self.record(mac, OUT, server, peer, reply)
+            self._record(device, IN, server, peer, request)
+            self._record(device, OUT, server, peer, reply)
             return
         seq = self._seq + 1
         self._seq = seq + 1
@@ -141,10 +137,13 @@ class MessageLog:
         device.count_out += 1
         device.last = entry
 
-    def _add(self, device, entry):
-        """Append ``entry``, a message one way (an exchange is ``exchange``'s)."""
+    def _record(self, device, direction, server, peer, message):
+        """``record`` for the log's ``device`` (an exchange is ``exchange``'s)."""
+        self._seq += 1
+        entry = (self._seq, self.clock.seconds(), direction, server, peer, message,
+                 device.mac)
         self._ring.append(entry)
-        if entry[2] == IN:
+        if direction == IN:
             device.count_in += 1
         else:
             device.count_out += 1
